@@ -1,0 +1,23 @@
+package dev.danlu.launch;
+
+/** The table of subcommands; each module's CLI class is wired in here. */
+final class Commands {
+  private static boolean registered;
+
+  private Commands() {}
+
+  static synchronized void registerAll() {
+    if (registered) {
+      return;
+    }
+    registered = true;
+    Main.register(
+        "version",
+        "print the danlu version",
+        args -> {
+          String v = Main.class.getPackage().getImplementationVersion();
+          System.out.println("danlu " + (v == null ? "dev" : v));
+          return 0;
+        });
+  }
+}
