@@ -1,0 +1,16 @@
+package dev.danlu.train.config;
+
+/**
+ * A configuration the run cannot start with; the message names the file, line or key and the fix.
+ */
+public final class ConfigException extends RuntimeException {
+  private static final long serialVersionUID = 1L;
+
+  public ConfigException(String message) {
+    super(message);
+  }
+
+  public ConfigException(String message, Throwable cause) {
+    super(message, cause);
+  }
+}

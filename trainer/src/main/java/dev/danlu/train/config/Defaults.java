@@ -1,0 +1,67 @@
+package dev.danlu.train.config;
+
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+/**
+ * Default values: the reference run_pt.sh and DeepSpeed fp16 settings (REFERENCE.md), and Hugging
+ * Face TrainingArguments defaults for keys run_pt.sh does not set. Paths have no default.
+ */
+final class Defaults {
+  private Defaults() {}
+
+  static ObjectNode tree() {
+    ObjectNode d = JsonNodeFactory.instance.objectNode();
+    d.putNull("model_name_or_path");
+    d.putNull("tokenizer_name_or_path");
+    d.putNull("dataset_dir");
+    d.putNull("output_dir");
+    d.put("max_steps", -1);
+    d.put("num_train_epochs", 1.0);
+    d.put("seed", 42);
+    d.put("block_size", 0); // 0: take the block size of the prepared dataset
+    d.put("per_device_train_batch_size", 1);
+    d.put("per_device_eval_batch_size", 1);
+    d.put("gradient_accumulation_steps", 8);
+    d.put("learning_rate", 2e-4);
+    d.put("lr_scheduler_type", "cosine");
+    d.put("warmup_ratio", 0.05);
+    d.put("warmup_steps", 0);
+    d.put("weight_decay", 0.01);
+    d.put("adam_beta1", 0.9);
+    d.put("adam_beta2", 0.999);
+    d.put("adam_epsilon", 1e-8);
+    d.put("max_grad_norm", 1.0);
+    d.put("lora_rank", 64);
+    d.put("lora_alpha", 128.0);
+    d.put("lora_dropout", 0.05);
+    d.set(
+        "trainable",
+        JsonNodeFactory.instance
+            .arrayNode()
+            .addAll(
+                TrainConfig.DEFAULT_TRAINABLE.stream()
+                    .map(JsonNodeFactory.instance::textNode)
+                    .toList()));
+    d.set(
+        "modules_to_save", JsonNodeFactory.instance.arrayNode().add("embed_tokens").add("lm_head"));
+    d.put("vocab_resize_init", "normal");
+    d.put("fp16", false);
+    d.put("bf16", false);
+    d.put("gradient_checkpointing", false);
+    d.put("initial_scale_power", 16);
+    d.put("loss_scale_window", 100);
+    d.put("hysteresis", 2);
+    d.put("min_loss_scale", 1e-10);
+    d.put("logging_steps", 10);
+    d.put("logging_first_step", true);
+    d.put("save_steps", 200);
+    d.put("save_total_limit", 3);
+    d.put("eval_steps", 0);
+    d.put("world_size", 0); // 0: one rank per task slot / GPU the launcher finds
+    d.put("backend", "auto");
+    d.put("communicator", "auto");
+    d.put("reduce_bucket_mb", 64);
+    return d;
+  }
+}

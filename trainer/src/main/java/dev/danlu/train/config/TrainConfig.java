@@ -1,0 +1,111 @@
+package dev.danlu.train.config;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+import java.util.List;
+
+/**
+ * Everything a training run is told, bound from a YAML file in {@code conf/} plus {@code key=value}
+ * overrides. Key names are the reference {@code run_pt.sh} / Hugging Face TrainingArguments flag
+ * names wherever one exists, so users carry their settings over unchanged; danlu-only keys say so.
+ *
+ * <p>Defaults are the reference scripts' values (see REFERENCE.md "Hyperparameters").
+ */
+public record TrainConfig(
+    // --- where things are ---
+    @JsonProperty("model_name_or_path") String modelNameOrPath,
+    @JsonProperty("tokenizer_name_or_path") String tokenizerNameOrPath,
+    @JsonProperty("dataset_dir") String datasetDir,
+    @JsonProperty("output_dir") String outputDir,
+    // --- how long ---
+    @JsonProperty("max_steps") int maxSteps,
+    @JsonProperty("num_train_epochs") double numTrainEpochs,
+    @JsonProperty("seed") long seed,
+    // --- batch ---
+    @JsonProperty("block_size") int blockSize,
+    @JsonProperty("per_device_train_batch_size") int perDeviceTrainBatchSize,
+    @JsonProperty("per_device_eval_batch_size") int perDeviceEvalBatchSize,
+    @JsonProperty("gradient_accumulation_steps") int gradientAccumulationSteps,
+    // --- optimizer and schedule ---
+    @JsonProperty("learning_rate") double learningRate,
+    @JsonProperty("lr_scheduler_type") SchedulerType lrSchedulerType,
+    @JsonProperty("warmup_ratio") double warmupRatio,
+    @JsonProperty("warmup_steps") int warmupSteps,
+    @JsonProperty("weight_decay") double weightDecay,
+    @JsonProperty("adam_beta1") double adamBeta1,
+    @JsonProperty("adam_beta2") double adamBeta2,
+    @JsonProperty("adam_epsilon") double adamEpsilon,
+    @JsonProperty("max_grad_norm") double maxGradNorm,
+    // --- LoRA and trainable modules ---
+    @JsonProperty("lora_rank") int loraRank,
+    @JsonProperty("lora_alpha") double loraAlpha,
+    @JsonProperty("lora_dropout") double loraDropout,
+    @JsonProperty("trainable") List<String> trainable,
+    @JsonProperty("modules_to_save") List<String> modulesToSave,
+    @JsonProperty("vocab_resize_init") VocabInit vocabResizeInit,
+    // --- precision and memory ---
+    @JsonProperty("fp16") boolean fp16,
+    @JsonProperty("bf16") boolean bf16,
+    @JsonProperty("gradient_checkpointing") boolean gradientCheckpointing,
+    @JsonProperty("initial_scale_power") int initialScalePower,
+    @JsonProperty("loss_scale_window") int lossScaleWindow,
+    @JsonProperty("hysteresis") int hysteresis,
+    @JsonProperty("min_loss_scale") double minLossScale,
+    // --- reporting and checkpoints ---
+    @JsonProperty("logging_steps") int loggingSteps,
+    @JsonProperty("logging_first_step") boolean loggingFirstStep,
+    @JsonProperty("save_steps") int saveSteps,
+    @JsonProperty("save_total_limit") int saveTotalLimit,
+    @JsonProperty("eval_steps") int evalSteps,
+    // --- danlu only: distribution ---
+    @JsonProperty("world_size") int worldSize,
+    @JsonProperty("backend") String backend,
+    @JsonProperty("communicator") String communicator,
+    @JsonProperty("reduce_bucket_mb") int reduceBucketMb) {
+
+  /** Learning-rate schedules, named as Hugging Face's {@code SchedulerType} values. */
+  public enum SchedulerType {
+    @JsonProperty("linear")
+    LINEAR,
+    @JsonProperty("cosine")
+    COSINE,
+    @JsonProperty("constant")
+    CONSTANT,
+    @JsonProperty("constant_with_warmup")
+    CONSTANT_WITH_WARMUP
+  }
+
+  /** How rows added by a vocabulary resize are initialised (transformers 4.35 vs newer). */
+  public enum VocabInit {
+    @JsonProperty("normal")
+    NORMAL,
+    @JsonProperty("mean")
+    MEAN
+  }
+
+  /** The LoRA targets of the reference scripts: all seven projections. */
+  public static final List<String> DEFAULT_TRAINABLE =
+      List.of("q_proj", "v_proj", "k_proj", "o_proj", "gate_proj", "down_proj", "up_proj");
+
+  /**
+   * Keys whose value types are lists: a comma-separated string is accepted, as run_pt.sh passes.
+   */
+  static final List<String> LIST_KEYS = List.of("trainable", "modules_to_save");
+
+  /** LoRA scaling applied to {@code B·A}: {@code alpha / r}, as PEFT. */
+  public double loraScaling() {
+    return loraAlpha / loraRank;
+  }
+
+  /** The global batch in sequences per optimizer step for a given data-parallel world size. */
+  public int globalBatchSize(int dataParallelRanks) {
+    return perDeviceTrainBatchSize * gradientAccumulationSteps * dataParallelRanks;
+  }
+
+  /**
+   * Warmup steps as Hugging Face's {@code TrainingArguments.get_warmup_steps}: an explicit {@code
+   * warmup_steps > 0} wins, else {@code ceil(warmup_ratio × total)}.
+   */
+  public int warmupStepsFor(int totalSteps) {
+    return warmupSteps > 0 ? warmupSteps : (int) Math.ceil(totalSteps * warmupRatio);
+  }
+}

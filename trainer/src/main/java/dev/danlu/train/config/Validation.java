@@ -1,0 +1,113 @@
+package dev.danlu.train.config;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/** Range and consistency checks on a bound config; each problem names its key and the fix. */
+final class Validation {
+  static final Set<String> LORA_TARGETS =
+      Set.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
+  static final Set<String> SAVABLE_MODULES = Set.of("embed_tokens", "lm_head");
+  static final Set<String> BACKENDS = Set.of("auto", "cpu", "cuda");
+  static final Set<String> COMMUNICATORS = Set.of("auto", "local", "tcp", "nccl");
+
+  private Validation() {}
+
+  static List<String> check(TrainConfig c) {
+    List<String> p = new ArrayList<>();
+    required(p, "model_name_or_path", c.modelNameOrPath(), "a Hugging Face LLaMA directory");
+    required(p, "dataset_dir", c.datasetDir(), "a dataset written by `danlu prep`");
+    required(p, "output_dir", c.outputDir(), "where checkpoints and the adapter go");
+    if (c.maxSteps() <= 0 && c.numTrainEpochs() <= 0) {
+      p.add("set max_steps > 0 or num_train_epochs > 0 (both say: train for nothing)");
+    }
+    positive(p, "per_device_train_batch_size", c.perDeviceTrainBatchSize());
+    positive(p, "per_device_eval_batch_size", c.perDeviceEvalBatchSize());
+    positive(p, "gradient_accumulation_steps", c.gradientAccumulationSteps());
+    if (c.blockSize() < 0) {
+      p.add("block_size must be ≥ 0 (0 = the prepared dataset's), got " + c.blockSize());
+    }
+    if (!(c.learningRate() > 0)) {
+      p.add("learning_rate must be > 0, got " + c.learningRate());
+    }
+    if (c.warmupRatio() < 0 || c.warmupRatio() > 1) {
+      p.add("warmup_ratio must be in [0, 1], got " + c.warmupRatio());
+    }
+    if (c.warmupSteps() < 0) {
+      p.add("warmup_steps must be ≥ 0, got " + c.warmupSteps());
+    }
+    if (c.weightDecay() < 0) {
+      p.add("weight_decay must be ≥ 0, got " + c.weightDecay());
+    }
+    if (c.adamBeta1() < 0 || c.adamBeta1() >= 1 || c.adamBeta2() < 0 || c.adamBeta2() >= 1) {
+      p.add("adam_beta1 and adam_beta2 must be in [0, 1)");
+    }
+    if (!(c.adamEpsilon() > 0)) {
+      p.add("adam_epsilon must be > 0, got " + c.adamEpsilon());
+    }
+    if (c.maxGradNorm() < 0) {
+      p.add("max_grad_norm must be ≥ 0 (0 disables clipping), got " + c.maxGradNorm());
+    }
+    positive(p, "lora_rank", c.loraRank());
+    if (!(c.loraAlpha() > 0)) {
+      p.add("lora_alpha must be > 0, got " + c.loraAlpha());
+    }
+    if (c.loraDropout() < 0 || c.loraDropout() >= 1) {
+      p.add("lora_dropout must be in [0, 1), got " + c.loraDropout());
+    }
+    subset(p, "trainable", c.trainable(), LORA_TARGETS);
+    subset(p, "modules_to_save", c.modulesToSave(), SAVABLE_MODULES);
+    if (c.fp16() && c.bf16()) {
+      p.add("fp16 and bf16 are both true: choose one");
+    }
+    if (c.initialScalePower() < 0 || c.initialScalePower() > 32) {
+      p.add("initial_scale_power must be in [0, 32], got " + c.initialScalePower());
+    }
+    positive(p, "loss_scale_window", c.lossScaleWindow());
+    positive(p, "hysteresis", c.hysteresis());
+    positive(p, "logging_steps", c.loggingSteps());
+    positive(p, "save_steps", c.saveSteps());
+    positive(p, "save_total_limit", c.saveTotalLimit());
+    if (c.evalSteps() < 0) {
+      p.add("eval_steps must be ≥ 0 (0 = no evaluation), got " + c.evalSteps());
+    }
+    if (c.worldSize() < 0) {
+      p.add("world_size must be ≥ 0 (0 = from the cluster), got " + c.worldSize());
+    }
+    oneOf(p, "backend", c.backend(), BACKENDS);
+    oneOf(p, "communicator", c.communicator(), COMMUNICATORS);
+    positive(p, "reduce_bucket_mb", c.reduceBucketMb());
+    return p;
+  }
+
+  private static void required(List<String> p, String key, String value, String what) {
+    if (value == null || value.isBlank()) {
+      p.add("'" + key + "' is required: " + what);
+    }
+  }
+
+  private static void positive(List<String> p, String key, int value) {
+    if (value <= 0) {
+      p.add(key + " must be ≥ 1, got " + value);
+    }
+  }
+
+  private static void subset(List<String> p, String key, List<String> values, Set<String> allowed) {
+    if (values == null) {
+      p.add(key + " must be a list (or a comma-separated string)");
+      return;
+    }
+    for (String v : values) {
+      if (!allowed.contains(v)) {
+        p.add(key + ": '" + v + "' is not one of " + new java.util.TreeSet<>(allowed));
+      }
+    }
+  }
+
+  private static void oneOf(List<String> p, String key, String value, Set<String> allowed) {
+    if (value == null || !allowed.contains(value)) {
+      p.add(key + " must be one of " + new java.util.TreeSet<>(allowed) + ", got " + value);
+    }
+  }
+}
