@@ -405,24 +405,21 @@ public final class Merge {
     long rows = numel / cols;
     int rowsPerBlock = (int) Math.max(1, Math.min(rows, blockElems / Math.max(1, cols)));
     float[] block = new float[(int) Math.min(numel, (long) rowsPerBlock * cols)];
-    for (long r0 = 0; r0 < rows; r0 += rowsPerBlock) {
-      int n = (int) Math.min(rowsPerBlock, rows - r0);
-      src.readFloats(name, r0 * cols, block, 0, n * cols);
-      if (a != null) {
-        LoraDelta.addTo(block, (int) r0, n, b, a, cfg.r(), cols, (float) cfg.scaling());
+    try (LoraDelta delta =
+        a == null ? null : new LoraDelta(a, b, cfg.r(), cols, (float) cfg.scaling())) {
+      for (long r0 = 0; r0 < rows; r0 += rowsPerBlock) {
+        int n = (int) Math.min(rowsPerBlock, rows - r0);
+        src.readFloats(name, r0 * cols, block, 0, n * cols);
+        if (delta != null) {
+          delta.addTo(block, (int) r0, n);
+        }
+        w.writeFloats(block, 0, n * cols);
       }
-      w.writeFloats(block, 0, n * cols);
     }
   }
 
   private static void writeJson(Path p, JsonNode n) throws IOException {
-    Path tmp = Files.createTempFile(p.getParent(), "." + p.getFileName() + ".", ".tmp");
-    try {
-      JSON.writeValue(tmp.toFile(), n);
-      Files.move(tmp, p, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
+    AtomicFiles.writeJson(JSON, p, n);
   }
 
   /** Tokenizer files from the adapter (which knows the resized vocabulary), else from the base. */
