@@ -185,10 +185,20 @@ public final class Merge {
       throws IOException {
     Set<String> used = new HashSet<>();
     List<Out> plan = new ArrayList<>();
+    // A tied model whose file also stores lm_head.weight (stories260K does) gets the trained
+    // embedding there too, so the file stays consistent with the tie and with the new vocab.
+    boolean tied = config.path("tie_word_embeddings").asBoolean(false);
+    boolean headFollowsEmbed =
+        tied
+            && keys.containsKey(PeftAdapter.EMBED_KEY)
+            && !keys.containsKey(PeftAdapter.LM_HEAD_KEY);
     for (String name : base.names()) {
       TensorInfo bi = base.info(name);
       DType dt = o.dtype() != null && bi.dtype().isFloat() ? o.dtype() : bi.dtype();
       String saved = PeftAdapter.PREFIX + name;
+      if (headFollowsEmbed && name.equals("lm_head.weight")) {
+        saved = PeftAdapter.EMBED_KEY;
+      }
       String module = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : null;
       if (keys.containsKey(saved)) {
         TensorInfo ai = adapter.info(keys.get(saved));
@@ -270,7 +280,6 @@ public final class Merge {
       }
     }
     long vocab = -1;
-    boolean tied = config.path("tie_word_embeddings").asBoolean(false);
     for (Out t : plan) {
       if (t.name().equals("model.embed_tokens.weight") || t.name().equals("lm_head.weight")) {
         if (vocab >= 0 && t.shape()[0] != vocab) {
@@ -283,14 +292,6 @@ public final class Merge {
         }
         vocab = t.shape()[0];
       }
-    }
-    if (tied
-        && !keys.containsKey(head)
-        && base.contains("lm_head.weight")
-        && keys.containsKey(PeftAdapter.EMBED_KEY)) {
-      LOG.warn(
-          "tied base model: lm_head.weight in the output is the base copy; loaders that tie"
-              + " weights will use the merged embed_tokens instead");
     }
     return plan;
   }

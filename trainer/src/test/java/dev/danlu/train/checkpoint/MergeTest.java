@@ -211,6 +211,47 @@ class MergeTest {
   }
 
   @Test
+  void tiedBaseStoringLmHeadGetsTheTrainedEmbeddingThere() throws Exception {
+    // Like stories260K: tie_word_embeddings true, yet the file stores lm_head.weight too.
+    Path tiedWithHead = copyDir(base, tmp.resolve("tied-with-head"));
+    String cfg = Files.readString(tiedWithHead.resolve("config.json"));
+    Files.writeString(
+        tiedWithHead.resolve("config.json"),
+        cfg.replace("\"tie_word_embeddings\": false", "\"tie_word_embeddings\": true"));
+    PeftAdapter full = PeftAdapter.load(adapter);
+    Map<String, FloatTensor> noHead = new LinkedHashMap<>(full.tensors());
+    noHead.remove(PeftAdapter.LM_HEAD_KEY);
+    AdapterConfig c = full.config();
+    Path embedOnly = tmp.resolve("embed-only");
+    new PeftAdapter(
+            new AdapterConfig(
+                c.r(),
+                c.loraAlpha(),
+                c.loraDropout(),
+                c.targetModules(),
+                List.of("embed_tokens"),
+                "none",
+                false,
+                true,
+                null,
+                "LORA",
+                "CAUSAL_LM",
+                true),
+            noHead)
+        .save(embedOnly);
+    Path out = tmp.resolve("tied-out");
+    Merge.Result r =
+        Merge.run(new Merge.Options(tiedWithHead, embedOnly, out, null, 1L << 30, false));
+    assertEquals(147, r.vocabSize());
+    assertTrue(
+        JSON.readTree(out.resolve("config.json").toFile()).get("tie_word_embeddings").asBoolean());
+    try (HfCheckpoint m = HfCheckpoint.open(out)) {
+      assertArrayEquals(full.embedTokens().orElseThrow().data(), m.readFloats("lm_head.weight"));
+      assertArrayEquals(m.readFloats("model.embed_tokens.weight"), m.readFloats("lm_head.weight"));
+    }
+  }
+
+  @Test
   void refusesMismatchesAndExistingOutput() throws Exception {
     Path out = tmp.resolve("once");
     Merge.run(opts(out, null, 1L << 30));

@@ -187,6 +187,13 @@ class SafeTensorsTest {
         raw("hole", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8), "hole");
     assertMessage(raw("trailing", ok, 12), "trailing");
     assertMessage(raw("json", "{\"a\":{\"dtype\":", 8), "not valid JSON");
+    assertMessage(
+        raw(
+            "dup",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                + "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+            8),
+        "Duplicate field 'a'");
     assertMessage(raw("array", "[1,2,3]", 0), "must be a JSON object");
     assertMessage(
         raw("neg", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8),
