@@ -75,8 +75,15 @@ public final class MergeCli {
       return usage("--base, --adapter and --output are required");
     }
     long t0 = System.nanoTime();
-    Merge.Result r =
-        Merge.run(new Merge.Options(base, adapter, output, dtype, shardMb << 20, overwrite));
+    Merge.Result r;
+    try {
+      r = Merge.run(new Merge.Options(base, adapter, output, dtype, shardMb << 20, overwrite));
+    } catch (java.io.IOException e) {
+      // Input problems (missing files, bad headers, mismatched adapter) are the user's to fix:
+      // one clear line, no stack trace.
+      System.err.println("danlu merge: " + e.getMessage());
+      return 1;
+    }
     double secs = (System.nanoTime() - t0) / 1e9;
     System.out.printf(
         "merged %d LoRA weights into %d tensors: %d shard(s), %.1f MB, vocab %d, %.1f s,"

@@ -294,6 +294,17 @@ class MergeTest {
     assertEquals(2, MergeCli.run(new String[] {"--base", base.toString()}));
     assertEquals(2, MergeCli.run(new String[] {"--dtype", "q8"}));
     assertEquals(2, MergeCli.run(new String[] {"--shard-size-mb", "x"}));
+    assertEquals(
+        1,
+        MergeCli.run(
+            new String[] {
+              "--base",
+              tmp.resolve("missing").toString(),
+              "--adapter",
+              adapter.toString(),
+              "--output",
+              tmp.resolve("never").toString()
+            }));
     Path out = tmp.resolve("cli");
     assertEquals(
         0,
