@@ -19,5 +19,9 @@ final class Commands {
           System.out.println("danlu " + (v == null ? "dev" : v));
           return 0;
         });
+    Main.register(
+        "merge",
+        "merge a PEFT LoRA adapter into its base model (Hugging Face safetensors out)",
+        dev.danlu.train.checkpoint.MergeCli::run);
   }
 }
