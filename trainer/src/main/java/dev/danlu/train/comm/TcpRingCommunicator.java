@@ -464,7 +464,9 @@ public final class TcpRingCommunicator implements Communicator {
 
   static void tune(SocketChannel ch, TcpRingOptions opts) throws IOException {
     ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
-    ch.setOption(StandardSocketOptions.SO_SNDBUF, opts.socketBufferBytes());
-    ch.setOption(StandardSocketOptions.SO_RCVBUF, opts.socketBufferBytes());
+    if (opts.socketBufferBytes() > 0) {
+      ch.setOption(StandardSocketOptions.SO_SNDBUF, opts.socketBufferBytes());
+      ch.setOption(StandardSocketOptions.SO_RCVBUF, opts.socketBufferBytes());
+    }
   }
 }

@@ -10,7 +10,9 @@ package dev.danlu.train.comm;
  *     silent stranger cannot hold the port
  * @param sliceBytes pipelining granularity: a chunk is sent in slices of this size, and a slice is
  *     forwarded as soon as it is reduced, overlapping reduction with transfer
- * @param socketBufferBytes SO_SNDBUF/SO_RCVBUF requested for ring sockets
+ * @param socketBufferBytes SO_SNDBUF/SO_RCVBUF for ring sockets; 0 (the default) leaves Linux's
+ *     autotuning on, which grows buffers up to net.ipv4.tcp_rmem/tcp_wmem's maximum, whereas an
+ *     explicit value disables autotuning and is capped by net.core.rmem_max/wmem_max
  */
 public record TcpRingOptions(
     long connectTimeoutMillis,
@@ -27,7 +29,7 @@ public record TcpRingOptions(
   }
 
   public static TcpRingOptions defaults() {
-    return new TcpRingOptions(120_000, 600_000, 10_000, 1 << 20, 4 << 20);
+    return new TcpRingOptions(120_000, 600_000, 10_000, 1 << 20, 0);
   }
 
   public TcpRingOptions withConnectTimeoutMillis(long ms) {
