@@ -68,13 +68,19 @@ public final class CommBench {
         System.getProperty("java.version"));
 
     Map<Integer, Double> raw = new HashMap<>();
+    Map<String, Double> concurrent = new HashMap<>();
     for (int mb : sizesMb) {
       raw.put(mb, rawLoopback((long) mb << 20, iterations(mb)));
+      for (int n : ranks) {
+        concurrent.put(n + "." + mb, rawLoopbackConcurrent((long) mb << 20, iterations(mb), n));
+      }
     }
     System.out.println();
     System.out.println(
-        "| N | size MB | raw TCP GB/s | all-reduce busBw GB/s | ratio | reduce-scatter busBw GB/s | ratio |");
-    System.out.println("|---|---|---|---|---|---|---|");
+        "| N | MB | raw TCP 1 stream GB/s | raw TCP per stream, N at once GB/s"
+            + " | all-reduce busBw GB/s | vs 1 stream | vs N at once"
+            + " | reduce-scatter busBw GB/s | vs 1 stream | vs N at once |");
+    System.out.println("|---|---|---|---|---|---|---|---|---|---|");
     Map<Integer, Map<String, Double>> optByN = new HashMap<>();
     for (int n : ranks) {
       Map<String, Double> res = runWorkers(n, sizesMb, n == 2 ? optParams : 0);
@@ -83,9 +89,10 @@ public final class CommBench {
         double ar = s / res.get("allreduce." + mb) * 2.0 * (n - 1) / n / GB;
         double rs = s / res.get("reducescatter." + mb) * (n - 1) / n / GB;
         double r = raw.get(mb) / GB;
+        double rc = concurrent.get(n + "." + mb) / GB;
         System.out.printf(
-            "| %d | %d | %.2f | %.2f | %.0f%% | %.2f | %.0f%% |%n",
-            n, mb, r, ar, 100 * ar / r, rs, 100 * rs / r);
+            "| %d | %d | %.2f | %.2f | %.2f | %.0f%% | %.0f%% | %.2f | %.0f%% | %.0f%% |%n",
+            n, mb, r, rc, ar, 100 * ar / r, 100 * ar / rc, rs, 100 * rs / r, 100 * rs / rc);
       }
       optByN.put(n, res);
     }
@@ -115,15 +122,101 @@ public final class CommBench {
 
   // ---- reference: one TCP stream over loopback ------------------------------------------------
 
-  /** Bytes per second of one loopback stream moving {@code bytes} (until the receiver acks). */
+  /**
+   * Bytes per second of one loopback stream moving {@code bytes} from a direct buffer of that size
+   * into another (until the receiver acks): the same memory footprint as the collective, so neither
+   * side profits from a cache-resident buffer the other cannot have.
+   */
   static double rawLoopback(long bytes, int iters) throws Exception {
+    if (bytes > Integer.MAX_VALUE) {
+      throw new IllegalArgumentException("raw reference supports buffers below 2 GB");
+    }
     try (ServerSocketChannel server = ServerSocketChannel.open()) {
       server.bind(new InetSocketAddress("127.0.0.1", 0));
       Thread receiver =
           new Thread(
               () -> {
                 try (SocketChannel ch = server.accept()) {
-                  ByteBuffer in = ByteBuffer.allocateDirect(4 << 20);
+                  ByteBuffer in = ByteBuffer.allocateDirect((int) bytes);
+                  for (int it = 0; it <= iters; it++) {
+                    in.clear();
+                    while (in.hasRemaining()) {
+                      ch.read(in);
+                    }
+                    ch.write(ByteBuffer.wrap(new byte[] {1}));
+                  }
+                } catch (IOException e) {
+                  throw new RuntimeException(e);
+                }
+              });
+      receiver.start();
+      try (SocketChannel ch = SocketChannel.open(server.getLocalAddress())) {
+        ByteBuffer out = ByteBuffer.allocateDirect((int) bytes);
+        ByteBuffer ack = ByteBuffer.allocate(1);
+        long t0 = 0;
+        for (int it = 0; it <= iters; it++) {
+          if (it == 1) {
+            t0 = System.nanoTime(); // iteration 0 warms up
+          }
+          out.clear();
+          while (out.hasRemaining()) {
+            ch.write(out);
+          }
+          ack.clear();
+          ch.read(ack);
+        }
+        double secs = (System.nanoTime() - t0) / 1e9 / iters;
+        receiver.join();
+        return bytes / secs;
+      }
+    }
+  }
+
+  /**
+   * Per-stream bytes per second when {@code streams} loopback streams run at once, as the N links
+   * of a ring do: on a host with few cores this, not the single-stream figure, bounds what each
+   * ring link can carry. Buffers are capped at 64 MB per side (the data is sent in full by
+   * repeating them) to keep memory bounded with 4 streams.
+   */
+  static double rawLoopbackConcurrent(long bytes, int iters, int streams) throws Exception {
+    List<Thread> threads = new ArrayList<>();
+    double[] rates = new double[streams];
+    Throwable[] failure = new Throwable[1];
+    for (int k = 0; k < streams; k++) {
+      int kk = k;
+      Thread t =
+          new Thread(
+              () -> {
+                try {
+                  rates[kk] = rawLoopbackRepeated(bytes, iters, (int) Math.min(bytes, 64L << 20));
+                } catch (Exception e) {
+                  failure[0] = e;
+                }
+              });
+      threads.add(t);
+      t.start();
+    }
+    for (Thread t : threads) {
+      t.join();
+    }
+    if (failure[0] != null) {
+      throw new IllegalStateException("concurrent loopback reference failed", failure[0]);
+    }
+    double sum = 0;
+    for (double r : rates) {
+      sum += r;
+    }
+    return sum / streams;
+  }
+
+  private static double rawLoopbackRepeated(long bytes, int iters, int bufBytes) throws Exception {
+    try (ServerSocketChannel server = ServerSocketChannel.open()) {
+      server.bind(new InetSocketAddress("127.0.0.1", 0));
+      Thread receiver =
+          new Thread(
+              () -> {
+                try (SocketChannel ch = server.accept()) {
+                  ByteBuffer in = ByteBuffer.allocateDirect(bufBytes);
                   for (int it = 0; it <= iters; it++) {
                     long got = 0;
                     while (got < bytes) {
@@ -141,12 +234,12 @@ public final class CommBench {
               });
       receiver.start();
       try (SocketChannel ch = SocketChannel.open(server.getLocalAddress())) {
-        ByteBuffer out = ByteBuffer.allocateDirect(4 << 20);
+        ByteBuffer out = ByteBuffer.allocateDirect(bufBytes);
         ByteBuffer ack = ByteBuffer.allocate(1);
         long t0 = 0;
         for (int it = 0; it <= iters; it++) {
           if (it == 1) {
-            t0 = System.nanoTime(); // iteration 0 warms up
+            t0 = System.nanoTime();
           }
           long sent = 0;
           while (sent < bytes) {

@@ -100,6 +100,9 @@ public final class LocalCommunicator implements Communicator {
 
   @Override
   public void allReduce(float[] buf, int offset, int count, ReduceOp op) {
+    if (group.size == 1) {
+      return; // nothing to combine; keeps single-rank runs free of copies
+    }
     float[] result = new float[count];
     exchange(
         buf,
@@ -118,6 +121,9 @@ public final class LocalCommunicator implements Communicator {
 
   @Override
   public void reduceScatter(float[] buf, int offset, int chunk, int stride) {
+    if (group.size == 1) {
+      return; // nothing to combine; keeps single-rank runs free of copies
+    }
     int start = offset + rank * stride;
     float[] result = new float[chunk];
     exchange(
@@ -136,6 +142,9 @@ public final class LocalCommunicator implements Communicator {
 
   @Override
   public void allGather(float[] buf, int offset, int chunk, int stride) {
+    if (group.size == 1) {
+      return; // nothing to combine; keeps single-rank runs free of copies
+    }
     exchange(
         buf,
         () -> {
@@ -150,6 +159,9 @@ public final class LocalCommunicator implements Communicator {
 
   @Override
   public void broadcast(float[] buf, int offset, int count, int root) {
+    if (group.size == 1) {
+      return; // nothing to combine; keeps single-rank runs free of copies
+    }
     exchange(
         buf,
         () -> {

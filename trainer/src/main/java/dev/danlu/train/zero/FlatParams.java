@@ -77,7 +77,11 @@ public final class FlatParams {
     return grads;
   }
 
-  /** Adds each parameter's gradient into the flat gradient buffer (accumulation). */
+  /**
+   * Adds each parameter's gradient into the flat gradient buffer. Call it after every micro-batch
+   * if the model overwrites its gradients per micro-batch, or once before {@link
+   * Zero2Optimizer#step} if the model accumulates them itself (then zero the model's gradients).
+   */
   public void gatherGrads(List<NamedParam> trainable) {
     for (int i = 0; i < slots.size(); i++) {
       float[] g = trainable.get(i).grad();
