@@ -10,6 +10,13 @@ import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.LockSupport;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,9 +46,12 @@ public final class TcpRingCommunicator implements Communicator {
   private final TcpRingOptions opts;
   private final SocketChannel next; // null when world == 1
   private final SocketChannel prev;
-  private final Selector selector;
-  private final SelectionKey nextKey;
+  private final Selector selector; // watches prev only; next is written by the sender thread
   private final SelectionKey prevKey;
+  private final ExecutorService sender; // one thread: blocking writes to next
+  private volatile int receivedSlices; // progress of the current stream, read by the sender
+  private volatile boolean aborted; // the receive side failed: the sender must stop waiting
+  private volatile long lastSendProgress;
   private final ByteBuffer sendBuf;
   private final ByteBuffer recvBuf;
   private final float[] scratch;
@@ -60,14 +70,20 @@ public final class TcpRingCommunicator implements Communicator {
     this.scratch = new float[opts.sliceBytes() / 4];
     if (world > 1) {
       selector = Selector.open();
-      next.configureBlocking(false);
+      next.configureBlocking(true);
       prev.configureBlocking(false);
-      nextKey = next.register(selector, 0);
-      prevKey = prev.register(selector, 0);
+      prevKey = prev.register(selector, SelectionKey.OP_READ);
+      sender =
+          Executors.newSingleThreadExecutor(
+              r -> {
+                Thread t = new Thread(r, "danlu-ring-send-" + rank);
+                t.setDaemon(true);
+                return t;
+              });
     } else {
       selector = null;
-      nextKey = null;
       prevKey = null;
+      sender = null;
     }
   }
 
@@ -195,104 +211,140 @@ public final class TcpRingCommunicator implements Communicator {
   }
 
   /**
-   * The event loop of every bulk collective. Send segment j is ready when j < {@code ready0} or
-   * when receive segment j - ready0 has been combined into {@code buf} (the ring forwards what it
-   * received). {@code op == null} copies instead of reducing. Fails if nothing moves for {@link
+   * Runs one bulk collective: this thread receives slices from prev and combines them into {@code
+   * buf}, while the sender thread writes slices to next. Send segment j is ready when j < {@code
+   * ready0} or when receive segment j - ready0 has been combined (the ring forwards what it
+   * received). Sending and receiving on separate threads keeps both directions of the full-duplex
+   * link busy. {@code op == null} copies instead of reducing. Fails if nothing moves for {@link
    * TcpRingOptions#opTimeoutMillis()}, naming the peer it was waiting on.
    */
   private void stream(float[] buf, Segments send, int ready0, Segments recv, ReduceOp op) {
-    int sent = 0;
+    receivedSlices = 0;
+    aborted = false;
+    lastSendProgress = System.nanoTime();
+    Thread receiver = Thread.currentThread();
+    Future<?> sending = sender.submit(() -> sendLoop(buf, send, ready0, receiver));
     int received = 0;
-    boolean sending = false;
     boolean receiving = false;
     long lastProgress = System.nanoTime();
     long timeoutNanos = opts.opTimeoutMillis() * 1_000_000L;
     try {
-      while (sent < send.size || received < recv.size) {
-        boolean progress = false;
-        if (!sending && sent < send.size && (sent < ready0 || received > sent - ready0)) {
-          sendBuf.clear();
-          sendBuf.asFloatBuffer().put(buf, send.off[sent], send.len[sent]);
-          sendBuf.limit(send.len[sent] * 4);
-          sending = true;
+      while (received < recv.size) {
+        if (!receiving) {
+          recvBuf.clear().limit(recv.len[received] * 4);
+          receiving = true;
         }
-        if (sending) {
-          if (next.write(sendBuf) > 0) {
-            progress = true;
-          }
-          if (!sendBuf.hasRemaining()) {
-            sending = false;
-            sent++;
-          }
+        int n = prev.read(recvBuf);
+        if (n < 0) {
+          throw new CommException(
+              "rank "
+                  + rank
+                  + ": "
+                  + peer(prevRank())
+                  + " closed the connection mid-collective"
+                  + " (it died or left the job); check that worker's log");
         }
-        if (received < recv.size) {
-          if (!receiving) {
-            recvBuf.clear().limit(recv.len[received] * 4);
-            receiving = true;
-          }
-          int n = prev.read(recvBuf);
-          if (n < 0) {
-            throw new CommException(
-                "rank "
-                    + rank
-                    + ": "
-                    + peer(prevRank())
-                    + " closed the connection mid-collective"
-                    + " (it died or left the job); check that worker's log");
-          }
-          if (n > 0) {
-            progress = true;
-          }
-          if (!recvBuf.hasRemaining()) {
-            combine(buf, recv.off[received], recv.len[received], op);
-            receiving = false;
-            received++;
-          }
+        if (!recvBuf.hasRemaining()) {
+          combine(buf, recv.off[received], recv.len[received], op);
+          receiving = false;
+          received++;
+          receivedSlices = received; // publishes the combined data to the sender (volatile)
+          LockSupport.unpark(senderThread);
         }
-        if (progress) {
+        if (n > 0) {
           lastProgress = System.nanoTime();
           continue;
         }
-        boolean wantWrite = sending;
-        boolean wantRead = received < recv.size;
-        nextKey.interestOps(wantWrite ? SelectionKey.OP_WRITE : 0);
-        prevKey.interestOps(wantRead ? SelectionKey.OP_READ : 0);
+        if (sending.isDone()) {
+          sending.get(); // rethrows a send failure; otherwise the sender finished early: fine
+        }
         long left = timeoutNanos - (System.nanoTime() - lastProgress);
         if (left <= 0) {
           throw new CommTimeoutException(
               "rank "
                   + rank
-                  + ": no progress for "
+                  + ": no data from "
+                  + peer(prevRank())
+                  + " for "
                   + opts.opTimeoutMillis()
-                  + " ms while "
-                  + (wantRead
-                      ? "waiting for data from " + peer(prevRank())
-                      : "waiting to send to " + peer(nextRank()))
-                  + " ("
+                  + " ms ("
                   + received
                   + "/"
                   + recv.size
-                  + " slices received, "
-                  + sent
-                  + "/"
-                  + send.size
-                  + " sent); that worker is stalled, dead, or called a different"
+                  + " slices received); that worker is stalled, dead, or called a different"
                   + " collective");
         }
-        selector.select(Math.max(1, left / 1_000_000));
+        selector.select(Math.max(1, Math.min(left / 1_000_000, 100)));
         selector.selectedKeys().clear();
+      }
+      awaitSender(sending, send.size);
+    } catch (IOException e) {
+      throw new CommException(
+          "rank " + rank + ": socket error receiving from " + peer(prevRank()) + ": " + e, e);
+    } catch (ExecutionException e) {
+      Throwable c = e.getCause();
+      throw c instanceof CommException ce
+          ? ce
+          : new CommException(
+              "rank " + rank + ": sending to " + peer(nextRank()) + " failed: " + c, c);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new CommException("rank " + rank + " interrupted in a collective", e);
+    } finally {
+      aborted = true; // releases a sender still waiting for data that will never come
+      LockSupport.unpark(senderThread);
+    }
+  }
+
+  private volatile Thread senderThread;
+
+  private void sendLoop(float[] buf, Segments send, int ready0, Thread receiver) {
+    senderThread = Thread.currentThread();
+    try {
+      for (int j = 0; j < send.size; j++) {
+        while (j >= ready0 && receivedSlices <= j - ready0) {
+          if (aborted) {
+            return;
+          }
+          LockSupport.parkNanos(this, 1_000_000);
+        }
+        sendBuf.clear();
+        sendBuf.asFloatBuffer().put(buf, send.off[j], send.len[j]);
+        sendBuf.limit(send.len[j] * 4);
+        while (sendBuf.hasRemaining()) {
+          next.write(sendBuf);
+          lastSendProgress = System.nanoTime();
+        }
       }
     } catch (IOException e) {
       throw new CommException(
-          "rank "
-              + rank
-              + ": socket error talking to "
-              + peer(nextRank())
-              + " / "
-              + peer(prevRank())
-              + ": "
-              + e.getMessage(),
-          e);
+          "rank " + rank + ": socket error sending to " + peer(nextRank()) + ": " + e, e);
+    }
+  }
+
+  /** Waits for the sender while it keeps making progress; a stalled next rank times out. */
+  private void awaitSender(Future<?> sending, int slices)
+      throws ExecutionException, InterruptedException {
+    long timeoutNanos = opts.opTimeoutMillis() * 1_000_000L;
+    while (true) {
+      try {
+        sending.get(100, TimeUnit.MILLISECONDS);
+        return;
+      } catch (TimeoutException e) {
+        if (System.nanoTime() - lastSendProgress > timeoutNanos) {
+          throw new CommTimeoutException(
+              "rank "
+                  + rank
+                  + ": "
+                  + peer(nextRank())
+                  + " accepted no data for "
+                  + opts.opTimeoutMillis()
+                  + " ms (sending "
+                  + slices
+                  + " slices); that worker is"
+                  + " stalled, dead, or called a different collective");
+        }
+      }
     }
   }
 
@@ -336,48 +388,44 @@ public final class TcpRingCommunicator implements Communicator {
   private byte[] exchange(byte[] msg) {
     long deadline = System.nanoTime() + opts.opTimeoutMillis() * 1_000_000L;
     ByteBuffer out = ByteBuffer.allocate(4 + msg.length).putInt(msg.length).put(msg).flip();
-    ByteBuffer head = ByteBuffer.allocate(4);
-    ByteBuffer body = null;
+    lastSendProgress = System.nanoTime();
+    Future<?> sending =
+        sender.submit(
+            () -> {
+              try {
+                while (out.hasRemaining()) {
+                  next.write(out);
+                }
+              } catch (IOException e) {
+                throw new CommException(
+                    "rank " + rank + ": socket error sending to " + peer(nextRank()) + ": " + e, e);
+              }
+              lastSendProgress = System.nanoTime();
+            });
     try {
-      while (out.hasRemaining() || body == null || body.hasRemaining()) {
-        boolean progress = out.hasRemaining() && next.write(out) > 0;
-        ByteBuffer in = body == null ? head : body;
-        if (in.hasRemaining()) {
-          int n = prev.read(in);
-          if (n < 0) {
-            throw new CommException(
-                "rank " + rank + ": " + peer(prevRank()) + " closed the connection (it died?)");
-          }
-          progress |= n > 0;
-        }
-        if (body == null && !head.hasRemaining()) {
-          body = ByteBuffer.allocate(head.flip().getInt());
-        }
-        if (progress || !(out.hasRemaining() || body == null || body.hasRemaining())) {
-          continue;
-        }
-        nextKey.interestOps(out.hasRemaining() ? SelectionKey.OP_WRITE : 0);
-        prevKey.interestOps(SelectionKey.OP_READ);
-        long left = deadline - System.nanoTime();
-        if (left <= 0) {
-          throw new CommTimeoutException(
-              "rank "
-                  + rank
-                  + ": control message not exchanged within "
-                  + opts.opTimeoutMillis()
-                  + " ms (waiting on "
-                  + peer(prevRank())
-                  + " and "
-                  + peer(nextRank())
-                  + ")");
-        }
-        selector.select(Math.max(1, left / 1_000_000));
-        selector.selectedKeys().clear();
-      }
+      ByteBuffer head = ByteBuffer.allocate(4);
+      NioIo.readFully(
+          prev,
+          head,
+          deadline,
+          () -> "rank " + rank + " waiting for a control message from " + peer(prevRank()));
+      ByteBuffer body = ByteBuffer.allocate(head.flip().getInt());
+      NioIo.readFully(
+          prev,
+          body,
+          deadline,
+          () -> "rank " + rank + " waiting for a control message from " + peer(prevRank()));
+      awaitSender(sending, 1);
+      return body.array();
     } catch (IOException e) {
       throw new CommException("rank " + rank + ": socket error in a control message: " + e, e);
+    } catch (ExecutionException e) {
+      Throwable c = e.getCause();
+      throw c instanceof CommException ce ? ce : new CommException(c.toString(), c);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new CommException("rank " + rank + " interrupted in a control message", e);
     }
-    return body.array();
   }
 
   // ---- helpers -----------------------------------------------------------------------------
@@ -421,6 +469,7 @@ public final class TcpRingCommunicator implements Communicator {
   public void close() {
     try {
       if (selector != null) {
+        sender.shutdownNow();
         selector.close();
         next.close();
         prev.close();
