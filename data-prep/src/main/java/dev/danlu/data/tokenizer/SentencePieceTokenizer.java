@@ -23,8 +23,9 @@ public final class SentencePieceTokenizer implements TextTokenizer {
   private final String sha256;
   private final SpTokenizer native_;
   private final SpProcessor processor;
+  private final SentencePieceBpe bpe; // null: the model needs the C++ encoder
   private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
-  private boolean closed;
+  private volatile boolean closed;
 
   private SentencePieceTokenizer(
       Path path, SentencePieceModel model, String sha256, SpTokenizer nativeTokenizer) {
@@ -33,6 +34,11 @@ public final class SentencePieceTokenizer implements TextTokenizer {
     this.sha256 = sha256;
     this.native_ = nativeTokenizer;
     this.processor = nativeTokenizer.getProcessor();
+    boolean forceNative = Boolean.getBoolean("danlu.tokenizer.native");
+    this.bpe =
+        !forceNative && SentencePieceBpe.supports(model) == null
+            ? new SentencePieceBpe(model)
+            : null;
   }
 
   /** Loads a SentencePiece model file; errors name the path. */
@@ -49,13 +55,32 @@ public final class SentencePieceTokenizer implements TextTokenizer {
     return new SentencePieceTokenizer(path, model, Hashing.sha256Hex(bytes), tokenizer);
   }
 
+  /** Whether {@link #encode} runs in Java ({@link SentencePieceBpe}) rather than through JNI. */
+  public boolean encodesInJava() {
+    return bpe != null;
+  }
+
   /** The parsed model (piece table, special ids, normalizer flags). */
   public SentencePieceModel model() {
     return model;
   }
 
+  /**
+   * Ids of {@code text}. LLaMA-style BPE models (all three LLaMA tokenizers danlu uses) are encoded
+   * by {@link SentencePieceBpe} in Java, others by the C++ library; both give {@code spm_encode}'s
+   * ids. {@code -Ddanlu.tokenizer.native=true} forces the C++ path.
+   */
   @Override
   public int[] encode(String text) {
+    if (bpe != null) {
+      ensureOpen();
+      return bpe.encode(text);
+    }
+    return encodeNative(text);
+  }
+
+  /** Ids from the SentencePiece C++ library itself (one JNI call), the reference path. */
+  public int[] encodeNative(String text) {
     lock.readLock().lock();
     try {
       ensureOpen();
