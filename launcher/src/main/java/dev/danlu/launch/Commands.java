@@ -19,5 +19,9 @@ final class Commands {
           System.out.println("danlu " + (v == null ? "dev" : v));
           return 0;
         });
+    Main.register(
+        "tokenize",
+        "stdin lines to token ids like spm_encode (--tokenizer M [--bos] [--eos] [--pieces] [--decode])",
+        dev.danlu.data.tokenizer.TokenizeCli::run);
   }
 }
