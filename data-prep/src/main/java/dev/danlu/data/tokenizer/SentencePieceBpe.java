@@ -119,6 +119,9 @@ final class SentencePieceBpe {
         continue;
       }
       String p = model.piece(i);
+      if (p.isEmpty()) {
+        continue;
+      }
       int first = Character.charCount(p.codePointAt(0));
       for (int k = first; k < p.length(); k += Character.charCount(p.codePointAt(k))) {
         int left = symbolKey(model, p.substring(0, k));
