@@ -20,6 +20,10 @@ final class Commands {
           return 0;
         });
     Main.register(
+        "tokenize",
+        "stdin lines to token ids like spm_encode (--tokenizer M [--bos] [--eos] [--pieces] [--decode])",
+        dev.danlu.data.tokenizer.TokenizeCli::run);
+    Main.register(
         "merge",
         "merge a PEFT LoRA adapter into its base model (Hugging Face safetensors out)",
         dev.danlu.train.checkpoint.MergeCli::run);
