@@ -19,5 +19,6 @@ final class Commands {
           System.out.println("danlu " + (v == null ? "dev" : v));
           return 0;
         });
+    Main.register("train", "train on Spark: one barrier task per rank, retries", TrainCommand::run);
   }
 }
