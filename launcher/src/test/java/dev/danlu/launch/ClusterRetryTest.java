@@ -44,7 +44,8 @@ class ClusterRetryTest {
   @BeforeAll
   void startCluster() throws Exception {
     long t0 = System.nanoTime();
-    cluster = new StandaloneCluster(tmp.resolve("cluster"), 2, 1);
+    Path fakeGpus = GpuDiscoveryScriptTest.fakeNvidiaSmi(tmp.resolve("gpus"), "0\\n1\\n");
+    cluster = new StandaloneCluster(tmp.resolve("cluster"), 2, 1, fakeGpus);
     System.out.printf(
         "cluster up in %.1fs at %s%n", (System.nanoTime() - t0) / 1e9, cluster.masterUrl);
   }
@@ -71,7 +72,10 @@ class ClusterRetryTest {
             .set("spark.cores.max", "2")
             .set("spark.executor.extraClassPath", StandaloneCluster.classPath())
             .set("spark.executorEnv.DANLU_SMOKE_STEP_MILLIS", "300")
-            .set("spark.executorEnv.SPARK_LOCAL_IP", "127.0.0.1");
+            .set("spark.executorEnv.SPARK_LOCAL_IP", "127.0.0.1")
+            // GPU scheduling as on a GPU cluster: one (fake) GPU per executor and per task.
+            .set("spark.executor.resource.gpu.amount", "1")
+            .set("spark.task.resource.gpu.amount", "1");
     ByteArrayOutputStream console = new ByteArrayOutputStream();
     PrintStream out = new PrintStream(console, true, StandardCharsets.UTF_8);
     try (JavaSparkContext jsc = new JavaSparkContext(conf)) {
@@ -128,6 +132,9 @@ class ClusterRetryTest {
         assertTrue(r.get("resumedFrom").isTextual(), "attempt 2 resumed: " + r);
         String[] values = {r.get("values").get(0).asText(), r.get("values").get(1).asText()};
         assertArrayEquals(TrainFixture.expectedValues(7, 2, STEPS), values);
+        // Each rank got its own GPU from BarrierTaskContext.resources(): worker i owns GPU i.
+        String summaries = String.join("\n", result.rankSummaries());
+        assertTrue(summaries.contains(" gpus [0]") && summaries.contains(" gpus [1]"), summaries);
       }
     } finally {
       System.out.println(console.toString(StandardCharsets.UTF_8));

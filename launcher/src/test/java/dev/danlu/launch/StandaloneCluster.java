@@ -25,13 +25,19 @@ final class StandaloneCluster implements AutoCloseable {
   private final Process master;
   private final List<Process> workers = new ArrayList<>();
 
-  StandaloneCluster(Path dir, int workers, int coresPerWorker) throws Exception {
+  /**
+   * @param fakeGpuBin a directory with a fake {@code nvidia-smi}, or null: each Worker then owns
+   *     one GPU (Worker i gets index i) found through conf/gpu-discovery.sh
+   */
+  StandaloneCluster(Path dir, int workers, int coresPerWorker, Path fakeGpuBin) throws Exception {
     this.logs = Files.createDirectories(dir.resolve("logs"));
     Process m = null;
     try {
       m =
           start(
               "master",
+              List.of(),
+              Map.of(),
               "org.apache.spark.deploy.master.Master",
               "--host",
               "127.0.0.1",
@@ -43,9 +49,21 @@ final class StandaloneCluster implements AutoCloseable {
       this.masterUrl = awaitLog("master", MASTER_URL, 60);
       for (int i = 0; i < workers; i++) {
         Path work = Files.createDirectories(dir.resolve("worker-" + i));
+        List<String> jvm = new ArrayList<>();
+        Map<String, String> env = new java.util.HashMap<>();
+        if (fakeGpuBin != null) {
+          jvm.add("-Dspark.worker.resource.gpu.amount=1");
+          jvm.add(
+              "-Dspark.worker.resource.gpu.discoveryScript="
+                  + GpuDiscoveryScriptTest.script().toAbsolutePath());
+          env.put("PATH", fakeGpuBin + ":" + System.getenv("PATH"));
+          env.put("DANLU_GPU_DISCOVERY_ONLY", Integer.toString(i));
+        }
         this.workers.add(
             start(
                 "worker-" + i,
+                jvm,
+                env,
                 "org.apache.spark.deploy.worker.Worker",
                 "--host",
                 "127.0.0.1",
@@ -70,12 +88,15 @@ final class StandaloneCluster implements AutoCloseable {
     }
   }
 
-  private Process start(String name, String mainClass, String... args) throws IOException {
+  private Process start(
+      String name, List<String> jvm, Map<String, String> extraEnv, String mainClass, String... args)
+      throws IOException {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add("-Xmx256m");
     cmd.addAll(List.of(System.getProperty("danlu.test.opens", "").split(" ")));
     cmd.removeIf(String::isBlank);
+    cmd.addAll(jvm);
     cmd.add("-cp");
     cmd.add(System.getProperty("java.class.path"));
     cmd.add(mainClass);
@@ -87,6 +108,7 @@ final class StandaloneCluster implements AutoCloseable {
     env.put("SPARK_LOCAL_IP", "127.0.0.1");
     env.put("SPARK_HOME", logs.getParent().toString());
     env.put("DANLU_SMOKE_STEP_MILLIS", "300");
+    env.putAll(extraEnv);
     pb.redirectErrorStream(true);
     pb.redirectOutput(logs.resolve(name + ".log").toFile());
     return pb.start();

@@ -88,7 +88,7 @@ public final class RingSmokeWork implements RankWork {
     if (ctx.rank() == 0) {
       writeResult(out, step, resume == null ? null : resume.dir, w);
     }
-    return String.format("step %d value %016x", step, mine);
+    return String.format("step %d value %016x gpus %s", step, mine, ctx.gpuAddresses());
   }
 
   /**
