@@ -117,7 +117,7 @@ public final class TrainCommand {
       boolean local,
       PrintStream out,
       PrintStream err) {
-    int worldSize = configured > 0 ? configured : SlotCounter.slots(jsc.sc());
+    int worldSize = configured > 0 ? configured : worldSizeFromCluster(jsc, conf, err);
     if (local && SlotCounter.slots(jsc.sc()) < worldSize) {
       // Local mode never gains slots: do not wait for them.
       err.println("danlu train: " + SlotCounter.notEnough(jsc.sc(), worldSize));
@@ -154,6 +154,22 @@ public final class TrainCommand {
       err.println("danlu train: " + e);
       return 1;
     }
+  }
+
+  /**
+   * world_size 0: the slots the submission asked for (executors × tasks per executor) when it says,
+   * else the slots registered now (local mode: all of them at once).
+   */
+  private static int worldSizeFromCluster(JavaSparkContext jsc, SparkConf conf, PrintStream err) {
+    int promised = SlotCounter.promisedSlots(conf);
+    int w = promised > 0 ? promised : SlotCounter.slots(jsc.sc());
+    err.println(
+        "danlu train: world_size 0: using "
+            + w
+            + " ranks ("
+            + (promised > 0 ? "spark.executor.instances × tasks per executor" : "slots now")
+            + ")");
+    return Math.max(1, w);
   }
 
   static Options parse(String[] args) {
