@@ -79,6 +79,9 @@ class LiveProgressTest {
               Duration.ofSeconds(1));
       try (TrainingLauncher launcher =
           new TrainingLauncher(jsc, plan, new PrintStream(console, true, StandardCharsets.UTF_8))) {
+        // Warm the UI's REST layer up first (its first request initialises Jersey, seconds on a
+        // busy machine), so polling during the run measures the run.
+        get(ui + "/api/v1/applications/" + app + "/jobs");
         CompletableFuture<TrainingLauncher.Result> run =
             CompletableFuture.supplyAsync(
                 () -> {

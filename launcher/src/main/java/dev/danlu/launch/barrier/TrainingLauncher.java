@@ -107,6 +107,7 @@ public final class TrainingLauncher implements AutoCloseable {
     for (attempt = 0; attempt < plan.maxAttempts(); attempt++) {
       board.startAttempt(attempt);
       waitForSlots();
+      recorder.drainExecutorLosses(); // losses before this attempt belong to the previous one
       String what =
           String.format(
               "danlu train %s: %d ranks, attempt %d/%d (progress: Training tab)",
