@@ -69,6 +69,27 @@ class PreflightTest {
   }
 
   @Test
+  void commandLineMistakesAreUsageErrors() throws Exception {
+    TrainFixture f = new TrainFixture(tmp, 2, 4);
+    String m = failWith("learning_rate=1e-4");
+    assertTrue(m.contains("--config <yaml> is required") && m.contains("usage: danlu train"), m);
+    m = failWith("--config", f.config.toString(), "--max-atempts", "2");
+    assertTrue(m.contains("unknown argument '--max-atempts'"), m);
+    m = failWith("--config", f.config.toString(), "--max-attempts", "0");
+    assertTrue(m.contains("--max-attempts needs a whole number ≥ 1, got '0'"), m);
+    assertEquals(0, contexts.get());
+  }
+
+  @Test
+  void withoutTheTrainerAdapterTheDefaultWorkClassIsExplained() throws Exception {
+    TrainFixture f = new TrainFixture(tmp, 2, 4);
+    String m = failWith("--config", f.config.toString());
+    assertTrue(
+        m.contains(TrainCommand.DEFAULT_WORK_CLASS + " is not on the driver's classpath"), m);
+    assertTrue(m.contains("--work-class dev.danlu.launch.smoke.RingSmokeWork"), m);
+  }
+
+  @Test
   void unknownConfigKeyIsNamedWithItsFix() throws Exception {
     TrainFixture f = new TrainFixture(tmp, 2, 4);
     String m = failWith(args(f, "learning_rte=1e-4"));

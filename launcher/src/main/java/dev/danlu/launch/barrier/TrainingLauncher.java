@@ -67,6 +67,7 @@ public final class TrainingLauncher implements AutoCloseable {
   private final TrainingMetricsSource metrics;
   private final ConsoleProgress consoleProgress;
   private volatile int attempt;
+  private TrainingUiTab tab;
 
   public TrainingLauncher(JavaSparkContext jsc, Plan plan, PrintStream console) throws Exception {
     this.jsc = jsc;
@@ -243,7 +244,9 @@ public final class TrainingLauncher implements AutoCloseable {
     }
     try {
       SparkUI ui = sc.ui().get();
-      ui.attachTab(new TrainingUiTab(ui, board));
+      TrainingUiTab t = new TrainingUiTab(ui, board);
+      ui.attachTab(t);
+      tab = t;
     } catch (LinkageError | RuntimeException e) {
       // The tab uses Spark's UI classes directly; another Spark build may differ. Progress
       // still reaches the console and the metrics.
@@ -265,6 +268,9 @@ public final class TrainingLauncher implements AutoCloseable {
     consoleProgress.close();
     server.close();
     jsc.sc().removeSparkListener(recorder);
+    if (tab != null && jsc.sc().ui().isDefined()) {
+      jsc.sc().ui().get().detachTab(tab);
+    }
     SparkEnv env = SparkEnv.get();
     if (env != null) {
       env.metricsSystem().removeSource(metrics);

@@ -30,12 +30,12 @@ public final class ProgressBoard {
             "attempt %d: waiting for the first report of %d ranks", attempt + 1, worldSize);
       }
       return String.format(
-          "attempt %d: step %d/%d loss %.4f %.0f tok/s ETA %s (%d/%d ranks; slowest rank %d"
+          "attempt %d: step %d/%d loss %s %.0f tok/s ETA %s (%d/%d ranks; slowest rank %d"
               + " %.2fs/step)",
           attempt + 1,
           step,
           maxSteps,
-          loss,
+          Double.isNaN(loss) ? "?" : String.format("%.4f", loss),
           tokensPerSec,
           formatEta(etaSeconds),
           ranksReporting,
@@ -122,7 +122,7 @@ public final class ProgressBoard {
     double lossSum = 0;
     int lossCount = 0;
     double tps = 0;
-    double eta = 0;
+    double eta = Double.NaN; // unknown until some rank knows
     double slowest = -1;
     int slowestRank = -1;
     for (RankProgress p : latest.values()) {
@@ -133,7 +133,9 @@ public final class ProgressBoard {
         lossCount++;
       }
       tps += p.tokensPerSec();
-      eta = Double.isNaN(p.etaSeconds()) ? eta : Math.max(eta, p.etaSeconds());
+      if (!Double.isNaN(p.etaSeconds())) {
+        eta = Double.isNaN(eta) ? p.etaSeconds() : Math.max(eta, p.etaSeconds());
+      }
       if (p.stepSeconds() > slowest) {
         slowest = p.stepSeconds();
         slowestRank = p.rank();

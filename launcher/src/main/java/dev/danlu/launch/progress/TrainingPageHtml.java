@@ -14,8 +14,7 @@ final class TrainingPageHtml {
 
   static String json(ProgressBoard board) {
     try {
-      // NaN is not JSON: json4s and browsers would reject the document.
-      return JSON.writeValueAsString(tree(board)).replace("NaN", "null");
+      return JSON.writeValueAsString(tree(board));
     } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
       throw new IllegalStateException(e);
     }
@@ -29,9 +28,9 @@ final class TrainingPageHtml {
     root.put("ranksReporting", s.ranksReporting());
     root.put("step", s.step());
     root.put("maxSteps", s.maxSteps());
-    root.put("loss", s.loss());
-    root.put("tokensPerSec", s.tokensPerSec());
-    root.put("etaSeconds", s.etaSeconds());
+    number(root, "loss", s.loss());
+    number(root, "tokensPerSec", s.tokensPerSec());
+    number(root, "etaSeconds", s.etaSeconds());
     root.put("line", s.line());
     ArrayNode ranks = root.putArray("ranks");
     long now = System.currentTimeMillis();
@@ -39,16 +38,25 @@ final class TrainingPageHtml {
       ObjectNode r = ranks.addObject();
       r.put("rank", p.rank());
       r.put("step", p.step());
-      r.put("loss", p.loss());
-      r.put("tokensPerSec", p.tokensPerSec());
-      r.put("stepSeconds", p.stepSeconds());
+      number(r, "loss", p.loss());
+      number(r, "tokensPerSec", p.tokensPerSec());
+      number(r, "stepSeconds", p.stepSeconds());
       r.put("secondsSinceReport", (now - p.receivedAtMillis()) / 1000.0);
     }
     ArrayNode curve = root.putArray("lossCurve");
     for (ProgressBoard.LossPoint lp : board.lossCurve()) {
-      curve.addArray().add(lp.step()).add(lp.loss());
+      curve.addArray().add(lp.step()).add(lp.loss()); // the curve holds reported losses only
     }
     return root;
+  }
+
+  /** NaN ("not known yet") becomes JSON null: NaN is not JSON, browsers and json4s reject it. */
+  private static void number(ObjectNode node, String key, double v) {
+    if (Double.isNaN(v) || Double.isInfinite(v)) {
+      node.putNull(key);
+    } else {
+      node.put(key, v);
+    }
   }
 
   static String render(ProgressBoard board) {

@@ -65,6 +65,29 @@ class ProgressServerTest {
   }
 
   @Test
+  void unknownLossTravelsAsNaNAndIsServedAsNull() throws Exception {
+    byte[] secret = JobSecret.generate();
+    ProgressBoard board = new ProgressBoard(1);
+    try (ProgressServer server = new ProgressServer("127.0.0.1", 0, secret, board)) {
+      String token = ProgressServer.tokenFor(secret);
+      // What HttpProgressReporter sends for a NaN loss (Jackson writes it as the string "NaN").
+      String body =
+          new com.fasterxml.jackson.databind.ObjectMapper()
+              .writeValueAsString(new RankProgress(0, 0, 1, 10, Double.NaN, 5, Double.NaN, 1, 0));
+      assertEquals(204, post(server.url(), token, body));
+      assertEquals(true, Double.isNaN(board.summary().loss()));
+      com.fasterxml.jackson.databind.JsonNode json =
+          new com.fasterxml.jackson.databind.ObjectMapper().readTree(TrainingPageHtml.json(board));
+      assertEquals(true, json.get("loss").isNull(), json.toString());
+      assertEquals(true, json.get("etaSeconds").isNull(), json.toString());
+      assertEquals(0, json.get("lossCurve").size(), "unknown losses stay off the curve");
+      assertEquals(1, json.get("step").asLong());
+      assertEquals(
+          true, board.summary().line().contains("loss ? 5 tok/s ETA ?"), board.summary().line());
+    }
+  }
+
+  @Test
   void lossCurveAveragesRanksPerStep() {
     ProgressBoard board = new ProgressBoard(2);
     board.record(new RankProgress(0, 0, 1, 5, 4.0, 1, 1, 1, 0));
