@@ -135,6 +135,15 @@ class ClusterRetryTest {
         assertArrayEquals(TrainFixture.expectedValues(7, 2, STEPS), values);
         // Each rank got its own GPU from BarrierTaskContext.resources(): worker i owns GPU i.
         String summaries = String.join("\n", result.rankSummaries());
+        // Executor logs carry rank-prefixed lines, from the launcher and from the reports.
+        String logs = cluster.executorLogs();
+        for (String line :
+            List.of(
+                "[rank 0/2 attempt 0] listening on 127.0.0.1:",
+                "[rank 1/2 attempt 1] step " + STEPS + "/" + STEPS + " loss",
+                "[rank 0/2 attempt 1] resuming from")) {
+          assertTrue(logs.contains(line), "executor logs lack '" + line + "'");
+        }
         assertTrue(summaries.contains(" gpus [0]") && summaries.contains(" gpus [1]"), summaries);
       }
     } finally {

@@ -21,6 +21,7 @@ final class StandaloneCluster implements AutoCloseable {
   private static final Pattern MASTER_URL = Pattern.compile("(spark://127\\.0\\.0\\.1:\\d+)");
 
   final String masterUrl;
+  private final Path dir;
   private final Path logs;
   private final Process master;
   private final List<Process> workers = new ArrayList<>();
@@ -30,6 +31,7 @@ final class StandaloneCluster implements AutoCloseable {
    *     one GPU (Worker i gets index i) found through conf/gpu-discovery.sh
    */
   StandaloneCluster(Path dir, int workers, int coresPerWorker, Path fakeGpuBin) throws Exception {
+    this.dir = dir;
     this.logs = Files.createDirectories(dir.resolve("logs"));
     Process m = null;
     try {
@@ -165,6 +167,17 @@ final class StandaloneCluster implements AutoCloseable {
     } catch (IOException e) {
       return h.info().commandLine().orElse("");
     }
+  }
+
+  /** Every executor's stderr (the Workers keep them in work-dir/app-id/executor-id/stderr). */
+  String executorLogs() throws IOException {
+    StringBuilder all = new StringBuilder();
+    try (var files = Files.walk(dir)) {
+      for (Path p : files.filter(f -> f.getFileName().toString().equals("stderr")).toList()) {
+        all.append(Files.readString(p, StandardCharsets.UTF_8));
+      }
+    }
+    return all.toString();
   }
 
   @Override
