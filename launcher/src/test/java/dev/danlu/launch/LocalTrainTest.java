@@ -102,6 +102,20 @@ class LocalTrainTest {
   }
 
   @Test
+  void aStrangerOnARankPortIsTurnedAwayAndTheJobIsNotDisturbed() throws Exception {
+    TrainFixture f = new TrainFixture(tmp, 2, 5);
+    Run r =
+        train(
+            "--config",
+            f.config.toString(),
+            "--work-class",
+            dev.danlu.launch.testwork.StrangerFirstWork.class.getName());
+    assertEquals(0, r.exit, r.err);
+    assertTrue(r.out.contains("training finished after 1 attempt(s)"), r.out);
+    assertArrayEquals(TrainFixture.expectedValues(7, 2, 5), resultValues(f));
+  }
+
+  @Test
   void worldSizeOneRunsWithoutPeers() throws Exception {
     TrainFixture f = new TrainFixture(tmp, 1, 3);
     Run r = train("--config", f.config.toString(), "--work-class", RingSmokeWork.class.getName());
