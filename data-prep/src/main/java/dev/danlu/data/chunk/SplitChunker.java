@@ -25,7 +25,8 @@ public final class SplitChunker {
    * @param beginLine first line this split processes (a group start, {@code >= startLine})
    * @param endLine first line it does not process (a group start, or the file's line count)
    */
-  public record Range(long startByte, long startLine, long beginLine, long endLine) {
+  public record Range(long startByte, long startLine, long beginLine, long endLine)
+      implements java.io.Serializable {
     /** Range for the split starting at {@code startByte}/{@code startLine}, with the next at. */
     public static Range of(
         long startByte, long startLine, long nextStartLine, long totalLines, ChunkingMode mode) {

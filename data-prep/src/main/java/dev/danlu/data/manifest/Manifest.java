@@ -90,7 +90,8 @@ public record Manifest(
    * @param source path of the source file whose blocks it holds
    */
   public record ShardEntry(
-      String path, String split, long rows, long bytes, String sha256, String source) {}
+      String path, String split, long rows, long bytes, String sha256, String source)
+      implements java.io.Serializable {}
 
   /**
    * One input file.
@@ -119,7 +120,8 @@ public record Manifest(
       long utf8Replacements,
       long firstInvalidUtf8Offset,
       long oversizedLines,
-      List<String> shards) {
+      List<String> shards)
+      implements java.io.Serializable {
     public static final String OK = "ok";
     public static final String SKIPPED = "skipped";
 
