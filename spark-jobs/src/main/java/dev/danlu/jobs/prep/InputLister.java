@@ -59,8 +59,37 @@ final class InputLister {
         throw new IOException("cannot list " + st.getPath() + ": " + e.getMessage(), e);
       }
     }
+    if ("file".equals(fs.getUri().getScheme())) {
+      rejectBrokenLinks(matches, names);
+    }
     out.sort(Comparator.comparing(FileRef::path));
     return out;
+  }
+
+  /**
+   * Hadoop's local listing silently leaves out entries it cannot stat (a dangling symbolic link); a
+   * corpus file that vanishes that way must be an error, not a silent drop.
+   */
+  private static void rejectBrokenLinks(FileStatus[] roots, GlobPattern names) throws IOException {
+    List<String> broken = new ArrayList<>();
+    for (FileStatus st : roots) {
+      java.nio.file.Path root = java.nio.file.Path.of(st.getPath().toUri());
+      if (!st.isDirectory()) {
+        continue;
+      }
+      try (java.util.stream.Stream<java.nio.file.Path> walk = java.nio.file.Files.walk(root)) {
+        walk.filter(q -> names.matches(q.getFileName().toString()))
+            .filter(q -> java.nio.file.Files.isSymbolicLink(q) && !java.nio.file.Files.exists(q))
+            .forEach(q -> broken.add(q.toString()));
+      }
+    }
+    if (!broken.isEmpty()) {
+      throw new IOException(
+          "cannot read "
+              + broken.size()
+              + " input file(s), dangling symbolic links; fix or remove them:\n  "
+              + String.join("\n  ", broken));
+    }
   }
 
   private static boolean hidden(Path file, Path root) {

@@ -353,7 +353,7 @@ public final class PrepJob {
       List<Manifest.ShardEntry> shards = new ArrayList<>();
       if (e == null) {
         SourceScan.Result scan = scans.get(f.path());
-        List<WorkUnit.Result> rs = byPath.getOrDefault(f.path(), List.of());
+        List<WorkUnit.Result> rs = new ArrayList<>(byPath.getOrDefault(f.path(), List.of()));
         rs.sort(Comparator.comparingInt(WorkUnit.Result::splitIndex));
         long lines = 0, tokens = 0, blocks = 0, dropped = 0;
         for (WorkUnit.Result r : rs) {

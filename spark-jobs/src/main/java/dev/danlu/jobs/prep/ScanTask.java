@@ -50,7 +50,8 @@ final class ScanTask implements Serializable {
             "changed while being read (" + f.size() + " bytes listed, " + r.size() + " read)");
       }
       return new Outcome(f, r, null);
-    } catch (IOException | RuntimeException e) {
+    } catch (IOException | RuntimeException | org.apache.hadoop.fs.FSError e) {
+      // FSError: Hadoop's local file system wraps read errors (EIO) in an Error.
       return new Outcome(f, null, e.getClass().getSimpleName() + ": " + e.getMessage());
     }
   }
