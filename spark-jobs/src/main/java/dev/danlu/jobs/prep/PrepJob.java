@@ -235,25 +235,32 @@ public final class PrepJob {
       entries.put(f.path(), null); // filled from the task results
       String prefix = hash8(f.path()) + "-" + r.sha256().substring(0, 16);
       List<SourceScan.SplitPoint> sp = r.splits();
+      // Splits where no group starts get no task; their bytes are read by the task before them,
+      // so a unit's size (for scheduling and progress) runs to the next unit's start.
+      List<Integer> owners = new ArrayList<>();
+      List<SplitChunker.Range> ranges = new ArrayList<>();
       for (int s = 0; s < sp.size(); s++) {
         long next = s + 1 < sp.size() ? sp.get(s + 1).startLine() : r.lines();
-        long nextByte = s + 1 < sp.size() ? sp.get(s + 1).startByte() : r.size();
         SplitChunker.Range range =
             SplitChunker.Range.of(
                 sp.get(s).startByte(), sp.get(s).startLine(), next, r.lines(), o.chunking());
-        if (range.isEmpty()) {
-          continue;
+        if (!range.isEmpty()) {
+          owners.add(s);
+          ranges.add(range);
         }
+      }
+      for (int k = 0; k < owners.size(); k++) {
+        long end = k + 1 < owners.size() ? ranges.get(k + 1).startByte() : r.size();
         units.add(
             new WorkUnit(
                 f.path(),
                 f.size(),
                 f.mtime(),
                 r.sha256(),
-                s,
-                range,
-                nextByte - sp.get(s).startByte(),
-                String.format(Locale.ROOT, "%s-s%05d", prefix, s)));
+                owners.get(k),
+                ranges.get(k),
+                end - ranges.get(k).startByte(),
+                String.format(Locale.ROOT, "%s-s%05d", prefix, owners.get(k))));
       }
     }
     Set<String> current = files.stream().map(InputLister.FileRef::path).collect(Collectors.toSet());
@@ -313,6 +320,7 @@ public final class PrepJob {
       LongAccumulator tUnits = jsc.sc().longAccumulator("prep splits done");
       SplitTask task = new SplitTask(cfg, tBytes, tTokens, tUnits);
       SerializableConfiguration sconf = new SerializableConfiguration(conf);
+      long unitBytes = units.stream().mapToLong(WorkUnit::estimatedBytes).sum();
       jsc.setJobGroup(
           "danlu-prep",
           String.format(
@@ -331,7 +339,7 @@ public final class PrepJob {
               tBytes,
               tTokens,
               tUnits,
-              bytesToTokenize,
+              unitBytes,
               units.size())) {
         results =
             jsc.parallelize(units, units.size()).map(u -> task.run(u, sconf.value())).collect();

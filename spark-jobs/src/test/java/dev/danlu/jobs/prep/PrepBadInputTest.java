@@ -133,6 +133,9 @@ class PrepBadInputTest {
         log.toString().contains("binary.txt: skipped, binary: NUL byte at offset 4"),
         log.toString());
     assertEquals(1, m.totals().skippedFiles());
+    // The console's final progress line accounts for every byte of the tokenized files.
+    assertTrue(log.toString().contains("prep: tokenize 1/1 tasks"), log.toString());
+    assertTrue(log.toString().contains("(100%)"), log.toString());
 
     Manifest.SourceEntry empty = source(m, "empty.txt");
     assertEquals(Manifest.SourceEntry.OK, empty.status());

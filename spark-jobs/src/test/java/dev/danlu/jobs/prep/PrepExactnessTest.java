@@ -28,9 +28,20 @@ class PrepExactnessTest {
   static JavaSparkContext jsc;
   @TempDir Path tmp;
 
+  static final List<String> JOB_DESCRIPTIONS = new java.util.concurrent.CopyOnWriteArrayList<>();
+
   @BeforeAll
   static void start() {
     jsc = PrepTestSupport.startSpark();
+    jsc.sc()
+        .addSparkListener(
+            new org.apache.spark.scheduler.SparkListener() {
+              @Override
+              public void onJobStart(org.apache.spark.scheduler.SparkListenerJobStart e) {
+                JOB_DESCRIPTIONS.add(
+                    String.valueOf(e.properties().getProperty("spark.job.description")));
+              }
+            });
   }
 
   @AfterAll
@@ -158,6 +169,18 @@ class PrepExactnessTest {
     assertEquals(totals[1], m.totals().droppedTokens());
     assertEquals(m.totals().tokens(), m.totals().blocks() * blockSize + m.totals().droppedTokens());
     assertTrue(m.totals().validationBlocks() > 0 && m.totals().trainBlocks() > 0);
+    // What the Spark UI shows for the two jobs.
+    assertTrue(
+        JOB_DESCRIPTIONS.stream()
+            .anyMatch(d -> d.startsWith("danlu prep 1/2: scan " + files.size() + " files")),
+        JOB_DESCRIPTIONS.toString());
+    assertTrue(
+        JOB_DESCRIPTIONS.stream()
+            .anyMatch(
+                d ->
+                    d.startsWith("danlu prep 2/2: tokenize " + files.size() + " files")
+                        && d.contains(r.tasks() + " splits")),
+        JOB_DESCRIPTIONS.toString());
   }
 
   @Test
