@@ -19,5 +19,9 @@ final class Commands {
           System.out.println("danlu " + (v == null ? "dev" : v));
           return 0;
         });
+    Main.register(
+        "prep",
+        "corpus -> tokenized Arrow shards on Spark, incremental (danlu prep --help)",
+        dev.danlu.jobs.prep.PrepCli::run);
   }
 }
