@@ -49,6 +49,13 @@ public final class PrepJob {
 
   private PrepJob() {}
 
+  /** Parses {@code prep} arguments, loads the tokenizer and runs on an existing context. */
+  public static PrepReport run(JavaSparkContext jsc, String[] args, PrintStream console)
+      throws IOException {
+    PrepOptions o = PrepOptions.parse(args);
+    return run(jsc, o, TokenizerInfo.load(o.tokenizer(), jsc.hadoopConfiguration()), console);
+  }
+
   public static PrepReport run(
       JavaSparkContext jsc, PrepOptions o, TokenizerInfo tok, PrintStream console)
       throws IOException {
@@ -92,7 +99,9 @@ public final class PrepJob {
       prev.shards().forEach(s -> prevShards.put(s.path(), s));
     }
 
+    Timings time = new Timings();
     List<InputLister.FileRef> files = InputLister.list(o.input(), o.pattern(), conf);
+    time.lap("list");
     List<InputLister.FileRef> toScan = new ArrayList<>();
     for (InputLister.FileRef f : files) {
       Manifest.SourceEntry p = prevByPath.get(f.path());
@@ -171,6 +180,7 @@ public final class PrepJob {
       }
     }
 
+    time.lap("scan");
     // ---- plan ----
     List<String> tokenize = new ArrayList<>();
     List<String> reused = new ArrayList<>();
@@ -298,6 +308,7 @@ public final class PrepJob {
           plan);
     }
 
+    time.lap("plan");
     // ---- tokenize ----
     List<WorkUnit.Result> results = List.of();
     if (!units.isEmpty()) {
@@ -341,13 +352,24 @@ public final class PrepJob {
               tUnits,
               unitBytes,
               units.size())) {
+        List<List<WorkUnit>> tasks = packTasks(units, jsc.defaultParallelism());
         results =
-            jsc.parallelize(units, units.size()).map(u -> task.run(u, sconf.value())).collect();
+            jsc.parallelize(tasks, tasks.size())
+                .flatMap(
+                    batch -> {
+                      List<WorkUnit.Result> rs = new ArrayList<>();
+                      for (WorkUnit u : batch) {
+                        rs.add(task.run(u, sconf.value()));
+                      }
+                      return rs.iterator();
+                    })
+                .collect();
         console.println(pr.line());
       }
       jsc.clearJobGroup();
     }
 
+    time.lap("tokenize");
     // ---- manifest ----
     Map<String, List<WorkUnit.Result>> byPath = new HashMap<>();
     for (WorkUnit.Result r : results) {
@@ -460,8 +482,12 @@ public final class PrepJob {
             totals,
             allShards,
             sources);
+    time.lap("manifest");
     store.commit(committed);
+    time.lap("commit");
     DatasetStore.GcResult gc = store.collectGarbage(committed, o.keepVersions());
+    time.lap("gc");
+    console.println("prep: time " + time);
     console.printf(
         Locale.ROOT,
         "prep: committed version %d: %d files, %d lines, %d tokens, %d blocks (%d train, %d validation), %d tokens dropped%n",
@@ -495,6 +521,37 @@ public final class PrepJob {
         units.size(),
         committed,
         plan);
+  }
+
+  /**
+   * Groups units into Spark tasks: a unit per task would spend more on scheduling than on work for
+   * corpora of many small files. Units go, largest first, to the least loaded of {@code n} tasks
+   * (LPT), with {@code n} = the larger of 4 tasks per core and one task per 64 MB of input (so
+   * progress and retries stay fine-grained), at most one per unit.
+   */
+  static List<List<WorkUnit>> packTasks(List<WorkUnit> units, int cores) {
+    long total = units.stream().mapToLong(WorkUnit::estimatedBytes).sum();
+    int n = (int) Math.min(units.size(), Math.max(4L * cores, total / (64L << 20) + 1));
+    List<List<WorkUnit>> tasks = new ArrayList<>();
+    java.util.PriorityQueue<long[]> load =
+        new java.util.PriorityQueue<>(
+            Comparator.<long[]>comparingLong(a -> a[0]).thenComparingLong(a -> a[1]));
+    for (int i = 0; i < n; i++) {
+      tasks.add(new ArrayList<>());
+      load.add(new long[] {0, i});
+    }
+    List<WorkUnit> sorted = new ArrayList<>(units);
+    sorted.sort(Comparator.comparingLong(WorkUnit::estimatedBytes).reversed());
+    for (WorkUnit u : sorted) {
+      long[] least = load.poll();
+      tasks.get((int) least[1]).add(u);
+      least[0] += u.estimatedBytes();
+      load.add(least);
+    }
+    tasks.sort(
+        Comparator.comparingLong(
+            (List<WorkUnit> t) -> -t.stream().mapToLong(WorkUnit::estimatedBytes).sum()));
+    return tasks;
   }
 
   private static Manifest.Totals totals(
@@ -629,6 +686,24 @@ public final class PrepJob {
       sb.append("    ! ").append(p).append(": skipped, ").append(e.skipReason()).append('\n');
     }
     return sb.toString();
+  }
+
+  /** Wall time per phase, for the summary line. */
+  private static final class Timings {
+    private final StringBuilder sb = new StringBuilder();
+    private long last = System.nanoTime();
+
+    void lap(String phase) {
+      long now = System.nanoTime();
+      sb.append(sb.length() == 0 ? "" : ", ")
+          .append(String.format(Locale.ROOT, "%s %.2fs", phase, (now - last) / 1e9));
+      last = now;
+    }
+
+    @Override
+    public String toString() {
+      return sb.toString();
+    }
   }
 
   static String hash8(String s) {

@@ -75,10 +75,11 @@ final class ProgressReporter implements AutoCloseable {
                 Locale.ROOT, ", %d tokens (%.0f tokens/s)", tokens.value(), tokens.value() / secs);
     return String.format(
         Locale.ROOT,
-        "prep: %s %d/%d tasks, %.1f/%.1f MB (%.0f%%), %.2f MB/s%s, %.0fs elapsed%s",
+        "prep: %s %d/%d %s, %.1f/%.1f MB (%.0f%%), %.2f MB/s%s, %.0fs elapsed%s",
         what,
         units.value(),
         totalUnits,
+        what.equals("scan") ? "files" : "splits",
         b / 1048576.0,
         totalBytes / 1048576.0,
         totalBytes == 0 ? 100.0 : 100.0 * b / totalBytes,
