@@ -4,6 +4,7 @@ import dev.danlu.data.chunk.ChunkingMode;
 import dev.danlu.data.chunk.SourceScan;
 import dev.danlu.data.chunk.SplitChunker;
 import dev.danlu.data.manifest.Manifest;
+import dev.danlu.data.manifest.ManifestIo;
 import dev.danlu.data.shard.RollingShardWriter;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -317,6 +318,7 @@ public final class PrepJob {
       SplitTask.Config cfg =
           new SplitTask.Config(
               outRoot.toString(),
+              shardDir(params),
               tok.shipFile().getFileName().toString(),
               tok.sha256(),
               tok.bosId(),
@@ -704,6 +706,25 @@ public final class PrepJob {
     public String toString() {
       return sb.toString();
     }
+  }
+
+  /**
+   * Shards of different parameters live in different directories, so a {@code --rebuild} never
+   * overwrites a file that a kept older version still references (names are otherwise equal).
+   */
+  static String shardDir(Manifest.Params p) {
+    String key =
+        String.join(
+            "|",
+            p.tokenizerSha256(),
+            Integer.toString(p.blockSize()),
+            p.chunking(),
+            Double.toString(p.validationFraction()),
+            p.utf8Policy(),
+            Integer.toString(p.maxLineBytes()),
+            Integer.toString(p.bosId()),
+            Integer.toString(p.eosId()));
+    return ManifestIo.SHARDS_DIR + "/" + hash8(key);
   }
 
   static String hash8(String s) {

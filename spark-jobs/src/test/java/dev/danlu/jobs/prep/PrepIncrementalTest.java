@@ -188,17 +188,30 @@ class PrepIncrementalTest {
     assertTrue(e.getMessage().contains("tokenizer sha256"), e.getMessage());
     assertEquals(1, ManifestIo.readCurrent(out).version(), "a refused run commits nothing");
 
-    PrepReport rebuilt = prep(in, out, "--block-size", "128", "--rebuild", "--keep-versions", "1");
+    Manifest v1 = ManifestIo.readCurrent(out);
+    PrepReport rebuilt = prep(in, out, "--block-size", "128", "--rebuild");
     assertEquals(2, rebuilt.tokenized().size());
     assertEquals(2, rebuilt.version());
     assertEquals(128, ManifestIo.readCurrent(out).params().blockSize());
-    // keep-versions 1: the block-256 shards and version 1 are garbage-collected.
+    // Version 1 is still kept and intact: a rebuild writes new files, never over old ones.
+    for (Manifest.ShardEntry s : v1.shards()) {
+      byte[] bytes = Files.readAllBytes(out.resolve(s.path()));
+      assertEquals(
+          s.sha256(),
+          java.util.HexFormat.of()
+              .formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes)),
+          s.path());
+    }
+    // With --keep-versions 1 the next commit collects version 1 and its block-256 shards.
+    Files.copy(
+        PrepTestSupport.corpus("english").resolve(SPEECHES.get(2)), in.resolve(SPEECHES.get(2)));
+    PrepReport v3 = prep(in, out, "--block-size", "128", "--keep-versions", "1");
+    assertEquals(3, v3.version());
     assertEquals(
-        rebuilt.manifest().shards().stream()
-            .map(Manifest.ShardEntry::path)
-            .collect(Collectors.toSet()),
+        v3.manifest().shards().stream().map(Manifest.ShardEntry::path).collect(Collectors.toSet()),
         shardFiles(out));
     assertFalse(Files.exists(out.resolve(ManifestIo.versionPath(1))));
+    assertFalse(Files.exists(out.resolve(ManifestIo.versionPath(2))));
   }
 
   @Test
@@ -228,6 +241,7 @@ class PrepIncrementalTest {
     Path in = input(1);
     Path out = tmp.resolve("out");
     prep(in, out);
+    Files.createDirectories(out.resolve("shards/train"));
     Path stray = out.resolve("shards/train/.deadbeef-p000.arrow.tmp-3.0.0.7");
     Files.writeString(stray, "partial");
     Path orphan = out.resolve("shards/train/00000000-0000000000000000-s00000-p000.arrow");
