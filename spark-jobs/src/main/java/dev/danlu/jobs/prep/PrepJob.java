@@ -334,16 +334,14 @@ public final class PrepJob {
       SplitTask task = new SplitTask(cfg, tBytes, tTokens, tUnits);
       SerializableConfiguration sconf = new SerializableConfiguration(conf);
       long unitBytes = units.stream().mapToLong(WorkUnit::estimatedBytes).sum();
-      jsc.setJobGroup(
-          "danlu-prep",
+      String header =
           String.format(
               Locale.ROOT,
               "danlu prep 2/2: tokenize %d files (%.1f MB) in %d splits -> %s",
               tokenize.size(),
               bytesToTokenize / 1048576.0,
               units.size(),
-              o.output()),
-          true);
+              o.output());
       try (ProgressReporter pr =
           new ProgressReporter(
               "tokenize",
@@ -355,17 +353,33 @@ public final class PrepJob {
               unitBytes,
               units.size())) {
         List<List<WorkUnit>> tasks = packTasks(units, jsc.defaultParallelism());
-        results =
-            jsc.parallelize(tasks, tasks.size())
-                .flatMap(
-                    batch -> {
-                      List<WorkUnit.Result> rs = new ArrayList<>();
-                      for (WorkUnit u : batch) {
-                        rs.add(task.run(u, sconf.value()));
-                      }
-                      return rs.iterator();
-                    })
-                .collect();
+        // Large runs go in waves of Spark jobs, so the job description in the Spark UI (fixed
+        // when a job is submitted) can say how far the run is and how fast it goes.
+        int wave = Math.max(4 * jsc.defaultParallelism(), (tasks.size() + 7) / 8);
+        int waves = (tasks.size() + wave - 1) / wave;
+        List<WorkUnit.Result> all = new ArrayList<>();
+        for (int w = 0; w < waves; w++) {
+          List<List<WorkUnit>> batch =
+              tasks.subList(w * wave, Math.min(tasks.size(), (w + 1) * wave));
+          jsc.setJobGroup(
+              "danlu-prep",
+              waves == 1
+                  ? header
+                  : header + " | wave " + (w + 1) + "/" + waves + ": " + pr.summary(),
+              true);
+          all.addAll(
+              jsc.parallelize(batch, batch.size())
+                  .flatMap(
+                      units1 -> {
+                        List<WorkUnit.Result> rs = new ArrayList<>();
+                        for (WorkUnit u : units1) {
+                          rs.add(task.run(u, sconf.value()));
+                        }
+                        return rs.iterator();
+                      })
+                  .collect());
+        }
+        results = all;
         console.println(pr.line());
       }
       jsc.clearJobGroup();
