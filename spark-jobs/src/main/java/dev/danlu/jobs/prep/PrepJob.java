@@ -106,7 +106,7 @@ public final class PrepJob {
     List<InputLister.FileRef> toScan = new ArrayList<>();
     for (InputLister.FileRef f : files) {
       Manifest.SourceEntry p = prevByPath.get(f.path());
-      if (p == null || p.size() != f.size() || p.mtime() != f.mtime()) {
+      if (o.rehash() || p == null || p.size() != f.size() || p.mtime() != f.mtime()) {
         toScan.add(f);
       }
     }

@@ -116,13 +116,29 @@ class PrepIncrementalTest {
     assertEquals(r1.manifest().totals().tokens() + added.tokens(), r2.manifest().totals().tokens());
     assertFalse(prep(in, out).committed());
 
+    // Same size, same mtime, other bytes (a rewrite within the mtime granularity): trusted by
+    // default, found by --rehash.
+    Path sneaky = in.resolve(SPEECHES.get(3));
+    FileTime mtime = Files.getLastModifiedTime(sneaky);
+    byte[] bytes = Files.readAllBytes(sneaky);
+    bytes[0] = (byte) (bytes[0] == 'X' ? 'Y' : 'X');
+    Files.write(sneaky, bytes);
+    Files.setLastModifiedTime(sneaky, mtime);
+    assertEquals(List.of(), prep(in, out).tokenized());
+    PrepReport rehashed = prep(in, out, "--rehash");
+    assertEquals(4, rehashed.filesScanned());
+    assertEquals(
+        List.of(SPEECHES.get(3)),
+        rehashed.tokenized().stream().map(PrepIncrementalTest::name).toList());
+    assertEquals(3, rehashed.version());
+
     // Change one file: only it is re-tokenized, its shards get new names.
     Path changed = in.resolve(SPEECHES.get(1));
     Files.writeString(changed, Files.readString(changed) + "\nOne more line for the refresh.\n");
     PrepReport r3 = prep(in, out);
     assertEquals(
         List.of(SPEECHES.get(1)), r3.tokenized().stream().map(PrepIncrementalTest::name).toList());
-    assertEquals(3, r3.version());
+    assertEquals(4, r3.version());
 
     // Touch a file without changing it: read and hashed, not tokenized; the mtime is recorded.
     Path touched = in.resolve(SPEECHES.get(0));
@@ -147,10 +163,11 @@ class PrepIncrementalTest {
     assertEquals(sum, r5.manifest().shards().stream().mapToLong(Manifest.ShardEntry::rows).sum());
 
     // Older versions are kept; manifest.json is the newest.
-    for (long v = 1; v <= 5; v++) {
+    for (long v = 2; v <= 6; v++) {
       assertTrue(Files.exists(out.resolve(ManifestIo.versionPath(v))), "version " + v + " kept");
     }
-    assertEquals(5, ManifestIo.readCurrent(out).version());
+    assertFalse(Files.exists(out.resolve(ManifestIo.versionPath(1))), "beyond --keep-versions 5");
+    assertEquals(6, ManifestIo.readCurrent(out).version());
     // The blocks still equal a fresh run's on the same input.
     prep(in, tmp.resolve("fresh2"));
     assertEquals(
