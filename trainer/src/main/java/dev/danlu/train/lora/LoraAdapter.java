@@ -107,6 +107,81 @@ public final class LoraAdapter {
     return new LoraAdapter(lc, c, loraA, loraB, embedTokens, lmHead);
   }
 
+  /**
+   * An adapter from tensors under PEFT keys (adapter_model.safetensors); shapes are checked against
+   * the model config. Full embed_tokens / lm_head may have more rows than the base (vocabulary
+   * resize): the adapter's row count is the effective vocabulary.
+   */
+  public static LoraAdapter fromTensors(
+      LoraConfig lc, LlamaConfig c, LlamaWeights.TensorSource src, DataType dt)
+      throws java.io.IOException {
+    int nm = LoraModule.values().length;
+    INDArray[][] a = new INDArray[c.numLayers()][nm];
+    INDArray[][] b = new INDArray[c.numLayers()][nm];
+    for (int l = 0; l < c.numLayers(); l++) {
+      for (LoraModule m : lc.targets()) {
+        long[] w = LlamaWeights.linearShape(c, m);
+        a[l][m.ordinal()] = read(src, peftKey(l, m, "A"), new long[] {lc.rank(), w[1]}, dt);
+        b[l][m.ordinal()] = read(src, peftKey(l, m, "B"), new long[] {w[0], lc.rank()}, dt);
+      }
+    }
+    INDArray embed = lc.trainEmbedTokens() ? readFull(src, EMBED_KEY, c, dt) : null;
+    INDArray head = lc.trainLmHead() ? readFull(src, LM_HEAD_KEY, c, dt) : null;
+    if (embed != null && head != null && embed.size(0) != head.size(0)) {
+      throw new java.io.IOException(
+          "adapter embed_tokens has " + embed.size(0) + " rows but lm_head " + head.size(0));
+    }
+    return new LoraAdapter(lc, c, a, b, embed, head);
+  }
+
+  private static INDArray read(LlamaWeights.TensorSource src, String key, long[] shape, DataType dt)
+      throws java.io.IOException {
+    if (!src.contains(key)) {
+      throw new java.io.IOException("adapter has no tensor '" + key + "'");
+    }
+    long[] actual = src.shape(key);
+    if (!java.util.Arrays.equals(actual, shape)) {
+      throw new java.io.IOException(
+          "adapter tensor '"
+              + key
+              + "' has shape "
+              + java.util.Arrays.toString(actual)
+              + ", expected "
+              + java.util.Arrays.toString(shape));
+    }
+    return LlamaWeights.fromFloats(src.readFloats(key), shape, dt);
+  }
+
+  private static INDArray readFull(
+      LlamaWeights.TensorSource src, String key, LlamaConfig c, DataType dt)
+      throws java.io.IOException {
+    if (!src.contains(key)) {
+      throw new java.io.IOException("adapter has no tensor '" + key + "' (modules_to_save)");
+    }
+    long[] shape = src.shape(key);
+    if (shape.length != 2 || shape[1] != c.hiddenSize() || shape[0] < c.vocabSize()) {
+      throw new java.io.IOException(
+          "adapter tensor '"
+              + key
+              + "' has shape "
+              + java.util.Arrays.toString(shape)
+              + ", expected [vocab >= "
+              + c.vocabSize()
+              + ", "
+              + c.hiddenSize()
+              + "]");
+    }
+    return LlamaWeights.fromFloats(src.readFloats(key), shape, dt);
+  }
+
+  /** Vocabulary size the adapted model produces logits for (grows with a resize). */
+  public int vocabSize() {
+    if (lmHead != null) {
+      return (int) lmHead.size(0);
+    }
+    return embedTokens != null ? (int) embedTokens.size(0) : model.vocabSize();
+  }
+
   public double scaling() {
     return config.scaling();
   }
