@@ -131,7 +131,7 @@ final class SentencePieceBpe {
     return String.format("<0x%02X>", b);
   }
 
-  /** Token ids of {@code text} as {@code spm_encode} gives them for its UTF-8 bytes. */
+  /** Token ids of {@code text}: {@code spm_encode}'s for {@code text.getBytes(UTF_8)}. */
   int[] encode(String text) {
     if (text.isEmpty()) {
       return new int[0];
@@ -149,9 +149,10 @@ final class SentencePieceBpe {
       i += Character.charCount(cp);
       if (cp == ' ') {
         cp = SPACE_SYMBOL;
-      } else if (Character.isSurrogate((char) cp) && cp < 0x10000) {
-        // A lone surrogate has no UTF-8 form; spm turns invalid UTF-8 into U+FFFD.
-        cp = 0xFFFD;
+      } else if (cp < 0x10000 && Character.isSurrogate((char) cp)) {
+        // A lone surrogate has no UTF-8 form; String.getBytes(UTF_8), and so DJL's JNI call,
+        // sends '?' for it.
+        cp = '?';
       }
       cps[s] = cp;
       key[s] = key(cp);

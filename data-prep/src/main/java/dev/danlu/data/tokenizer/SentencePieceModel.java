@@ -36,6 +36,7 @@ public final class SentencePieceModel {
   private int padId = -1;
   private boolean byteFallback;
   private boolean treatWhitespaceAsSuffix;
+  private String unkSurface = " \u2047 ";
   // NormalizerSpec
   private String normalizerName = "";
   private int precompiledCharsmapBytes;
@@ -116,6 +117,10 @@ public final class SentencePieceModel {
   private void readTrainerSpec(ProtoReader r) {
     while (r.hasMore()) {
       int tag = r.tag();
+      if (tag == ((44 << 3) | 2)) {
+        unkSurface = r.string();
+        continue;
+      }
       if ((tag & 7) != 0) {
         r.skip(tag);
         continue;
@@ -196,6 +201,11 @@ public final class SentencePieceModel {
 
   public boolean byteFallback() {
     return byteFallback;
+  }
+
+  /** What the unknown piece decodes to (TrainerSpec.unk_surface, default " ⁇ "). */
+  public String unkSurface() {
+    return unkSurface;
   }
 
   public boolean treatWhitespaceAsSuffix() {

@@ -13,9 +13,13 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * ({@link SentencePieceModel}) because the binding exposes no vocabulary size and aborts the JVM on
  * an out-of-range id; every id is range-checked here before it reaches native code.
  *
- * <p>Thread-safety: the C++ {@code SentencePieceProcessor::Encode/Decode} are {@code const} and
- * keep no per-call state in the processor, so concurrent calls are safe; a read-write lock only
- * keeps {@link #close()} from freeing the processor under a running call.
+ * <p>Encoding of LLaMA-style BPE models runs in Java ({@link SentencePieceBpe}, ~1.7x faster than
+ * {@code spm_encode}, id-identical); decoding always does ({@link SentencePieceDecoder}).
+ *
+ * <p>Thread-safety: the Java encoder and decoder are immutable. The C++ {@code
+ * SentencePieceProcessor::Encode} is {@code const} and keeps no per-call state, so concurrent JNI
+ * calls are safe (a test hammers it from 4 threads); a read-write lock only keeps {@link #close()}
+ * from freeing the processor under a running call.
  */
 public final class SentencePieceTokenizer implements TextTokenizer {
   private final Path path;
@@ -24,6 +28,7 @@ public final class SentencePieceTokenizer implements TextTokenizer {
   private final SpTokenizer native_;
   private final SpProcessor processor;
   private final SentencePieceBpe bpe; // null: the model needs the C++ encoder
+  private final SentencePieceDecoder decoder;
   private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
   private volatile boolean closed;
 
@@ -35,6 +40,7 @@ public final class SentencePieceTokenizer implements TextTokenizer {
     this.native_ = nativeTokenizer;
     this.processor = nativeTokenizer.getProcessor();
     boolean forceNative = Boolean.getBoolean("danlu.tokenizer.native");
+    this.decoder = new SentencePieceDecoder(model);
     this.bpe =
         !forceNative && SentencePieceBpe.supports(model) == null
             ? new SentencePieceBpe(model)
@@ -90,18 +96,14 @@ public final class SentencePieceTokenizer implements TextTokenizer {
     }
   }
 
+  /** Decoded in Java by {@link SentencePieceDecoder}: DJL's JNI decode mangles emoji. */
   @Override
   public String decode(int[] ids) {
     for (int i = 0; i < ids.length; i++) {
       checkId(ids[i], "ids[" + i + "]");
     }
-    lock.readLock().lock();
-    try {
-      ensureOpen();
-      return processor.decode(ids);
-    } finally {
-      lock.readLock().unlock();
-    }
+    ensureOpen();
+    return decoder.decode(ids);
   }
 
   @Override
