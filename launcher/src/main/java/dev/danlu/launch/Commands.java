@@ -19,5 +19,9 @@ final class Commands {
           System.out.println("danlu " + (v == null ? "dev" : v));
           return 0;
         });
+    Main.register(
+        "generate",
+        "generate text with a LLaMA model (+ PEFT adapter)",
+        dev.danlu.train.cli.GenerateCli::run);
   }
 }
