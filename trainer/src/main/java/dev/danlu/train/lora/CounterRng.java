@@ -23,6 +23,11 @@ public final class CounterRng {
     return (mix(key + counter * 0x9E3779B97F4A7C15L) >>> 11) * 0x1.0p-53;
   }
 
+  /** 64 random bits for (key, counter). */
+  public static long bits(long key, long counter) {
+    return mix(key + counter * 0x9E3779B97F4A7C15L);
+  }
+
   private static long mix(long z) {
     z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
     z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;

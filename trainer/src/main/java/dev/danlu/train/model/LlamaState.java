@@ -92,6 +92,7 @@ public final class LlamaState {
   final INDArray dProbs; // (seq, seq)
   final INDArray dLoraH; // (rows, r) or null
   final INDArray[] dropScratch; // (rows, dim), (rows, ffn) x2 each, only with LoRA dropout
+  final byte[] dropMask; // (rows, max(dim, ffn)) keep flags of the current module's dropout
 
   // what the last forward saw, for backward
   int[] inputIds;
@@ -148,8 +149,10 @@ public final class LlamaState {
             Nd4j.create(dt, rows, ffn),
             Nd4j.create(dt, rows, ffn)
           };
+      dropMask = new byte[rows * Math.max(dim, ffn)];
     } else {
       dropScratch = null;
+      dropMask = null;
     }
   }
 
