@@ -16,8 +16,32 @@ import org.nd4j.linalg.factory.Nd4j;
  * of the same shape; frozen base weights have none.
  */
 public final class LoraAdapter {
-  /** A trainable tensor under its PEFT key, with its gradient (both contiguous c-order). */
-  public record NamedParam(String name, INDArray value, INDArray grad) {}
+  /**
+   * A trainable tensor under its PEFT key, with its gradient (both contiguous c-order float32 in
+   * training). {@link #values()} / {@link #grads()} are zero-copy flat views for optimizer and ZeRO
+   * code that works on flat buffers: writes through them update the model.
+   */
+  public record NamedParam(String name, INDArray value, INDArray grad) {
+    public java.nio.FloatBuffer values() {
+      return flat(value);
+    }
+
+    public java.nio.FloatBuffer grads() {
+      return flat(grad);
+    }
+
+    public int size() {
+      return Math.toIntExact(value.length());
+    }
+
+    private static java.nio.FloatBuffer flat(INDArray a) {
+      if (a.dataType() != DataType.FLOAT) {
+        throw new IllegalStateException("flat float views need FLOAT arrays, not " + a.dataType());
+      }
+      int off = Math.toIntExact(a.offset());
+      return a.data().asNioFloat().slice(off, Math.toIntExact(a.length()));
+    }
+  }
 
   public final LoraConfig config;
   public final LlamaConfig model;
