@@ -176,7 +176,7 @@ public final class Llama {
     }
     {
       long t0 = Timers.start();
-      Attention.forward(c, s.batch, s.attentionMask, a.qh, a.kh, a.vh, a.probs, a.oh);
+      Attention.forward(c, s.batch, s.attentionMask, a.qhS, a.khS, a.vhS, a.probsS, a.ohS);
       Timers.stop("attention", t0);
     }
     {
@@ -240,7 +240,8 @@ public final class Llama {
     {
       long t0 = Timers.start();
       Attention.backward(
-          c, s.batch, a.qh, a.kh, a.vh, a.probs, s.dOh, s.dProbs, s.dQh, s.dKh, s.dVh);
+          c, s.batch, a.qhS, a.khS, a.vhS, a.probsS, s.dOhS, s.dProbs, s.dQhS, s.dKh, s.dKhS, s.dVh,
+          s.dVhS);
       Timers.stop("attention", t0);
     }
     Rope r = s.rope;

@@ -30,6 +30,11 @@ public final class LlamaState {
     final INDArray up; // (rows, ffn)
     final INDArray h; // (rows, ffn) silu(gate) * up, down_proj input
     final INDArray[] loraH; // per module (rows, r): A dropout(x), or null
+    final INDArray[] qhS; // per (batch, head) (seq, headDim) views of qh; likewise below
+    final INDArray[] khS;
+    final INDArray[] vhS;
+    final INDArray[] probsS;
+    final INDArray[] ohS;
 
     LayerActs(LlamaConfig c, int batch, int seq, LoraConfig lora, DataType dt) {
       int rows = batch * seq;
@@ -48,6 +53,11 @@ public final class LlamaState {
       gate = Nd4j.create(dt, rows, c.intermediateSize());
       up = Nd4j.create(dt, rows, c.intermediateSize());
       h = Nd4j.create(dt, rows, c.intermediateSize());
+      qhS = slices(qh);
+      khS = slices(kh);
+      vhS = slices(vh);
+      probsS = slices(probs);
+      ohS = slices(oh);
       loraH = new INDArray[LoraModule.values().length];
       if (lora != null) {
         for (LoraModule m : lora.targets()) {
@@ -89,6 +99,10 @@ public final class LlamaState {
   final INDArray dQh; // (batch*heads, seq, headDim)
   final INDArray dKh; // (batch*kvHeads, seq, headDim)
   final INDArray dVh; // (batch*kvHeads, seq, headDim)
+  final INDArray[] dOhS; // per-(batch, head) views, as in LayerActs
+  final INDArray[] dQhS;
+  final INDArray[] dKhS;
+  final INDArray[] dVhS;
   final INDArray dProbs; // (seq, seq)
   final INDArray dLoraH; // (rows, r) or null
   final INDArray[] dropScratch; // (rows, dim), (rows, ffn) x2 each, only with LoRA dropout
@@ -139,6 +153,10 @@ public final class LlamaState {
     dQh = Nd4j.create(dt, (long) batch * c.numHeads(), seq, c.headDim());
     dKh = Nd4j.create(dt, (long) batch * c.numKvHeads(), seq, c.headDim());
     dVh = Nd4j.create(dt, (long) batch * c.numKvHeads(), seq, c.headDim());
+    dOhS = slices(dOh);
+    dQhS = slices(dQh);
+    dKhS = slices(dKh);
+    dVhS = slices(dVh);
     dProbs = Nd4j.create(dt, seq, seq);
     dLoraH = lora == null ? null : Nd4j.create(dt, rows, lora.rank());
     if (lora != null && lora.dropout() > 0) {
@@ -154,6 +172,15 @@ public final class LlamaState {
       dropScratch = null;
       dropMask = null;
     }
+  }
+
+  /** The 2-D views a[i] of a 3-D array, created once. */
+  static INDArray[] slices(INDArray a) {
+    INDArray[] out = new INDArray[(int) a.size(0)];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = a.slice(i);
+    }
+    return out;
   }
 
   /** The final hidden state (rows, dim) after the last forward (before the final norm). */
