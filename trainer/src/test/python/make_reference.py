@@ -9,7 +9,7 @@ float32 implementation reading the stored F32 parameters starts from exactly the
 results are stored as F32 (rounding adds at most 6e-8 relative error).
 
 Run from the repository root:  /usr/bin/python3 trainer/src/test/python/make_reference.py
-Output: trainer/src/test/resources/reference/ (see README.md there). Deterministic: the same
+Output: trainer/src/test/resources/reference/ (see README.md there), or --out DIR. Deterministic: the same
 torch version writes byte-identical files.
 """
 import json
@@ -242,7 +242,7 @@ def hf_order(names):
     return sorted(names)
 
 
-def main():
+def main(out_dir):
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(20261122)
     p = base_weights(gen)
@@ -305,20 +305,20 @@ def main():
         merged_logits = forward(cfg, merged, input_ids, attention_mask)
         assert torch.allclose(merged_logits, logits, rtol=1e-10, atol=1e-10)
 
-    os.makedirs(OUT, exist_ok=True)
-    write_json(os.path.join(OUT, "tiny-llama", "config.json"), hf_config(BASE_VOCAB))
-    write_safetensors(os.path.join(OUT, "tiny-llama", "model.safetensors"),
+    os.makedirs(out_dir, exist_ok=True)
+    write_json(os.path.join(out_dir, "tiny-llama", "config.json"), hf_config(BASE_VOCAB))
+    write_safetensors(os.path.join(out_dir, "tiny-llama", "model.safetensors"),
                       [(k, stored(p[k])) for k in hf_order(p)])
     # Tied variant: HF drops lm_head.weight from the file when it is tied to embed_tokens.
-    write_json(os.path.join(OUT, "tiny-llama-tied", "config.json"), hf_config(BASE_VOCAB, tie=True))
-    write_safetensors(os.path.join(OUT, "tiny-llama-tied", "model.safetensors"),
+    write_json(os.path.join(out_dir, "tiny-llama-tied", "config.json"), hf_config(BASE_VOCAB, tie=True))
+    write_safetensors(os.path.join(out_dir, "tiny-llama-tied", "model.safetensors"),
                       [(k, stored(p[k])) for k in hf_order(p) if k != "lm_head.weight"])
-    write_json(os.path.join(OUT, "rope-linear.config.json"),
+    write_json(os.path.join(out_dir, "rope-linear.config.json"),
                hf_config(BASE_VOCAB, rope_scaling={"type": "linear", "factor": 2.0}))
-    write_json(os.path.join(OUT, "rope-dynamic.config.json"),
+    write_json(os.path.join(out_dir, "rope-dynamic.config.json"),
                hf_config(BASE_VOCAB, rope_scaling={"type": "dynamic", "factor": 2.0}, max_pos=4))
 
-    write_json(os.path.join(OUT, "tiny-adapter", "adapter_config.json"), {
+    write_json(os.path.join(out_dir, "tiny-adapter", "adapter_config.json"), {
         "base_model_name_or_path": "tiny-llama",
         "bias": "none",
         "fan_in_fan_out": False,
@@ -334,13 +334,13 @@ def main():
     })
     adapter = [(PREFIX + k, stored(v)) for k, v in lora.items()]
     adapter += [(PREFIX + "model.embed_tokens.weight", stored(embed)), (PREFIX + "lm_head.weight", stored(head))]
-    write_safetensors(os.path.join(OUT, "tiny-adapter", "adapter_model.safetensors"), adapter)
+    write_safetensors(os.path.join(out_dir, "tiny-adapter", "adapter_model.safetensors"), adapter)
 
-    write_json(os.path.join(OUT, "tiny-merged", "config.json"), hf_config(NEW_VOCAB))
-    write_safetensors(os.path.join(OUT, "tiny-merged", "model.safetensors"),
+    write_json(os.path.join(out_dir, "tiny-merged", "config.json"), hf_config(NEW_VOCAB))
+    write_safetensors(os.path.join(out_dir, "tiny-merged", "model.safetensors"),
                       [(k, stored(merged[k])) for k in hf_order(merged)])
 
-    write_safetensors(os.path.join(OUT, "io.safetensors"), [
+    write_safetensors(os.path.join(out_dir, "io.safetensors"), [
         ("input_ids", input_ids), ("attention_mask", attention_mask), ("labels", labels),
         ("logits", stored(logits)), ("loss", stored(loss)),
         ("base_input_ids", base_ids), ("base_logits", stored(base_logits)),
@@ -350,8 +350,8 @@ def main():
     grads = [(PREFIX + k, stored(v.grad)) for k, v in lora.items()]
     grads += [(PREFIX + "model.embed_tokens.weight", stored(embed.grad)),
               (PREFIX + "lm_head.weight", stored(head.grad))]
-    write_safetensors(os.path.join(OUT, "grads.safetensors"), grads)
-    print("loss %.10f; wrote %s" % (loss.item(), os.path.normpath(OUT)), file=sys.stderr)
+    write_safetensors(os.path.join(out_dir, "grads.safetensors"), grads)
+    print("loss %.10f; wrote %s" % (loss.item(), os.path.normpath(out_dir)), file=sys.stderr)
 
 
 def read_safetensors(path):
@@ -402,5 +402,7 @@ def check_stories260k(shared):
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--check-stories260k":
         check_stories260k(sys.argv[2] if len(sys.argv) > 2 else os.path.join(OUT, "../../../../../../shared"))
+    elif len(sys.argv) > 2 and sys.argv[1] == "--out":
+        main(sys.argv[2])  # the Java test regenerates into a temporary directory and compares
     else:
-        main()
+        main(OUT)

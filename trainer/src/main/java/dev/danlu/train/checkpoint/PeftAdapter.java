@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -251,13 +250,7 @@ public final class PeftAdapter {
   public void save(Path dir, DType dtype) throws IOException {
     Files.createDirectories(dir);
     SafeTensorsWriter.write(dir.resolve(WEIGHTS), tensors, dtype, Map.of("format", "pt"));
-    Path tmp = Files.createTempFile(dir, "." + CONFIG + ".", ".tmp");
-    try {
-      JSON.writeValue(tmp.toFile(), config);
-      Files.move(tmp, dir.resolve(CONFIG), StandardCopyOption.REPLACE_EXISTING);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
+    AtomicFiles.writeJson(JSON, dir.resolve(CONFIG), config);
   }
 
   /** Checks every key is a LoRA A/B of a target module or a modules_to_save weight, and shapes. */

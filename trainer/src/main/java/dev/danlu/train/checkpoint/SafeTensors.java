@@ -1,5 +1,6 @@
 package dev.danlu.train.checkpoint;
 
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -39,7 +40,9 @@ public final class SafeTensors implements AutoCloseable {
   static final long MAX_HEADER = 100_000_000L;
 
   static final int DEFAULT_WINDOW = 1 << 30;
-  private static final ObjectMapper JSON = new ObjectMapper();
+  // Duplicate names would let a header describe one tensor twice and silently keep the last.
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
   private final Path file;
   private final FileChannel channel;

@@ -8,10 +8,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -111,8 +109,8 @@ public final class SafeTensorsWriter implements AutoCloseable {
     this.infos = infos;
     Path parent = this.target.getParent();
     Files.createDirectories(parent);
-    this.tmp = Files.createTempFile(parent, "." + this.target.getFileName() + ".", ".tmp");
-    this.ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
+    this.tmp = AtomicFiles.tempSibling(this.target);
+    this.ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW);
     try {
       byte[] header = headerJson(infos, metadata);
       ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
@@ -282,12 +280,7 @@ public final class SafeTensorsWriter implements AutoCloseable {
       flushBuf();
       ch.force(true);
       ch.close();
-      try {
-        Files.move(
-            tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-      } catch (AtomicMoveNotSupportedException e) {
-        Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-      }
+      AtomicFiles.commit(tmp, target);
       done = true;
     } catch (IOException | RuntimeException e) {
       abort();

@@ -9,10 +9,14 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.net.URISyntaxException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The committed PyTorch fixtures (see src/test/resources/reference/README.md) open with our readers
@@ -130,6 +134,38 @@ class ReferenceFixturesTest {
       for (long id : io.readLongs("base_input_ids")) {
         assertTrue(id < 131);
       }
+    }
+  }
+
+  @Test
+  void committedFixturesAreExactlyWhatTheScriptWrites(@TempDir Path out) throws Exception {
+    PythonReader.assumeAvailable();
+    Assumptions.assumeTrue(
+        PythonReader.run(List.of("-c", "import torch")).exit() == 0, "python3 lacks torch");
+    PythonReader.Result r =
+        PythonReader.run(List.of("src/test/python/make_reference.py", "--out", out.toString()));
+    assertEquals(0, r.exit(), r.out());
+    List<Path> made;
+    try (Stream<Path> s = Files.walk(out)) {
+      made = s.filter(Files::isRegularFile).toList();
+    }
+    Path committedDir = Path.of("src/test/resources/reference");
+    try (Stream<Path> s = Files.walk(committedDir)) {
+      assertEquals(
+          s.filter(Files::isRegularFile)
+              .map(p -> committedDir.relativize(p).toString())
+              .filter(n -> !n.equals("README.md"))
+              .sorted()
+              .toList(),
+          made.stream().map(p -> out.relativize(p).toString()).sorted().toList(),
+          "the script writes exactly the committed fixture files");
+    }
+    for (Path f : made) {
+      Path committed = committedDir.resolve(out.relativize(f).toString());
+      assertArrayEquals(
+          Files.readAllBytes(committed),
+          Files.readAllBytes(f),
+          committed + " differs from a fresh run of make_reference.py: regenerate and commit");
     }
   }
 

@@ -105,6 +105,45 @@ class SafeTensorsTest {
   }
 
   @Test
+  void tensorsLargerThanTwoGigabytesReadAcrossRealWindows() throws IOException {
+    // A sparse 2.4 GB file: the header is real, the data is holes except a few written floats.
+    // Exercises the production 1 GiB windows and byte offsets beyond 2^31 without the disk cost.
+    long n = 600_000_000L;
+    String header =
+        "{\"big\":{\"dtype\":\"F32\",\"shape\":[" + n + "],\"data_offsets\":[0," + 4 * n + "]}}";
+    byte[] h = header.getBytes(StandardCharsets.UTF_8);
+    Path p = tmp.resolve("big.safetensors");
+    long dataStart = 8 + h.length;
+    long[] at = {(1L << 28) - 1, 1L << 28, (1L << 29) + 7, n - 1}; // around 1 GiB, past 2 GiB
+    try (java.nio.channels.FileChannel ch =
+        java.nio.channels.FileChannel.open(
+            p,
+            java.nio.file.StandardOpenOption.CREATE_NEW,
+            java.nio.file.StandardOpenOption.WRITE)) {
+      ByteBuffer b = ByteBuffer.allocate(8 + h.length).order(ByteOrder.LITTLE_ENDIAN);
+      b.putLong(h.length).put(h).flip();
+      ch.write(b, 0);
+      for (int i = 0; i < at.length; i++) {
+        ByteBuffer f = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putFloat(i + 0.5f);
+        ch.write(f.flip(), dataStart + 4 * at[i]);
+      }
+    }
+    try (SafeTensors st = SafeTensors.open(p)) {
+      assertEquals(4 * n, st.info("big").byteSize());
+      float[] win = new float[4];
+      st.readFloats("big", at[0] - 1, win, 0, 4);
+      assertArrayEquals(new float[] {0, 0.5f, 1.5f, 0}, win);
+      st.readFloats("big", at[2], win, 0, 1);
+      assertEquals(2.5f, win[0]);
+      st.readFloats("big", n - 2, win, 0, 2);
+      assertEquals(3.5f, win[1]);
+      IllegalArgumentException e =
+          assertThrows(IllegalArgumentException.class, () -> st.readBytes("big"));
+      assertTrue(e.getMessage().contains("too large"), e.getMessage());
+    }
+  }
+
+  @Test
   void truncatedFileNamesTensorAndSizes() throws IOException {
     Path p = tmp.resolve("full.safetensors");
     Map<String, FloatTensor> m = new LinkedHashMap<>();
@@ -148,6 +187,13 @@ class SafeTensorsTest {
         raw("hole", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8), "hole");
     assertMessage(raw("trailing", ok, 12), "trailing");
     assertMessage(raw("json", "{\"a\":{\"dtype\":", 8), "not valid JSON");
+    assertMessage(
+        raw(
+            "dup",
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                + "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+            8),
+        "Duplicate field 'a'");
     assertMessage(raw("array", "[1,2,3]", 0), "must be a JSON object");
     assertMessage(
         raw("neg", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8),
