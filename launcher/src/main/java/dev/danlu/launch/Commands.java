@@ -27,5 +27,9 @@ final class Commands {
         "merge",
         "merge a PEFT LoRA adapter into its base model (Hugging Face safetensors out)",
         dev.danlu.train.checkpoint.MergeCli::run);
+    Main.register(
+        "tokenize",
+        "stdin lines to token ids like spm_encode (--tokenizer M [--bos] [--eos] [--pieces] [--decode])",
+        dev.danlu.data.tokenizer.TokenizeCli::run);
   }
 }
