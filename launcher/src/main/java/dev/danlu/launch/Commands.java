@@ -32,6 +32,10 @@ final class Commands {
         "train on Spark: one barrier task per rank (danlu train --config conf/x.yaml [key=value ...])",
         dev.danlu.launch.TrainCommand::run);
     Main.register(
+        "generate",
+        "generate text with a LLaMA model (+ PEFT adapter)",
+        dev.danlu.train.cli.GenerateCli::run);
+    Main.register(
         "merge",
         "merge a PEFT LoRA adapter into its base model (Hugging Face safetensors out)",
         dev.danlu.train.checkpoint.MergeCli::run);

@@ -1,0 +1,59 @@
+package dev.danlu.train.model;
+
+import dev.danlu.train.tensor.Kernels;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * Grouped-query causal self-attention as batched matrix products over key/value heads. In the
+ * head-major layout [batch * heads, seq, headDim] the query heads that share key/value head k (HF's
+ * repeat_kv: h / (heads / kvHeads) = k) are adjacent, so viewed as [batch * kvHeads, group * seq,
+ * headDim] each kv head needs one product for scores and one for outputs, and the backward products
+ * dV = P^T dO and dK = dS^T Q sum over the group by themselves.
+ *
+ * <p>One batched ND4J matmul replaces a Java loop of per-head gemm calls: 1.5x faster at LLaMA-7B
+ * shapes (32 x [512 x 128]) and 3-4x at stories260K's tiny heads, where call overhead dominated.
+ */
+final class Attention {
+  private Attention() {}
+
+  /**
+   * probs = causal_softmax(q k^T / sqrt(headDim)) with padded keys masked; out = probs v. Arrays
+   * are the grouped views (see {@link LlamaState.LayerActs}).
+   *
+   * @param attentionMask (batch * seq) 1 = real token, null = all real
+   */
+  static void forward(
+      LlamaConfig c,
+      int seq,
+      int[] attentionMask,
+      INDArray q,
+      INDArray k,
+      INDArray v,
+      INDArray probs,
+      INDArray out) {
+    Nd4j.matmul(q, k, probs, false, true, false);
+    Kernels.causalSoftmax(probs, seq, c.numHeads(), attentionMask, 1.0 / Math.sqrt(c.headDim()));
+    Nd4j.matmul(probs, v, out, false, false, false);
+  }
+
+  /** From dOut, the gradients of q, k, v (k and v summed over the query heads of their group). */
+  static void backward(
+      LlamaConfig c,
+      int seq,
+      INDArray q,
+      INDArray k,
+      INDArray v,
+      INDArray probs,
+      INDArray dOut,
+      INDArray dProbs,
+      INDArray dq,
+      INDArray dk,
+      INDArray dv) {
+    Nd4j.matmul(dOut, v, dProbs, false, true, false);
+    Nd4j.matmul(probs, dOut, dv, true, false, false);
+    Kernels.softmaxBackward(probs, dProbs, seq, 1.0 / Math.sqrt(c.headDim()));
+    Nd4j.matmul(dProbs, k, dq, false, false, false);
+    Nd4j.matmul(dProbs, q, dk, true, false, false);
+  }
+}
