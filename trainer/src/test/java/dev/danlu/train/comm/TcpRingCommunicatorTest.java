@@ -39,6 +39,31 @@ class TcpRingCommunicatorTest {
   }
 
   @Test
+  void byteBufferCollectivesMatchReferenceAndArrayPathForOneToFourRanks() throws Exception {
+    for (int n = 1; n <= 4; n++) {
+      List<TcpRingCommunicator> ring = RankThreads.tcpRing(n, SECRET, SMALL_SLICES);
+      try {
+        // direct buffers take the zero-copy path; heap buffers go through an array
+        ByteBufferContract.check(ring, new int[] {0, 1, 3, 17, 1001, 4099, 9001}, true);
+        ByteBufferContract.check(ring, new int[] {0, 5, 1001}, false);
+      } finally {
+        ring.forEach(TcpRingCommunicator::close);
+      }
+    }
+  }
+
+  @Test
+  void directAllReduceAcrossManyTilesAndDefaultSlicesEqualsArrayPath() throws Exception {
+    // 300,007 floats: several 4096-float reduction tiles per slice, a partial last tile and slice
+    List<TcpRingCommunicator> ring = RankThreads.tcpRing(3, SECRET, TcpRingOptions.defaults());
+    try {
+      ByteBufferContract.check(ring, new int[] {300_007}, true);
+    } finally {
+      ring.forEach(TcpRingCommunicator::close);
+    }
+  }
+
+  @Test
   void resultsAreBitIdenticalAcrossRanksAndRepeatsWithDefaultSlices() throws Exception {
     int n = 3;
     int size = 1_000_003; // several 1 MB slices per chunk
