@@ -132,6 +132,25 @@ public final class CommBench {
       }
       optByN.put(n, res);
     }
+    Map<String, Double> two = optByN.get(2);
+    if (two != null) {
+      System.out.println();
+      System.out.println(
+          "Reference check: one loopback stream between two threads of this process (used above)"
+              + " and between the two processes of the N=2 run");
+      System.out.println(
+          "| MB | 2 threads GB/s | 2 processes GB/s | 2 threads ns/B | 2 processes ns/B |");
+      System.out.println("|---|---|---|---|---|");
+      for (int mb : sizesMb) {
+        System.out.printf(
+            "| %d | %.2f | %.2f | %.2f | %.2f |%n",
+            mb,
+            raw.get(mb) / GB,
+            ((long) mb << 20) / two.get("rawproc." + mb) / GB,
+            cpu.get("raw." + mb),
+            two.get("cpu.rawproc." + mb));
+      }
+    }
     System.out.println();
     System.out.println(
         "CPU cost (all threads of all processes, user + system), ns per byte each link carries;"
@@ -441,6 +460,13 @@ public final class CommBench {
         double[] ar = time(c, iters, () -> c.allReduce(buf, 0, floats, ReduceOp.SUM));
         double[] rs = time(c, iters, () -> c.reduceScatter(buf, 0, chunk));
         java.util.Arrays.fill(buf, 0, floats, 1e-3f); // keep values finite for the next size
+        if (n == 2) {
+          double[] raw = rawBetweenRanks(c, direct, mb << 20, rawIterations(mb));
+          if (c.rank() == 0) {
+            System.out.println("RESULT rawproc." + mb + "=" + raw[0]);
+            System.out.println("RESULT cpu.rawproc." + mb + "=" + raw[1]);
+          }
+        }
         direct.clear();
         direct.order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer().put(buf, 0, maxFloats);
         double[] ard = time(c, iters, () -> c.allReduce(direct, 0, floats, ReduceOp.SUM));
@@ -459,6 +485,63 @@ public final class CommBench {
         }
       }
     }
+  }
+
+  /**
+   * The reference again, between two processes: one loopback stream from rank 0 to rank 1 on a
+   * socket of its own, between direct buffers of the collective's size. Returns the best transfer
+   * time (s) and the CPU time of both processes per byte (ns), warm-up transfer included.
+   */
+  private static double[] rawBetweenRanks(
+      TcpRingCommunicator c, ByteBuffer mem, int bytes, int iters) throws IOException {
+    ServerSocketChannel server = null;
+    byte[] port = new byte[0];
+    if (c.rank() == 1) {
+      server = ServerSocketChannel.open();
+      server.bind(new InetSocketAddress("127.0.0.1", 0));
+      int p = ((InetSocketAddress) server.getLocalAddress()).getPort();
+      port = Integer.toString(p).getBytes(StandardCharsets.UTF_8);
+    }
+    int p = Integer.parseInt(new String(c.allGatherBytes(port)[1], StandardCharsets.UTF_8));
+    long cpu0 = cpuNanos();
+    long best = Long.MAX_VALUE;
+    if (c.rank() == 0) {
+      try (SocketChannel ch = SocketChannel.open(new InetSocketAddress("127.0.0.1", p))) {
+        ByteBuffer ack = ByteBuffer.allocate(1);
+        for (int it = 0; it <= iters; it++) {
+          long t0 = System.nanoTime();
+          mem.clear().limit(bytes);
+          while (mem.hasRemaining()) {
+            ch.write(mem);
+          }
+          ack.clear();
+          while (ack.hasRemaining()) {
+            if (ch.read(ack) < 0) {
+              throw new IOException("rank 1 closed the reference stream");
+            }
+          }
+          if (it > 0) {
+            best = Math.min(best, System.nanoTime() - t0);
+          }
+        }
+      }
+    } else if (c.rank() == 1) {
+      try (ServerSocketChannel s = server;
+          SocketChannel ch = s.accept()) {
+        for (int it = 0; it <= iters; it++) {
+          mem.clear().limit(bytes);
+          while (mem.hasRemaining()) {
+            if (ch.read(mem) < 0) {
+              throw new IOException("rank 0 closed the reference stream");
+            }
+          }
+          ch.write(ByteBuffer.wrap(new byte[] {1}));
+        }
+      }
+    }
+    float[] cpu = {(float) ((cpuNanos() - cpu0) / ((double) bytes * (iters + 1)))};
+    c.allReduce(cpu, 0, 1, ReduceOp.SUM);
+    return new double[] {best / 1e9, cpu[0]};
   }
 
   private static void report(String key, double[] bestAndCpu) {
