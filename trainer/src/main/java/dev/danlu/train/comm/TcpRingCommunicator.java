@@ -31,9 +31,16 @@ import org.slf4j.LoggerFactory;
  * and both directions of each full-duplex link stay busy (a single-threaded loop measured 3x slower
  * at 64 MB).
  *
- * <p>Floats travel little-endian from direct buffers. The sum for chunk c always starts at rank c+1
- * and proceeds around the ring, so results do not depend on timing (bit-reproducible for a fixed N)
- * but differ from a single-rank sum in float rounding.
+ * <p>Floats travel little-endian from direct buffers. A {@code float[]} costs a copy into the send
+ * buffer per slice sent and a copy (or reduction) out of the receive buffer per slice received. The
+ * {@code ByteBuffer} overloads on a direct buffer skip both copies: slices are written from the
+ * caller's memory, and all-gather and broadcast read into it; only reductions pass through the
+ * receive buffer, added in place through {@link FloatSlices} tiles (15-25 % less CPU per byte for
+ * all-reduce, docs/benchmarks.md).
+ *
+ * <p>The sum for chunk c always starts at rank c+1 and proceeds around the ring, so results do not
+ * depend on timing (bit-reproducible for a fixed N) but differ from a single-rank sum in float
+ * rounding.
  *
  * <p>Setup: {@link #create} binds, publishes {@code host:port} through a {@link Rendezvous},
  * connects to the next rank and accepts the previous one, both authenticated by {@link PeerAuth};
