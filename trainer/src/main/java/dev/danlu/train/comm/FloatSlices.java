@@ -99,39 +99,6 @@ final class FloatSlices {
     }
   }
 
-  /**
-   * A received slice the ring sends on: a copy is also stored into {@code arr}; a reduction is done
-   * in place in {@code src} ({@code src[i] = src[i] op arr[arrOff + i]}) and not stored, since what
-   * a rank keeps of a chunk it forwards is unspecified. Float addition and max commute, so the
-   * result is bit-identical to reducing into the array.
-   */
-  static void forward(
-      FloatBuffer src, float[] arr, int arrOff, int len, ReduceOp op, float[] tile) {
-    if (op == null) {
-      src.get(0, arr, arrOff, len);
-      return;
-    }
-    for (int k = 0; k < len; k += TILE) {
-      int n = Math.min(TILE, len - k);
-      src.get(k, tile, 0, n);
-      apply(arr, arrOff + k, tile, n, op);
-      src.put(k, tile, 0, n);
-    }
-  }
-
-  /** {@code out[i] = out[i] op in[inOff + i]}. */
-  private static void apply(float[] in, int inOff, float[] out, int n, ReduceOp op) {
-    if (op == ReduceOp.SUM) {
-      for (int i = 0; i < n; i++) {
-        out[i] += in[inOff + i];
-      }
-    } else {
-      for (int i = 0; i < n; i++) {
-        out[i] = Math.max(out[i], in[inOff + i]);
-      }
-    }
-  }
-
   private static void apply(float[] in, float[] out, int outOff, int n, ReduceOp op) {
     if (op == ReduceOp.SUM) {
       for (int i = 0; i < n; i++) {

@@ -10,7 +10,6 @@ import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.util.List;
-import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -66,12 +65,6 @@ public final class TcpRingCommunicator implements Communicator {
   private final int sliceFloats;
   private final float[] tileA = new float[FloatSlices.TILE]; // receiver-thread reduction tiles
   private final float[] tileB = new float[FloatSlices.TILE];
-  // For float[] collectives with N >= 3: a slice the ring forwards is received into a spare buffer
-  // and sent on from it, instead of being sent from the array through another copy. When all are
-  // in flight the slice goes through recvBuf and the array as usual, so the receiver never waits
-  // for the sender (a bounded pool it waited on could deadlock the ring).
-  private static final int SPARES = 4;
-  private final ArrayBlockingQueue<ByteBuffer> spares = new ArrayBlockingQueue<>(SPARES);
 
   TcpRingCommunicator(
       int rank, List<String> addresses, TcpRingOptions opts, SocketChannel next, SocketChannel prev)
@@ -85,9 +78,6 @@ public final class TcpRingCommunicator implements Communicator {
     this.sendBuf = ByteBuffer.allocateDirect(opts.sliceBytes()).order(ByteOrder.LITTLE_ENDIAN);
     this.recvBuf = ByteBuffer.allocateDirect(opts.sliceBytes()).order(ByteOrder.LITTLE_ENDIAN);
     this.sliceFloats = opts.sliceBytes() / 4;
-    for (int i = 0; world > 2 && i < SPARES; i++) {
-      spares.add(ByteBuffer.allocateDirect(opts.sliceBytes()).order(ByteOrder.LITTLE_ENDIAN));
-    }
     if (world > 1) {
       selector = Selector.open();
       next.configureBlocking(true);
@@ -293,8 +283,8 @@ public final class TcpRingCommunicator implements Communicator {
     receivedSlices = 0;
     aborted = false;
     lastSendProgress = System.nanoTime();
-    ByteBuffer[] staged = new ByteBuffer[send.size]; // spare buffers holding send slices
-    Future<?> sending = sender.submit(() -> sendLoop(buf, send, ready0, staged));
+    Thread receiver = Thread.currentThread();
+    Future<?> sending = sender.submit(() -> sendLoop(buf, send, ready0, receiver));
     int received = 0;
     boolean receiving = false;
     ByteBuffer into = recvBuf;
@@ -304,12 +294,10 @@ public final class TcpRingCommunicator implements Communicator {
       while (received < recv.size) {
         if (!receiving) {
           // a direct destination takes copies in place; reductions need the incoming slice apart
-          ByteBuffer spare =
-              buf.array != null && received + ready0 < send.size ? spares.poll() : null;
           into =
               buf.direct != null && op == null
                   ? FloatSlices.bytes(buf.direct, recv.off[received], recv.len[received])
-                  : (spare != null ? spare : recvBuf).clear().limit(recv.len[received] * 4);
+                  : recvBuf.clear().limit(recv.len[received] * 4);
           receiving = true;
         }
         int n = prev.read(into);
@@ -325,10 +313,6 @@ public final class TcpRingCommunicator implements Communicator {
         if (!into.hasRemaining()) {
           if (into == recvBuf) {
             combine(buf, recv.off[received], recv.len[received], op);
-          } else if (buf.array != null) { // a spare: forwarded from there
-            FloatBuffer in = into.flip().asFloatBuffer();
-            FloatSlices.forward(in, buf.array, recv.off[received], recv.len[received], op, tileA);
-            staged[received + ready0] = into;
           }
           receiving = false;
           received++;
@@ -382,7 +366,7 @@ public final class TcpRingCommunicator implements Communicator {
 
   private volatile Thread senderThread;
 
-  private void sendLoop(Target buf, Segments send, int ready0, ByteBuffer[] staged) {
+  private void sendLoop(Target buf, Segments send, int ready0, Thread receiver) {
     senderThread = Thread.currentThread();
     try {
       for (int j = 0; j < send.size; j++) {
@@ -393,9 +377,7 @@ public final class TcpRingCommunicator implements Communicator {
           LockSupport.parkNanos(this, 1_000_000);
         }
         ByteBuffer out;
-        if (staged[j] != null) {
-          out = staged[j]; // received and combined into a spare by the receiver
-        } else if (buf.direct != null) {
+        if (buf.direct != null) {
           out = FloatSlices.bytes(buf.direct, send.off[j], send.len[j]); // zero-copy
         } else {
           sendBuf.clear();
@@ -405,10 +387,6 @@ public final class TcpRingCommunicator implements Communicator {
         while (out.hasRemaining()) {
           next.write(out);
           lastSendProgress = System.nanoTime();
-        }
-        if (staged[j] != null) {
-          spares.add(staged[j]);
-          staged[j] = null;
         }
       }
     } catch (IOException e) {
