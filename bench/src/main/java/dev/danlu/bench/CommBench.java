@@ -43,9 +43,17 @@ import org.nd4j.linalg.factory.Nd4j;
  * and reference alike) is the best of several iterations, because the hosts this runs on are often
  * shared and a mean would mostly measure the neighbours.
  *
+ * <p>Wall-clock ratios on a shared host depend on how the scheduler splits the cores between this
+ * run's threads and the neighbours'. The program therefore also reports CPU time (all threads of
+ * all processes, user + system, the kernel's loopback work included) per byte each link carries:
+ * raw cost / ring cost is the busBw share the ring reaches on an idle host where the cores are the
+ * limit, which is what loopback TCP is. Rows "direct" use the zero-copy {@code ByteBuffer}
+ * collectives on a direct buffer, rows "float[]" the array ones.
+ *
  * <pre>
  * java -cp bench/target/classes:$(cat bench/target/classpath.txt) dev.danlu.bench.CommBench \
- *     [--ranks 2,4] [--sizes-mb 1,4,16,64,256] [--opt-params 16777216]
+ *     [--ranks 2,4] [--sizes-mb 1,4,16,64,256] [--opt-params 16777216] \
+ *     [--slice-kb 1024] [--sockbuf-kb 0]
  * </pre>
  */
 public final class CommBench {
@@ -71,33 +79,89 @@ public final class CommBench {
 
     Map<Integer, Double> raw = new HashMap<>();
     Map<String, Double> concurrent = new HashMap<>();
+    Map<String, Double> cpu = new HashMap<>();
+    StringBuilder cpuTable = new StringBuilder();
     for (int mb : sizesMb) {
-      raw.put(mb, rawLoopback((long) mb << 20, iterations(mb)));
+      raw.put(mb, rawLoopback((long) mb << 20, rawIterations(mb)));
+      cpu.put("raw." + mb, lastRawCpuPerByte);
       for (int n : ranks) {
-        concurrent.put(n + "." + mb, rawLoopbackConcurrent((long) mb << 20, iterations(mb), n));
+        concurrent.put(n + "." + mb, rawLoopbackConcurrent((long) mb << 20, rawIterations(mb), n));
+        cpu.put("raw" + n + "." + mb, lastRawCpuPerByte);
       }
     }
     System.out.println();
     System.out.println(
-        "| N | MB | raw TCP 1 stream GB/s | raw TCP per stream, N at once GB/s"
+        "| N | MB | buffer | raw TCP 1 stream GB/s | raw TCP per stream, N at once GB/s"
             + " | all-reduce busBw GB/s | vs 1 stream | vs N at once"
             + " | reduce-scatter busBw GB/s | vs 1 stream | vs N at once |");
-    System.out.println("|---|---|---|---|---|---|---|---|---|---|");
+    System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
     Map<Integer, Map<String, Double>> optByN = new HashMap<>();
     for (int n : ranks) {
-      Map<String, Double> res = runWorkers(n, sizesMb, n == 2 ? optParams : 0);
+      Map<String, Double> res = runWorkers(n, sizesMb, n == 2 ? optParams : 0, a);
       for (int mb : sizesMb) {
-        double s = (double) ((long) mb << 20);
-        double ar = s / res.get("allreduce." + mb) * 2.0 * (n - 1) / n / GB;
-        double rs = s / res.get("reducescatter." + mb) * (n - 1) / n / GB;
-        double r = raw.get(mb) / GB;
-        double rc = concurrent.get(n + "." + mb) / GB;
-        System.out.printf(
-            "| %d | %d | %.2f | %.2f | %.2f | %.0f%% | %.0f%% | %.2f | %.0f%% | %.0f%% |%n",
-            n, mb, r, rc, ar, 100 * ar / r, 100 * ar / rc, rs, 100 * rs / r, 100 * rs / rc);
+        for (String kind : new String[] {"float[]", "direct"}) {
+          String k = kind.equals("direct") ? ".direct." : ".";
+          double s = (double) ((long) mb << 20);
+          double ar = s / res.get("allreduce" + k + mb) * 2.0 * (n - 1) / n / GB;
+          double rs = s / res.get("reducescatter" + k + mb) * (n - 1) / n / GB;
+          double r = raw.get(mb) / GB;
+          double rc = concurrent.get(n + "." + mb) / GB;
+          // CPU seconds of all ranks per call, per byte each link carries (bus bytes)
+          double arCpu = res.get("cpu.allreduce" + k + mb) / (s * 2.0 * (n - 1) / n) * 1e9;
+          double rsCpu = res.get("cpu.reducescatter" + k + mb) / (s * (n - 1) / n) * 1e9;
+          double rawCpu = cpu.get("raw." + mb);
+          double rawNCpu = cpu.get("raw" + n + "." + mb);
+          cpuTable.append(
+              String.format(
+                  "| %d | %d | %s | %.2f | %.2f | %.2f | %.0f%% | %.0f%% | %.2f | %.0f%% | %.0f%% |%n",
+                  n,
+                  mb,
+                  kind,
+                  rawCpu,
+                  rawNCpu * n,
+                  arCpu,
+                  100 * rawCpu / arCpu,
+                  100 * rawNCpu * n / arCpu,
+                  rsCpu,
+                  100 * rawCpu / rsCpu,
+                  100 * rawNCpu * n / rsCpu));
+          System.out.printf(
+              "| %d | %d | %s | %.2f | %.2f | %.2f | %.0f%% | %.0f%% | %.2f | %.0f%% | %.0f%% |%n",
+              n, mb, kind, r, rc, ar, 100 * ar / r, 100 * ar / rc, rs, 100 * rs / r, 100 * rs / rc);
+        }
       }
       optByN.put(n, res);
     }
+    Map<String, Double> two = optByN.get(2);
+    if (two != null) {
+      System.out.println();
+      System.out.println(
+          "Reference check: one loopback stream between two threads of this process (used above)"
+              + " and between the two processes of the N=2 run");
+      System.out.println(
+          "| MB | 2 threads GB/s | 2 processes GB/s | 2 threads ns/B | 2 processes ns/B |");
+      System.out.println("|---|---|---|---|---|");
+      for (int mb : sizesMb) {
+        System.out.printf(
+            "| %d | %.2f | %.2f | %.2f | %.2f |%n",
+            mb,
+            raw.get(mb) / GB,
+            ((long) mb << 20) / two.get("rawproc." + mb) / GB,
+            cpu.get("raw." + mb),
+            two.get("cpu.rawproc." + mb));
+      }
+    }
+    System.out.println();
+    System.out.println(
+        "CPU cost (all threads of all processes, user + system), ns per byte each link carries;"
+            + " 'CPU-bound ratio' = raw cost / ring cost, the busBw share the ring would reach on an"
+            + " otherwise idle host whose cores are the limit");
+    System.out.println(
+        "| N | MB | buffer | raw 1 stream ns/B | N raw streams ns/B (one byte on each) | all-reduce"
+            + " ns/B | CPU-bound vs 1 stream | vs N at once | reduce-scatter ns/B | vs 1 stream"
+            + " | vs N at once |");
+    System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
+    System.out.print(cpuTable);
     if (optParams > 0) {
       System.out.println();
       double fb = forwardBackwardSeconds(optParams);
@@ -118,8 +182,14 @@ public final class CommBench {
     }
   }
 
+  /** Enough calls that the ring ranks' CPU time (10 ms clock ticks) is measured to a few %. */
   private static int iterations(int mb) {
-    return Math.max(2, Math.min(20, 512 / Math.max(1, mb)));
+    return Math.max(2, Math.min(64, 512 / Math.max(1, mb)));
+  }
+
+  /** The raw stream is cheaper per call: 1 GB per measurement for the same CPU-time precision. */
+  private static int rawIterations(int mb) {
+    return Math.max(iterations(mb), 1024 / Math.max(1, mb));
   }
 
   // ---- reference: one TCP stream over loopback ------------------------------------------------
@@ -156,7 +226,11 @@ public final class CommBench {
         ByteBuffer out = ByteBuffer.allocateDirect((int) bytes);
         ByteBuffer ack = ByteBuffer.allocate(1);
         long best = Long.MAX_VALUE;
+        long cpu0 = 0;
         for (int it = 0; it <= iters; it++) {
+          if (it == 1) {
+            cpu0 = cpuNanos();
+          }
           long t0 = System.nanoTime();
           out.clear();
           while (out.hasRemaining()) {
@@ -169,9 +243,20 @@ public final class CommBench {
           }
         }
         receiver.join();
+        lastRawCpuPerByte = (cpuNanos() - cpu0) / ((double) bytes * iters);
         return bytes / (best / 1e9);
       }
     }
+  }
+
+  /** CPU nanoseconds (all threads, user + system) per byte of the last raw measurement. */
+  private static volatile double lastRawCpuPerByte;
+
+  /** CPU time of this whole process, including the kernel's loopback work done in its syscalls. */
+  static long cpuNanos() {
+    return ((com.sun.management.OperatingSystemMXBean)
+            java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+        .getProcessCpuTime();
   }
 
   /**
@@ -181,6 +266,7 @@ public final class CommBench {
    * repeating them) to keep memory bounded with 4 streams.
    */
   static double rawLoopbackConcurrent(long bytes, int iters, int streams) throws Exception {
+    long cpu0 = cpuNanos(); // includes each stream's warm-up iteration: iters + 1 transfers
     List<Thread> threads = new ArrayList<>();
     double[] rates = new double[streams];
     Throwable[] failure = new Throwable[1];
@@ -204,6 +290,7 @@ public final class CommBench {
     if (failure[0] != null) {
       throw new IllegalStateException("concurrent loopback reference failed", failure[0]);
     }
+    lastRawCpuPerByte = (cpuNanos() - cpu0) / ((double) bytes * (iters + 1) * streams);
     double sum = 0;
     for (double r : rates) {
       sum += r;
@@ -265,8 +352,8 @@ public final class CommBench {
 
   // ---- ring ranks as processes ---------------------------------------------------------------
 
-  private static Map<String, Double> runWorkers(int n, int[] sizesMb, int optParams)
-      throws Exception {
+  private static Map<String, Double> runWorkers(
+      int n, int[] sizesMb, int optParams, Map<String, String> args) throws Exception {
     int port;
     try (ServerSocketChannel probe = ServerSocketChannel.open()) {
       probe.bind(new InetSocketAddress("127.0.0.1", 0));
@@ -278,6 +365,7 @@ public final class CommBench {
       sizes.append(sizes.length() == 0 ? "" : ",").append(mb);
     }
     List<Process> procs = new ArrayList<>();
+    Map<String, String> a = args;
     Map<String, Double> results = new HashMap<>();
     Path logs = Files.createTempDirectory("commbench");
     byte[] secretBytes = new byte[32];
@@ -295,6 +383,10 @@ public final class CommBench {
                 CommBench.class.getName(),
                 "--worker",
                 "true",
+                "--slice-kb",
+                a.getOrDefault("slice-kb", "0"),
+                "--sockbuf-kb",
+                a.getOrDefault("sockbuf-kb", "0"),
                 "--sizes-mb",
                 sizes.toString(),
                 "--opt-params",
@@ -343,10 +435,15 @@ public final class CommBench {
   private static void worker(Map<String, String> a) throws Exception {
     int[] sizesMb = ints(a.get("sizes-mb"));
     int optParams = Integer.parseInt(a.get("opt-params"));
+    TcpRingOptions opts = TcpRingOptions.defaults();
+    int sliceKb = Integer.parseInt(a.get("slice-kb"));
+    if (sliceKb > 0) {
+      opts = opts.withSliceBytes(sliceKb << 10);
+    }
+    opts = opts.withSocketBufferBytes(Integer.parseInt(a.get("sockbuf-kb")) << 10);
     MasterRendezvous rdv = MasterRendezvous.fromEnv(System.getenv(), 60_000);
     try (TcpRingCommunicator c =
-        TcpRingCommunicator.create(
-            rdv.rank(), "127.0.0.1", rdv.secret(), rdv, TcpRingOptions.defaults())) {
+        TcpRingCommunicator.create(rdv.rank(), "127.0.0.1", rdv.secret(), rdv, opts)) {
       int n = c.worldSize();
       int maxFloats = 0;
       for (int mb : sizesMb) {
@@ -354,16 +451,31 @@ public final class CommBench {
       }
       float[] buf = new float[maxFloats];
       java.util.Arrays.fill(buf, 1e-3f);
+      // the same data in native memory, for the zero-copy ByteBuffer collectives
+      ByteBuffer direct = ByteBuffer.allocateDirect(maxFloats * 4);
       for (int mb : sizesMb) {
         int floats = (mb << 20) / 4;
         int iters = iterations(mb);
-        double ar = time(c, iters, () -> c.allReduce(buf, 0, floats, ReduceOp.SUM));
         int chunk = floats / n;
-        double rs = time(c, iters, () -> c.reduceScatter(buf, 0, chunk));
+        double[] ar = time(c, iters, () -> c.allReduce(buf, 0, floats, ReduceOp.SUM));
+        double[] rs = time(c, iters, () -> c.reduceScatter(buf, 0, chunk));
         java.util.Arrays.fill(buf, 0, floats, 1e-3f); // keep values finite for the next size
+        if (n == 2) {
+          double[] raw = rawBetweenRanks(c, direct, mb << 20, rawIterations(mb));
+          if (c.rank() == 0) {
+            System.out.println("RESULT rawproc." + mb + "=" + raw[0]);
+            System.out.println("RESULT cpu.rawproc." + mb + "=" + raw[1]);
+          }
+        }
+        direct.clear();
+        direct.order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer().put(buf, 0, maxFloats);
+        double[] ard = time(c, iters, () -> c.allReduce(direct, 0, floats, ReduceOp.SUM));
+        double[] rsd = time(c, iters, () -> c.reduceScatter(direct, 0, chunk, chunk));
         if (c.rank() == 0) {
-          System.out.println("RESULT allreduce." + mb + "=" + ar);
-          System.out.println("RESULT reducescatter." + mb + "=" + rs);
+          report("allreduce." + mb, ar);
+          report("reducescatter." + mb, rs);
+          report("allreduce.direct." + mb, ard);
+          report("reducescatter.direct." + mb, rsd);
         }
       }
       if (optParams > 0) {
@@ -375,17 +487,85 @@ public final class CommBench {
     }
   }
 
-  /** Best single call (seconds) after a warm-up; every call starts together after a barrier. */
-  private static double time(TcpRingCommunicator c, int iters, Runnable op) {
+  /**
+   * The reference again, between two processes: one loopback stream from rank 0 to rank 1 on a
+   * socket of its own, between direct buffers of the collective's size. Returns the best transfer
+   * time (s) and the CPU time of both processes per byte (ns), warm-up transfer included.
+   */
+  private static double[] rawBetweenRanks(
+      TcpRingCommunicator c, ByteBuffer mem, int bytes, int iters) throws IOException {
+    ServerSocketChannel server = null;
+    byte[] port = new byte[0];
+    if (c.rank() == 1) {
+      server = ServerSocketChannel.open();
+      server.bind(new InetSocketAddress("127.0.0.1", 0));
+      int p = ((InetSocketAddress) server.getLocalAddress()).getPort();
+      port = Integer.toString(p).getBytes(StandardCharsets.UTF_8);
+    }
+    int p = Integer.parseInt(new String(c.allGatherBytes(port)[1], StandardCharsets.UTF_8));
+    long cpu0 = cpuNanos();
+    long best = Long.MAX_VALUE;
+    if (c.rank() == 0) {
+      try (SocketChannel ch = SocketChannel.open(new InetSocketAddress("127.0.0.1", p))) {
+        ByteBuffer ack = ByteBuffer.allocate(1);
+        for (int it = 0; it <= iters; it++) {
+          long t0 = System.nanoTime();
+          mem.clear().limit(bytes);
+          while (mem.hasRemaining()) {
+            ch.write(mem);
+          }
+          ack.clear();
+          while (ack.hasRemaining()) {
+            if (ch.read(ack) < 0) {
+              throw new IOException("rank 1 closed the reference stream");
+            }
+          }
+          if (it > 0) {
+            best = Math.min(best, System.nanoTime() - t0);
+          }
+        }
+      }
+    } else if (c.rank() == 1) {
+      try (ServerSocketChannel s = server;
+          SocketChannel ch = s.accept()) {
+        for (int it = 0; it <= iters; it++) {
+          mem.clear().limit(bytes);
+          while (mem.hasRemaining()) {
+            if (ch.read(mem) < 0) {
+              throw new IOException("rank 0 closed the reference stream");
+            }
+          }
+          ch.write(ByteBuffer.wrap(new byte[] {1}));
+        }
+      }
+    }
+    float[] cpu = {(float) ((cpuNanos() - cpu0) / ((double) bytes * (iters + 1)))};
+    c.allReduce(cpu, 0, 1, ReduceOp.SUM);
+    return new double[] {best / 1e9, cpu[0]};
+  }
+
+  private static void report(String key, double[] bestAndCpu) {
+    System.out.println("RESULT " + key + "=" + bestAndCpu[0]);
+    System.out.println("RESULT cpu." + key + "=" + bestAndCpu[1]);
+  }
+
+  /**
+   * Best single call (seconds) after a warm-up, every call starting together after a barrier; and
+   * the mean CPU seconds per call summed over all ranks (the barriers' small cost included).
+   */
+  private static double[] time(TcpRingCommunicator c, int iters, Runnable op) {
     op.run(); // warm-up
     long best = Long.MAX_VALUE;
+    long cpu0 = cpuNanos();
     for (int i = 0; i < iters; i++) {
       c.barrier();
       long t0 = System.nanoTime();
       op.run();
       best = Math.min(best, System.nanoTime() - t0);
     }
-    return best / 1e9;
+    float[] cpu = {(float) ((cpuNanos() - cpu0) / 1e9 / iters)};
+    c.allReduce(cpu, 0, 1, ReduceOp.SUM);
+    return new double[] {best / 1e9, cpu[0]};
   }
 
   // ---- optimizer step vs forward+backward ----------------------------------------------------
@@ -462,7 +642,7 @@ public final class CommBench {
     for (int i = 0; i < args.length; i++) {
       if (!args[i].startsWith("--") || i + 1 >= args.length) {
         throw new IllegalArgumentException(
-            "usage: CommBench [--ranks 2,4] [--sizes-mb 1,4,16,64,256] [--opt-params N]; bad: "
+            "usage: CommBench [--ranks 2,4] [--sizes-mb 1,4,16,64,256] [--opt-params N] [--slice-kb K] [--sockbuf-kb K]; bad: "
                 + args[i]);
       }
       m.put(args[i].substring(2), args[++i]);

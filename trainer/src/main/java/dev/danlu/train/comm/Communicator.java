@@ -1,14 +1,18 @@
 package dev.danlu.train.comm;
 
+import java.nio.ByteBuffer;
+
 /**
  * The collectives the trainer needs, one interface for every backend (in-process threads, TCP ring,
  * NCCL); the trainer receives one and never knows which.
  *
- * <p>Buffers are {@code float[]} with offset and count rather than {@code FloatBuffer}s: the
- * optimizer and the CPU model keep their flat parameters and gradients in Java arrays, and the TCP
- * ring must copy through a direct socket buffer anyway, so a FloatBuffer would save nothing on CPU.
- * The zero-copy path for GPU memory is {@link DeviceCollectives}, implemented by the NCCL backend
- * on raw device pointers.
+ * <p>Buffers are {@code float[]} with offset and count: the optimizer and the CPU model keep their
+ * flat parameters and gradients in Java arrays. A socket can only write from and read into native
+ * memory, so the TCP ring copies every slice of an array through a direct buffer. Data that already
+ * lives in a direct {@link ByteBuffer} (an ND4J buffer's {@code asNio()}, or a staging buffer the
+ * caller keeps) can use the {@code ByteBuffer} overloads instead, which the TCP ring sends from and
+ * gathers into in place; other backends run them through a temporary array. The zero-copy path for
+ * GPU memory is {@link DeviceCollectives}, implemented by the NCCL backend on raw device pointers.
  *
  * <p>Determinism: every backend reduces in an order fixed by rank and topology, never by arrival
  * time, so a run with the same world size is bit-reproducible. Different world sizes add the same
@@ -55,6 +59,39 @@ public interface Communicator extends AutoCloseable {
 
   /** In place: every rank's {@code buf[offset, offset+count)} becomes {@code root}'s. */
   void broadcast(float[] buf, int offset, int count, int root);
+
+  // Zero-copy variants. buf holds little-endian floats; offset, count, chunk and stride count
+  // floats from index 0 of buf, ignoring its position and limit (as the float[] methods index
+  // arrays). A direct buffer saves the TCP ring the copies between the array and its socket
+  // buffers; a heap buffer works too, through a temporary array.
+
+  /** {@link #allReduce(float[], int, int, ReduceOp)} on the floats of {@code buf}. */
+  default void allReduce(ByteBuffer buf, int offset, int count, ReduceOp op) {
+    FloatSlices.viaArray(buf, offset, count, a -> allReduce(a, 0, count, op));
+  }
+
+  /** {@link #reduceScatter(float[], int, int, int)} on the floats of {@code buf}. */
+  default void reduceScatter(ByteBuffer buf, int offset, int chunk, int stride) {
+    FloatSlices.viaArray(
+        buf,
+        offset,
+        FloatSlices.span(worldSize(), chunk, stride),
+        a -> reduceScatter(a, 0, chunk, stride));
+  }
+
+  /** {@link #allGather(float[], int, int, int)} on the floats of {@code buf}. */
+  default void allGather(ByteBuffer buf, int offset, int chunk, int stride) {
+    FloatSlices.viaArray(
+        buf,
+        offset,
+        FloatSlices.span(worldSize(), chunk, stride),
+        a -> allGather(a, 0, chunk, stride));
+  }
+
+  /** {@link #broadcast(float[], int, int, int)} on the floats of {@code buf}. */
+  default void broadcast(ByteBuffer buf, int offset, int count, int root) {
+    FloatSlices.viaArray(buf, offset, count, a -> broadcast(a, 0, count, root));
+  }
 
   /** Returns when every rank has entered the barrier. */
   void barrier();

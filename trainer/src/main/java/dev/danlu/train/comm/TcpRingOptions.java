@@ -42,6 +42,11 @@ public record TcpRingOptions(
         connectTimeoutMillis, ms, handshakeTimeoutMillis, sliceBytes, socketBufferBytes);
   }
 
+  public TcpRingOptions withSocketBufferBytes(int bytes) {
+    return new TcpRingOptions(
+        connectTimeoutMillis, opTimeoutMillis, handshakeTimeoutMillis, sliceBytes, bytes);
+  }
+
   public TcpRingOptions withSliceBytes(int bytes) {
     return new TcpRingOptions(
         connectTimeoutMillis, opTimeoutMillis, handshakeTimeoutMillis, bytes, socketBufferBytes);

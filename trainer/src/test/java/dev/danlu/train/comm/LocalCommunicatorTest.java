@@ -11,6 +11,9 @@ class LocalCommunicatorTest {
   void collectivesMatchDoubleReferenceForOneToFourRanks() throws Exception {
     for (int n = 1; n <= 4; n++) {
       CollectiveContract.check(LocalCommunicator.group(n), new int[] {0, 1, 5, 1001});
+      // the interface's ByteBuffer defaults, through a temporary array
+      ByteBufferContract.check(LocalCommunicator.group(n), new int[] {0, 1, 5, 1001}, true);
+      ByteBufferContract.check(LocalCommunicator.group(n), new int[] {7}, false);
     }
   }
 

@@ -39,6 +39,50 @@ class TcpRingCommunicatorTest {
   }
 
   @Test
+  void byteBufferCollectivesMatchReferenceAndArrayPathForOneToFourRanks() throws Exception {
+    for (int n = 1; n <= 4; n++) {
+      List<TcpRingCommunicator> ring = RankThreads.tcpRing(n, SECRET, SMALL_SLICES);
+      try {
+        // direct buffers take the zero-copy path; heap buffers go through an array
+        ByteBufferContract.check(ring, new int[] {0, 1, 3, 17, 1001, 4099, 9001}, true);
+        ByteBufferContract.check(ring, new int[] {0, 5, 1001}, false);
+      } finally {
+        ring.forEach(TcpRingCommunicator::close);
+      }
+    }
+  }
+
+  @Test
+  void byteBufferArgumentsAreCheckedBeforeAnythingIsSent() throws Exception {
+    TcpRingCommunicator c = RankThreads.tcpRing(1, SECRET, SMALL_SLICES).get(0);
+    try {
+      java.nio.ByteBuffer b = java.nio.ByteBuffer.allocateDirect(40); // 10 floats
+      IndexOutOfBoundsException e =
+          assertThrows(IndexOutOfBoundsException.class, () -> c.allReduce(b, 8, 3, ReduceOp.SUM));
+      assertTrue(e.getMessage().contains("outside a buffer of 10 floats"), e.getMessage());
+      assertThrows(
+          IllegalArgumentException.class, () -> c.allGather(b.asReadOnlyBuffer(), 0, 2, 2));
+      assertThrows(IllegalArgumentException.class, () -> c.reduceScatter(b, 0, 3, 2));
+      assertThrows(
+          IndexOutOfBoundsException.class,
+          () -> c.broadcast(java.nio.ByteBuffer.allocate(8), 1, 2, 0)); // heap: same checks
+    } finally {
+      c.close();
+    }
+  }
+
+  @Test
+  void directAllReduceAcrossManyTilesAndDefaultSlicesEqualsArrayPath() throws Exception {
+    // 300,007 floats: several 4096-float reduction tiles per slice, a partial last tile and slice
+    List<TcpRingCommunicator> ring = RankThreads.tcpRing(3, SECRET, TcpRingOptions.defaults());
+    try {
+      ByteBufferContract.check(ring, new int[] {300_007}, true);
+    } finally {
+      ring.forEach(TcpRingCommunicator::close);
+    }
+  }
+
+  @Test
   void resultsAreBitIdenticalAcrossRanksAndRepeatsWithDefaultSlices() throws Exception {
     int n = 3;
     int size = 1_000_003; // several 1 MB slices per chunk
