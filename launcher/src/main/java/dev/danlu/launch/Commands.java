@@ -20,6 +20,10 @@ final class Commands {
           return 0;
         });
     Main.register(
+        "generate",
+        "generate text with a LLaMA model (+ PEFT adapter)",
+        dev.danlu.train.cli.GenerateCli::run);
+    Main.register(
         "merge",
         "merge a PEFT LoRA adapter into its base model (Hugging Face safetensors out)",
         dev.danlu.train.checkpoint.MergeCli::run);
