@@ -1,0 +1,521 @@
+package dev.danlu.train.comm;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.SocketChannel;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.LockSupport;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Collectives over a TCP ring: rank r sends to rank r+1 and receives from rank r-1 (mod N).
+ *
+ * <p>All-reduce is the bandwidth-optimal ring reduce-scatter followed by a ring all-gather: each
+ * rank sends and receives 2(N-1)/N of the buffer, independent of N. Chunks travel in slices ({@link
+ * TcpRingOptions#sliceBytes()}); a received slice is reduced and becomes sendable at once, so
+ * reducing slice k overlaps with the kernel moving slice k+1 through the socket buffers, and the
+ * ring runs as a pipeline rather than N-1 store-and-forward steps.
+ *
+ * <p>Floats travel little-endian from direct buffers. The sum for chunk c always starts at rank c+1
+ * and proceeds around the ring, so results do not depend on timing (bit-reproducible for a fixed N)
+ * but differ from a single-rank sum in float rounding.
+ *
+ * <p>Setup: {@link #create} binds, publishes {@code host:port} through a {@link Rendezvous},
+ * connects to the next rank and accepts the previous one, both authenticated by {@link PeerAuth};
+ * strangers are logged and dropped while setup continues.
+ */
+public final class TcpRingCommunicator implements Communicator {
+  private static final Logger LOG = LoggerFactory.getLogger(TcpRingCommunicator.class);
+
+  private final int rank;
+  private final int world;
+  private final List<String> addresses;
+  private final TcpRingOptions opts;
+  private final SocketChannel next; // null when world == 1
+  private final SocketChannel prev;
+  private final Selector selector; // watches prev only; next is written by the sender thread
+  private final SelectionKey prevKey;
+  private final ExecutorService sender; // one thread: blocking writes to next
+  private volatile int receivedSlices; // progress of the current stream, read by the sender
+  private volatile boolean aborted; // the receive side failed: the sender must stop waiting
+  private volatile long lastSendProgress;
+  private final ByteBuffer sendBuf;
+  private final ByteBuffer recvBuf;
+  private final float[] scratch;
+
+  TcpRingCommunicator(
+      int rank, List<String> addresses, TcpRingOptions opts, SocketChannel next, SocketChannel prev)
+      throws IOException {
+    this.rank = rank;
+    this.world = addresses.size();
+    this.addresses = List.copyOf(addresses);
+    this.opts = opts;
+    this.next = next;
+    this.prev = prev;
+    this.sendBuf = ByteBuffer.allocateDirect(opts.sliceBytes()).order(ByteOrder.LITTLE_ENDIAN);
+    this.recvBuf = ByteBuffer.allocateDirect(opts.sliceBytes()).order(ByteOrder.LITTLE_ENDIAN);
+    this.scratch = new float[opts.sliceBytes() / 4];
+    if (world > 1) {
+      selector = Selector.open();
+      next.configureBlocking(true);
+      prev.configureBlocking(false);
+      prevKey = prev.register(selector, SelectionKey.OP_READ);
+      sender =
+          Executors.newSingleThreadExecutor(
+              r -> {
+                Thread t = new Thread(r, "danlu-ring-send-" + rank);
+                t.setDaemon(true);
+                return t;
+              });
+    } else {
+      selector = null;
+      prevKey = null;
+      sender = null;
+    }
+  }
+
+  /**
+   * Joins the ring: binds {@code bindHost} on an ephemeral port, exchanges addresses through {@code
+   * rendezvous}, then connects. Use {@link RingListener} directly when the port must be chosen
+   * before the rendezvous.
+   */
+  public static TcpRingCommunicator create(
+      int rank, String bindHost, byte[] secret, Rendezvous rendezvous, TcpRingOptions opts) {
+    try (RingListener listener = RingListener.bind(bindHost, 0)) {
+      List<String> addrs = rendezvous.allGather(listener.address());
+      return listener.join(rank, addrs, secret, opts);
+    }
+  }
+
+  @Override
+  public int rank() {
+    return rank;
+  }
+
+  @Override
+  public int worldSize() {
+    return world;
+  }
+
+  @Override
+  public String kind() {
+    return "tcp";
+  }
+
+  private int nextRank() {
+    return (rank + 1) % world;
+  }
+
+  private int prevRank() {
+    return (rank - 1 + world) % world;
+  }
+
+  private String peer(int r) {
+    return "rank " + r + " (" + addresses.get(r) + ")";
+  }
+
+  // ---- float collectives -------------------------------------------------------------------
+
+  @Override
+  public void allReduce(float[] buf, int offset, int count, ReduceOp op) {
+    checkRange(buf, offset, count);
+    if (world == 1 || count == 0) {
+      return;
+    }
+    int[] start = new int[world];
+    int[] len = new int[world];
+    int base = count / world;
+    int rem = count % world;
+    for (int i = 0; i < world; i++) {
+      start[i] = offset + i * base + Math.min(i, rem);
+      len[i] = base + (i < rem ? 1 : 0);
+    }
+    ringReduceScatter(buf, start, len, op);
+    ringAllGather(buf, start, len);
+  }
+
+  @Override
+  public void reduceScatter(float[] buf, int offset, int chunk, int stride) {
+    checkStrided(buf, offset, chunk, stride);
+    if (world > 1 && chunk > 0) {
+      ringReduceScatter(buf, strided(offset, stride), equal(chunk), ReduceOp.SUM);
+    }
+  }
+
+  @Override
+  public void allGather(float[] buf, int offset, int chunk, int stride) {
+    checkStrided(buf, offset, chunk, stride);
+    if (world > 1 && chunk > 0) {
+      ringAllGather(buf, strided(offset, stride), equal(chunk));
+    }
+  }
+
+  /** Pipelined chain root → root+1 → ... → root-1: each rank forwards a slice once it has it. */
+  @Override
+  public void broadcast(float[] buf, int offset, int count, int root) {
+    checkRange(buf, offset, count);
+    if (world == 1 || count == 0) {
+      return;
+    }
+    int d = (rank - root + world) % world;
+    Segments all = new Segments();
+    all.addSliced(offset, count, scratch.length);
+    Segments none = new Segments();
+    Segments send = d < world - 1 ? all : none;
+    Segments recv = d > 0 ? all : none;
+    stream(buf, send, d == 0 ? send.size : 0, recv, null);
+  }
+
+  /**
+   * Step s sends chunk (r-s-1) and receives chunk (r-s-2), adding it to the local copy; after N-1
+   * steps rank r holds the full sum of chunk r. What is sent at step s+1 is exactly what was
+   * received at step s, which is what lets {@link #stream} pipeline across steps.
+   */
+  private void ringReduceScatter(float[] buf, int[] start, int[] len, ReduceOp op) {
+    Segments send = new Segments();
+    Segments recv = new Segments();
+    for (int s = 0; s < world - 1; s++) {
+      int sc = Math.floorMod(rank - s - 1, world);
+      int rc = Math.floorMod(rank - s - 2, world);
+      send.addSliced(start[sc], len[sc], scratch.length);
+      recv.addSliced(start[rc], len[rc], scratch.length);
+    }
+    int first = Segments.sliceCount(len[Math.floorMod(rank - 1, world)], scratch.length);
+    stream(buf, send, first, recv, op);
+  }
+
+  /** Step s sends chunk (r-s) and receives chunk (r-s-1), which it forwards at step s+1. */
+  private void ringAllGather(float[] buf, int[] start, int[] len) {
+    Segments send = new Segments();
+    Segments recv = new Segments();
+    for (int s = 0; s < world - 1; s++) {
+      int sc = Math.floorMod(rank - s, world);
+      int rc = Math.floorMod(rank - s - 1, world);
+      send.addSliced(start[sc], len[sc], scratch.length);
+      recv.addSliced(start[rc], len[rc], scratch.length);
+    }
+    stream(buf, send, Segments.sliceCount(len[rank], scratch.length), recv, null);
+  }
+
+  /**
+   * Runs one bulk collective: this thread receives slices from prev and combines them into {@code
+   * buf}, while the sender thread writes slices to next. Send segment j is ready when j < {@code
+   * ready0} or when receive segment j - ready0 has been combined (the ring forwards what it
+   * received). Sending and receiving on separate threads keeps both directions of the full-duplex
+   * link busy. {@code op == null} copies instead of reducing. Fails if nothing moves for {@link
+   * TcpRingOptions#opTimeoutMillis()}, naming the peer it was waiting on.
+   */
+  private void stream(float[] buf, Segments send, int ready0, Segments recv, ReduceOp op) {
+    receivedSlices = 0;
+    aborted = false;
+    lastSendProgress = System.nanoTime();
+    Thread receiver = Thread.currentThread();
+    Future<?> sending = sender.submit(() -> sendLoop(buf, send, ready0, receiver));
+    int received = 0;
+    boolean receiving = false;
+    long lastProgress = System.nanoTime();
+    long timeoutNanos = opts.opTimeoutMillis() * 1_000_000L;
+    try {
+      while (received < recv.size) {
+        if (!receiving) {
+          recvBuf.clear().limit(recv.len[received] * 4);
+          receiving = true;
+        }
+        int n = prev.read(recvBuf);
+        if (n < 0) {
+          throw new CommException(
+              "rank "
+                  + rank
+                  + ": "
+                  + peer(prevRank())
+                  + " closed the connection mid-collective"
+                  + " (it died or left the job); check that worker's log");
+        }
+        if (!recvBuf.hasRemaining()) {
+          combine(buf, recv.off[received], recv.len[received], op);
+          receiving = false;
+          received++;
+          receivedSlices = received; // publishes the combined data to the sender (volatile)
+          LockSupport.unpark(senderThread);
+        }
+        if (n > 0) {
+          lastProgress = System.nanoTime();
+          continue;
+        }
+        if (sending.isDone()) {
+          sending.get(); // rethrows a send failure; otherwise the sender finished early: fine
+        }
+        long left = timeoutNanos - (System.nanoTime() - lastProgress);
+        if (left <= 0) {
+          throw new CommTimeoutException(
+              "rank "
+                  + rank
+                  + ": no data from "
+                  + peer(prevRank())
+                  + " for "
+                  + opts.opTimeoutMillis()
+                  + " ms ("
+                  + received
+                  + "/"
+                  + recv.size
+                  + " slices received); that worker is stalled, dead, or called a different"
+                  + " collective");
+        }
+        selector.select(Math.max(1, Math.min(left / 1_000_000, 100)));
+        selector.selectedKeys().clear();
+      }
+      awaitSender(sending, send.size);
+    } catch (IOException e) {
+      throw new CommException(
+          "rank " + rank + ": socket error receiving from " + peer(prevRank()) + ": " + e, e);
+    } catch (ExecutionException e) {
+      Throwable c = e.getCause();
+      throw c instanceof CommException ce
+          ? ce
+          : new CommException(
+              "rank " + rank + ": sending to " + peer(nextRank()) + " failed: " + c, c);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new CommException("rank " + rank + " interrupted in a collective", e);
+    } finally {
+      aborted = true; // releases a sender still waiting for data that will never come
+      LockSupport.unpark(senderThread);
+    }
+  }
+
+  private volatile Thread senderThread;
+
+  private void sendLoop(float[] buf, Segments send, int ready0, Thread receiver) {
+    senderThread = Thread.currentThread();
+    try {
+      for (int j = 0; j < send.size; j++) {
+        while (j >= ready0 && receivedSlices <= j - ready0) {
+          if (aborted) {
+            return;
+          }
+          LockSupport.parkNanos(this, 1_000_000);
+        }
+        sendBuf.clear();
+        sendBuf.asFloatBuffer().put(buf, send.off[j], send.len[j]);
+        sendBuf.limit(send.len[j] * 4);
+        while (sendBuf.hasRemaining()) {
+          next.write(sendBuf);
+          lastSendProgress = System.nanoTime();
+        }
+      }
+    } catch (IOException e) {
+      throw new CommException(
+          "rank " + rank + ": socket error sending to " + peer(nextRank()) + ": " + e, e);
+    }
+  }
+
+  /** Waits for the sender while it keeps making progress; a stalled next rank times out. */
+  private void awaitSender(Future<?> sending, int slices)
+      throws ExecutionException, InterruptedException {
+    long timeoutNanos = opts.opTimeoutMillis() * 1_000_000L;
+    while (true) {
+      try {
+        sending.get(100, TimeUnit.MILLISECONDS);
+        return;
+      } catch (TimeoutException e) {
+        if (System.nanoTime() - lastSendProgress > timeoutNanos) {
+          throw new CommTimeoutException(
+              "rank "
+                  + rank
+                  + ": "
+                  + peer(nextRank())
+                  + " accepted no data for "
+                  + opts.opTimeoutMillis()
+                  + " ms (sending "
+                  + slices
+                  + " slices); that worker is"
+                  + " stalled, dead, or called a different collective");
+        }
+      }
+    }
+  }
+
+  private void combine(float[] buf, int off, int len, ReduceOp op) {
+    FloatBuffer in = recvBuf.flip().asFloatBuffer();
+    if (op == null) {
+      in.get(buf, off, len);
+      return;
+    }
+    in.get(scratch, 0, len);
+    if (op == ReduceOp.SUM) {
+      for (int i = 0; i < len; i++) {
+        buf[off + i] += scratch[i];
+      }
+    } else {
+      for (int i = 0; i < len; i++) {
+        buf[off + i] = Math.max(buf[off + i], scratch[i]);
+      }
+    }
+  }
+
+  // ---- control messages ----------------------------------------------------------------------
+
+  @Override
+  public void barrier() {
+    allGatherBytes(new byte[0]);
+  }
+
+  /** N-1 ring steps; step s forwards the message of rank r-s and receives that of rank r-s-1. */
+  @Override
+  public byte[][] allGatherBytes(byte[] mine) {
+    byte[][] out = new byte[world][];
+    out[rank] = mine.clone();
+    for (int s = 0; s < world - 1; s++) {
+      byte[] got = exchange(out[Math.floorMod(rank - s, world)]);
+      out[Math.floorMod(rank - s - 1, world)] = got;
+    }
+    return out;
+  }
+
+  private byte[] exchange(byte[] msg) {
+    long deadline = System.nanoTime() + opts.opTimeoutMillis() * 1_000_000L;
+    ByteBuffer out = ByteBuffer.allocate(4 + msg.length).putInt(msg.length).put(msg).flip();
+    lastSendProgress = System.nanoTime();
+    Future<?> sending =
+        sender.submit(
+            () -> {
+              try {
+                while (out.hasRemaining()) {
+                  next.write(out);
+                }
+              } catch (IOException e) {
+                throw new CommException(
+                    "rank " + rank + ": socket error sending to " + peer(nextRank()) + ": " + e, e);
+              }
+              lastSendProgress = System.nanoTime();
+            });
+    try {
+      ByteBuffer head = ByteBuffer.allocate(4);
+      NioIo.readFully(
+          prev,
+          head,
+          deadline,
+          () -> "rank " + rank + " waiting for a control message from " + peer(prevRank()));
+      ByteBuffer body = ByteBuffer.allocate(head.flip().getInt());
+      NioIo.readFully(
+          prev,
+          body,
+          deadline,
+          () -> "rank " + rank + " waiting for a control message from " + peer(prevRank()));
+      awaitSender(sending, 1);
+      return body.array();
+    } catch (IOException e) {
+      throw new CommException("rank " + rank + ": socket error in a control message: " + e, e);
+    } catch (ExecutionException e) {
+      Throwable c = e.getCause();
+      throw c instanceof CommException ce ? ce : new CommException(c.toString(), c);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new CommException("rank " + rank + " interrupted in a control message", e);
+    }
+  }
+
+  // ---- helpers -----------------------------------------------------------------------------
+
+  private int[] strided(int offset, int stride) {
+    int[] s = new int[world];
+    for (int i = 0; i < world; i++) {
+      s[i] = offset + i * stride;
+    }
+    return s;
+  }
+
+  private int[] equal(int chunk) {
+    int[] l = new int[world];
+    java.util.Arrays.fill(l, chunk);
+    return l;
+  }
+
+  private static void checkRange(float[] buf, int offset, int count) {
+    if (offset < 0 || count < 0 || (long) offset + count > buf.length) {
+      throw new IndexOutOfBoundsException(
+          "collective range ["
+              + offset
+              + ", "
+              + offset
+              + "+"
+              + count
+              + ") outside a buffer of "
+              + buf.length);
+    }
+  }
+
+  private void checkStrided(float[] buf, int offset, int chunk, int stride) {
+    if (stride < chunk) {
+      throw new IllegalArgumentException("stride " + stride + " < chunk " + chunk);
+    }
+    checkRange(buf, offset, (int) Math.min(Integer.MAX_VALUE, (long) (world - 1) * stride + chunk));
+  }
+
+  @Override
+  public void close() {
+    try {
+      if (selector != null) {
+        sender.shutdownNow();
+        selector.close();
+        next.close();
+        prev.close();
+      }
+    } catch (IOException e) {
+      LOG.warn("rank {}: error closing ring sockets: {}", rank, e.toString());
+    }
+  }
+
+  /** Ordered (offset, length) pieces of the user buffer, each at most one slice. */
+  static final class Segments {
+    int[] off = new int[16];
+    int[] len = new int[16];
+    int size;
+
+    void addSliced(int start, int count, int slice) {
+      for (int o = 0; o < count; o += slice) {
+        if (size == off.length) {
+          off = java.util.Arrays.copyOf(off, size * 2);
+          len = java.util.Arrays.copyOf(len, size * 2);
+        }
+        off[size] = start + o;
+        len[size] = Math.min(slice, count - o);
+        size++;
+      }
+    }
+
+    static int sliceCount(int count, int slice) {
+      return (count + slice - 1) / slice;
+    }
+  }
+
+  static InetSocketAddress parse(String hostPort) {
+    int colon = hostPort.lastIndexOf(':');
+    if (colon <= 0) {
+      throw new IllegalArgumentException("expected host:port, got '" + hostPort + "'");
+    }
+    return new InetSocketAddress(
+        hostPort.substring(0, colon), Integer.parseInt(hostPort.substring(colon + 1)));
+  }
+
+  static void tune(SocketChannel ch, TcpRingOptions opts) throws IOException {
+    ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+    if (opts.socketBufferBytes() > 0) {
+      ch.setOption(StandardSocketOptions.SO_SNDBUF, opts.socketBufferBytes());
+      ch.setOption(StandardSocketOptions.SO_RCVBUF, opts.socketBufferBytes());
+    }
+  }
+}

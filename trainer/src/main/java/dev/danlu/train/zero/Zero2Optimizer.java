@@ -1,0 +1,292 @@
+package dev.danlu.train.zero;
+
+import dev.danlu.train.comm.Communicator;
+import dev.danlu.train.comm.ReduceOp;
+import dev.danlu.train.optim.AdamW;
+import dev.danlu.train.optim.DynamicLossScaler;
+import dev.danlu.train.optim.LrSchedule;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * ZeRO stage 2 AdamW. The flat trainable buffer ({@link FlatParams}) is split into equal contiguous
+ * partitions ({@link ShardInfo}); this rank keeps fp32 master weights and Adam's m and v for its
+ * partition only (12 bytes per element, {@link #stateBytes()}), the parameters stay replicated.
+ *
+ * <p>One optimizer step, after the caller accumulated gradients of all its micro-batches into
+ * {@link FlatParams#grads()} (scaled by the loss scale, not averaged):
+ *
+ * <ol>
+ *   <li>reduce-scatter the gradients once, in buckets (each a strided reduce-scatter of the same
+ *       slice of every partition), so each rank holds the global sum for its partition — DeepSpeed
+ *       instead reduces on every micro-step;
+ *   <li>overflow check on the partition, all-reduce MAX: on overflow every rank skips the update
+ *       and the LR-schedule step and lowers the loss scale;
+ *   <li>global gradient norm from an all-reduce SUM of partition squared norms; the clip factor is
+ *       folded together with unscaling and averaging into one multiplier (as DeepSpeed does);
+ *   <li>AdamW on the partition (decay per parameter, HF's rule);
+ *   <li>all-gather the updated partitions into the replicated parameters; zero the gradients.
+ * </ol>
+ */
+public final class Zero2Optimizer {
+
+  /**
+   * @param learningRate peak learning rate (the schedule multiplies it)
+   * @param weightDecay applied to parameters whose {@link FlatParams.Slot#decay()} is true
+   * @param maxGradNorm clip threshold on the global L2 norm; 0 or less disables clipping
+   * @param bucketFloats elements per rank in one reduce-scatter bucket
+   */
+  public record Config(
+      AdamW adam,
+      double learningRate,
+      double weightDecay,
+      double maxGradNorm,
+      int bucketFloats,
+      LrSchedule schedule) {
+    public Config {
+      if (bucketFloats < 1) {
+        throw new IllegalArgumentException("bucketFloats must be >= 1");
+      }
+    }
+  }
+
+  /** What happened in one step, for logging. {@code gradNorm} is the unclipped global norm. */
+  public record StepResult(
+      boolean skipped, double gradNorm, double lr, double lossScale, long appliedSteps) {}
+
+  private final Communicator comm;
+  private final FlatParams flat;
+  private final Config cfg;
+  private final DynamicLossScaler scaler;
+  private final ShardInfo shard;
+  private final float[] master; // (partition) fp32 master weights
+  private final float[] expAvg; // (partition) Adam m
+  private final float[] expAvgSq; // (partition) Adam v
+  private long appliedSteps;
+
+  public Zero2Optimizer(Communicator comm, FlatParams flat, Config cfg, DynamicLossScaler scaler) {
+    if (flat.padded() % comm.worldSize() != 0) {
+      throw new IllegalArgumentException(
+          "flat buffer of "
+              + flat.padded()
+              + " was laid out for another world size than "
+              + comm.worldSize()
+              + "; build FlatParams with the communicator's world size");
+    }
+    this.comm = comm;
+    this.flat = flat;
+    this.cfg = cfg;
+    this.scaler = scaler;
+    int size = flat.padded() / comm.worldSize();
+    this.shard = new ShardInfo(comm.rank() * size, size);
+    this.master = Arrays.copyOfRange(flat.params(), shard.offset(), shard.end());
+    this.expAvg = new float[size];
+    this.expAvgSq = new float[size];
+  }
+
+  public ShardInfo shard() {
+    return shard;
+  }
+
+  public DynamicLossScaler scaler() {
+    return scaler;
+  }
+
+  public long appliedSteps() {
+    return appliedSteps;
+  }
+
+  /** Learning rate the next applied update will use. */
+  public double currentLr() {
+    return cfg.learningRate() * cfg.schedule().factor(appliedSteps);
+  }
+
+  /** Bytes of optimizer state this rank holds, summed from the actual array lengths. */
+  public long stateBytes() {
+    return 4L * ((long) master.length + expAvg.length + expAvgSq.length);
+  }
+
+  /**
+   * Performs one optimizer step on the gradients accumulated since the last one.
+   *
+   * @param gradDivisor what the summed gradient is divided by to become the mean the loss defines
+   *     (micro-batches per rank × world size for a per-micro-batch mean loss)
+   */
+  public StepResult step(double gradDivisor) {
+    float[] g = flat.grads();
+    int p = shard.size();
+    for (int start = 0; start < p; start += cfg.bucketFloats()) {
+      comm.reduceScatter(g, start, Math.min(cfg.bucketFloats(), p - start), p);
+    }
+
+    double sq = 0;
+    boolean overflow = false;
+    for (int i = shard.offset(); i < shard.end(); i++) {
+      float x = g[i];
+      overflow |= !Float.isFinite(x);
+      sq += (double) x * x;
+    }
+    float[] flag = {overflow ? 1f : 0f};
+    comm.allReduce(flag, 0, 1, ReduceOp.MAX);
+    double scale = scaler.scale();
+    if (flag[0] > 0) {
+      scaler.update(true);
+      Arrays.fill(g, 0f);
+      return new StepResult(true, Double.NaN, currentLr(), scale, appliedSteps);
+    }
+
+    // The squared norm travels as a float pair (hi, lo) so the sum keeps ~double precision.
+    float hi = (float) sq;
+    float[] norm2 = {hi, (float) (sq - hi)};
+    comm.allReduce(norm2, 0, 2, ReduceOp.SUM);
+    double unscale = 1.0 / (scale * gradDivisor);
+    double gradNorm = Math.sqrt((double) norm2[0] + norm2[1]) * unscale;
+    double clip = 1.0;
+    if (cfg.maxGradNorm() > 0) {
+      // torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied only if < 1
+      double coef = cfg.maxGradNorm() / (gradNorm + 1e-6);
+      clip = Math.min(1.0, coef);
+    }
+    float gradScale = (float) (unscale * clip);
+
+    double lr = currentLr();
+    long t = appliedSteps + 1;
+    for (FlatParams.Slot s : flat.slots()) {
+      int lo = Math.max(s.offset(), shard.offset());
+      int hiEnd = Math.min(s.offset() + s.length(), shard.end());
+      if (lo < hiEnd) {
+        double wd = s.decay() ? cfg.weightDecay() : 0.0;
+        cfg.adam()
+            .update(
+                master,
+                expAvg,
+                expAvgSq,
+                lo - shard.offset(),
+                g,
+                lo,
+                gradScale,
+                hiEnd - lo,
+                lr,
+                wd,
+                t);
+      }
+    }
+    appliedSteps = t;
+    scaler.update(false);
+
+    float[] params = flat.params();
+    System.arraycopy(master, 0, params, shard.offset(), p);
+    comm.allGather(params, 0, p);
+    Arrays.fill(g, 0f);
+    return new StepResult(false, gradNorm, lr, scale, appliedSteps);
+  }
+
+  /** This rank's state, cut into per-parameter slices (see {@link OptimizerState}). */
+  public OptimizerState exportState() {
+    List<OptimizerState.Slice> slices = new ArrayList<>();
+    for (FlatParams.Slot s : flat.slots()) {
+      int lo = Math.max(s.offset(), shard.offset());
+      int hi = Math.min(s.offset() + s.length(), shard.end());
+      if (lo < hi) {
+        int a = lo - shard.offset();
+        int b = hi - shard.offset();
+        slices.add(
+            new OptimizerState.Slice(
+                s.name(),
+                lo - s.offset(),
+                Arrays.copyOfRange(master, a, b),
+                Arrays.copyOfRange(expAvg, a, b),
+                Arrays.copyOfRange(expAvgSq, a, b)));
+      }
+    }
+    return new OptimizerState(appliedSteps, scaler.state(), slices);
+  }
+
+  /**
+   * Restores from the states of all ranks of a previous run, whatever its world size: copies every
+   * slice overlapping this partition, checks that each element is covered exactly once, then
+   * all-gathers the masters into the replicated parameters. Collective: call on every rank.
+   */
+  public void importState(Collection<OptimizerState> saved) {
+    Map<String, FlatParams.Slot> byName = new HashMap<>();
+    for (FlatParams.Slot s : flat.slots()) {
+      byName.put(s.name(), s);
+    }
+    int[] covered = new int[shard.size()];
+    Long steps = null;
+    double[] scalerState = null;
+    for (OptimizerState st : saved) {
+      if (steps != null && steps != st.appliedSteps()) {
+        throw new IllegalArgumentException(
+            "optimizer states from different steps ("
+                + steps
+                + " vs "
+                + st.appliedSteps()
+                + "): mixed checkpoints");
+      }
+      steps = st.appliedSteps();
+      scalerState = st.lossScaler();
+      for (OptimizerState.Slice sl : st.slices()) {
+        FlatParams.Slot slot = byName.get(sl.name());
+        if (slot == null) {
+          throw new IllegalArgumentException(
+              "checkpoint has optimizer state for "
+                  + sl.name()
+                  + ", which this model does not train");
+        }
+        int n = sl.master().length;
+        if (sl.start() < 0 || sl.start() + n > slot.length()) {
+          throw new IllegalArgumentException(
+              "checkpoint slice "
+                  + sl.name()
+                  + "["
+                  + sl.start()
+                  + ", +"
+                  + n
+                  + ") exceeds its length "
+                  + slot.length()
+                  + " in this model (different LoRA rank or vocabulary?)");
+        }
+        int gStart = slot.offset() + sl.start();
+        int lo = Math.max(gStart, shard.offset());
+        int hi = Math.min(gStart + n, shard.end());
+        for (int gi = lo; gi < hi; gi++) {
+          int src = gi - gStart;
+          int dst = gi - shard.offset();
+          master[dst] = sl.master()[src];
+          expAvg[dst] = sl.expAvg()[src];
+          expAvgSq[dst] = sl.expAvgSq()[src];
+          covered[dst]++;
+        }
+      }
+    }
+    if (steps == null) {
+      throw new IllegalArgumentException("no optimizer state to import");
+    }
+    for (FlatParams.Slot s : flat.slots()) {
+      int lo = Math.max(s.offset(), shard.offset());
+      int hi = Math.min(s.offset() + s.length(), shard.end());
+      for (int gi = lo; gi < hi; gi++) {
+        if (covered[gi - shard.offset()] != 1) {
+          throw new IllegalArgumentException(
+              "checkpoint covers element "
+                  + (gi - s.offset())
+                  + " of "
+                  + s.name()
+                  + " "
+                  + covered[gi - shard.offset()]
+                  + " times (expected once): incomplete or duplicated rank files");
+        }
+      }
+    }
+    appliedSteps = steps;
+    scaler.restore(scalerState);
+    float[] params = flat.params();
+    System.arraycopy(master, 0, params, shard.offset(), shard.size());
+    comm.allGather(params, 0, shard.size());
+  }
+}

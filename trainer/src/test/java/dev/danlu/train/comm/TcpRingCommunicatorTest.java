@@ -1,0 +1,159 @@
+package dev.danlu.train.comm;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.net.InetSocketAddress;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/** Real sockets on 127.0.0.1, ranks as threads. */
+class TcpRingCommunicatorTest {
+  private static final byte[] SECRET = "job-secret-for-tests".getBytes(StandardCharsets.UTF_8);
+
+  /** Tiny slices (64 B = 16 floats) so even small buffers exercise the multi-slice pipeline. */
+  private static final TcpRingOptions SMALL_SLICES =
+      TcpRingOptions.defaults()
+          .withSliceBytes(64)
+          .withConnectTimeoutMillis(20_000)
+          .withOpTimeoutMillis(20_000);
+
+  @Test
+  void collectivesMatchDoubleReferenceForOneToFourRanks() throws Exception {
+    for (int n = 1; n <= 4; n++) {
+      List<TcpRingCommunicator> ring = RankThreads.tcpRing(n, SECRET, SMALL_SLICES);
+      try {
+        // sizes not divisible by n, smaller than n, and spanning many slices
+        CollectiveContract.check(ring, new int[] {0, 1, 3, 17, 1001, 4099});
+      } finally {
+        ring.forEach(TcpRingCommunicator::close);
+      }
+    }
+  }
+
+  @Test
+  void resultsAreBitIdenticalAcrossRanksAndRepeatsWithDefaultSlices() throws Exception {
+    int n = 3;
+    int size = 1_000_003; // several 1 MB slices per chunk
+    List<TcpRingCommunicator> ring = RankThreads.tcpRing(n, SECRET, TcpRingOptions.defaults());
+    try {
+      List<float[]> first = allReduceOnce(ring, size);
+      List<float[]> second = allReduceOnce(ring, size);
+      for (int r = 0; r < n; r++) {
+        assertArrayEquals(first.get(0), first.get(r), "rank " + r + " differs from rank 0");
+        assertArrayEquals(first.get(r), second.get(r), "rank " + r + " not reproducible");
+      }
+    } finally {
+      ring.forEach(TcpRingCommunicator::close);
+    }
+  }
+
+  private static List<float[]> allReduceOnce(List<TcpRingCommunicator> ring, int size)
+      throws Exception {
+    return RankThreads.run(
+        ring.size(),
+        r -> {
+          float[] b = new float[size];
+          for (int i = 0; i < size; i++) {
+            b[i] = CollectiveContract.input(r, i);
+          }
+          ring.get(r).allReduce(b, 0, size, ReduceOp.SUM);
+          return b;
+        });
+  }
+
+  @Test
+  void peerThatNeverConnectsIsNamedWithinTheTimeout() throws Exception {
+    RingListener l0 = RingListener.bind("127.0.0.1", 0);
+    RingListener ghost = RingListener.bind("127.0.0.1", 0); // a port nobody will listen on
+    String ghostAddr = ghost.address();
+    ghost.close();
+    long t0 = System.nanoTime();
+    CommTimeoutException e =
+        assertThrows(
+            CommTimeoutException.class,
+            () ->
+                l0.join(
+                    0,
+                    List.of(l0.address(), ghostAddr),
+                    SECRET,
+                    SMALL_SLICES.withConnectTimeoutMillis(1500)));
+    long ms = (System.nanoTime() - t0) / 1_000_000;
+    assertTrue(ms >= 1400 && ms < 6000, "took " + ms + " ms");
+    assertTrue(
+        e.getMessage().contains("rank 1") && e.getMessage().contains(ghostAddr), e.getMessage());
+  }
+
+  @Test
+  void stalledPeerInACollectiveIsNamed() throws Exception {
+    List<TcpRingCommunicator> ring =
+        RankThreads.tcpRing(2, SECRET, SMALL_SLICES.withOpTimeoutMillis(500));
+    try {
+      // rank 1 never enters the collective
+      CommTimeoutException e =
+          assertThrows(
+              CommTimeoutException.class,
+              () -> ring.get(0).allReduce(new float[100], 0, 100, ReduceOp.SUM));
+      assertTrue(e.getMessage().contains("rank 1 (127.0.0.1:"), e.getMessage());
+    } finally {
+      ring.forEach(TcpRingCommunicator::close);
+    }
+  }
+
+  @Test
+  void strangersAreRejectedAndTheRingStillForms() throws Exception {
+    List<RingListener> ls =
+        List.of(RingListener.bind("127.0.0.1", 0), RingListener.bind("127.0.0.1", 0));
+    List<String> addrs = List.of(ls.get(0).address(), ls.get(1).address());
+    CompletableFuture<TcpRingCommunicator> r0 =
+        CompletableFuture.supplyAsync(() -> ls.get(0).join(0, addrs, SECRET, SMALL_SLICES));
+    InetSocketAddress target = TcpRingCommunicator.parse(addrs.get(0));
+    // 1) a stranger with the wrong secret, claiming to be rank 1
+    try (SocketChannel s = SocketChannel.open(target)) {
+      s.configureBlocking(false);
+      byte[] wrong = "not-the-secret".getBytes(StandardCharsets.UTF_8);
+      long deadline = System.nanoTime() + 5_000_000_000L;
+      assertThrows(
+          PeerAuth.AuthException.class,
+          () -> PeerAuth.connectSide(s, wrong, 1, "rank 0", deadline));
+    }
+    // 2) a silent stranger that connects and never speaks (must not block the real peer)
+    SocketChannel silent = SocketChannel.open(target);
+    try {
+      TcpRingCommunicator c1 = ls.get(1).join(1, addrs, SECRET, SMALL_SLICES);
+      TcpRingCommunicator c0 = r0.get(20, TimeUnit.SECONDS);
+      List<TcpRingCommunicator> ring = new ArrayList<>(List.of(c0, c1));
+      try {
+        CollectiveContract.check(ring, new int[] {33});
+      } finally {
+        ring.forEach(TcpRingCommunicator::close);
+      }
+    } finally {
+      silent.close();
+    }
+  }
+
+  @Test
+  void masterRendezvousExchangesAddressesInRankOrder() throws Exception {
+    int n = 3;
+    RingListener probe = RingListener.bind("127.0.0.1", 0);
+    int port = TcpRingCommunicator.parse(probe.address()).getPort();
+    probe.close();
+    List<List<String>> got =
+        RankThreads.run(
+            n,
+            r ->
+                new MasterRendezvous(r, n, "127.0.0.1", port, SECRET, 20_000)
+                    .allGather("addr-of-" + r));
+    for (List<String> g : got) {
+      assertEquals(List.of("addr-of-0", "addr-of-1", "addr-of-2"), g);
+    }
+  }
+}
