@@ -20,6 +20,14 @@ final class Commands {
           return 0;
         });
     Main.register(
+        "tokenize",
+        "stdin lines to token ids like spm_encode (--tokenizer M [--bos] [--eos] [--pieces] [--decode])",
+        dev.danlu.data.tokenizer.TokenizeCli::run);
+    Main.register(
+        "prep",
+        "corpus -> tokenized Arrow shards on Spark, incremental (danlu prep --help)",
+        dev.danlu.jobs.prep.PrepCli::run);
+    Main.register(
         "generate",
         "generate text with a LLaMA model (+ PEFT adapter)",
         dev.danlu.train.cli.GenerateCli::run);

@@ -10,13 +10,30 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.Map;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A Hugging Face {@code tokenizer.json} run by the Rust tokenizers library through DJL. Special
  * tokens are never added by {@link #encode}; BOS/EOS/PAD ids are read from the json ({@code
  * post_processor} template and {@code added_tokens}). The piece table comes from the json too.
+ *
+ * <p>Its ids are Hugging Face's, which are not always SentencePiece's for the same model (see
+ * {@link #SPM_DIFFERENCES}; measured in HfJsonEquivalenceTest), so loading one warns.
  */
 public final class HfJsonTokenizer implements TextTokenizer {
+  private static final Logger LOG = LoggerFactory.getLogger(HfJsonTokenizer.class);
+
+  /** Where a LLaMA tokenizer.json gives other ids than spm_encode on the same model. */
+  static final String SPM_DIFFERENCES =
+      "ids may differ from SentencePiece (spm_encode) for the same model: (1) text containing an"
+          + " added token literally (\"<s>\", \"</s>\", \"<unk>\") becomes that special id,"
+          + " and the text around it gets its own \"▁\" prefix; (2) where pieces have equal"
+          + " scores HF merges by rank, SentencePiece leftmost first: for Chinese-LLaMA-2 (its"
+          + " 23296 added pieces all score 0) about 7% of Chinese lines segment differently."
+          + " Identical otherwise (LLaMA-2 32000: real English and Chinese text). Pass the"
+          + " tokenizer.model for spm-exact ids.";
+
   private final Path path;
   private final String sha256;
   private final String[] pieces;
@@ -123,7 +140,7 @@ public final class HfJsonTokenizer implements TextTokenizer {
     lock.readLock().lock();
     try {
       ensureOpen();
-      ids = tokenizer.encode(text, false, false).getIds();
+      ids = tokenizer.encode(withoutLoneSurrogates(text), false, false).getIds();
     } finally {
       lock.readLock().unlock();
     }
@@ -132,6 +149,28 @@ public final class HfJsonTokenizer implements TextTokenizer {
       out[i] = (int) ids[i];
     }
     return out;
+  }
+
+  /**
+   * A lone surrogate has no UTF-8 form. DJL hands it to Rust as something else again; send '?' like
+   * {@code String.getBytes(UTF_8)} and the SentencePiece path do, so both paths agree.
+   */
+  static String withoutLoneSurrogates(String text) {
+    char[] chars = null;
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (Character.isHighSurrogate(c)
+          && i + 1 < text.length()
+          && Character.isLowSurrogate(text.charAt(i + 1))) {
+        i++;
+      } else if (Character.isSurrogate(c)) {
+        if (chars == null) {
+          chars = text.toCharArray();
+        }
+        chars[i] = '?';
+      }
+    }
+    return chars == null ? text : new String(chars);
   }
 
   @Override

@@ -29,7 +29,7 @@ final class SentencePieceBpe {
   private final int[] pairValues;
   private final int pairMask;
   private final int[] byteIds = new int[256];
-  private final int spaceKey;
+  private final boolean wordsAreIndependent;
 
   private static final int NO_KEY = -1;
   private static final long EMPTY = -1L;
@@ -124,7 +124,23 @@ final class SentencePieceBpe {
         }
       }
     }
-    spaceKey = key(SPACE_SYMBOL);
+    wordsAreIndependent = noPieceSpansWordStart(model);
+  }
+
+  /**
+   * True if no piece has a '▁' right after another character (LLaMA's are trained with
+   * split_by_whitespace), so no merge can cross the start of a word.
+   */
+  private static boolean noPieceSpansWordStart(SentencePieceModel model) {
+    for (int i = 0; i < model.size(); i++) {
+      String p = model.piece(i);
+      for (int k = 1; k < p.length(); k++) {
+        if (p.charAt(k) == SPACE_SYMBOL && p.charAt(k - 1) != SPACE_SYMBOL) {
+          return false;
+        }
+      }
+    }
+    return true;
   }
 
   static String bytePiece(int b) {
@@ -138,11 +154,7 @@ final class SentencePieceBpe {
     }
     int n = text.codePointCount(0, text.length()) + 1;
     int[] cps = new int[n]; // code point of each initial symbol, for byte fallback
-    int[] key = new int[n];
-    int[] next = new int[n];
-    int[] prev = new int[n];
     cps[0] = SPACE_SYMBOL;
-    key[0] = spaceKey;
     int s = 1;
     for (int i = 0; i < text.length(); s++) {
       int cp = text.codePointAt(i);
@@ -155,58 +167,145 @@ final class SentencePieceBpe {
         cp = '?';
       }
       cps[s] = cp;
-      key[s] = key(cp);
     }
-    for (int i = 0; i < n; i++) {
-      prev[i] = i - 1;
-      next[i] = i + 1 < n ? i + 1 : -1;
+    Output out = new Output(n + 8);
+    if (!wordsAreIndependent) {
+      new Segment(cps, 0, n).encodeInto(out);
+      return out.toArray();
     }
-    LongHeap agenda = new LongHeap(n);
-    for (int i = 0; i + 1 < n; i++) {
-      offer(agenda, key, i, i + 1);
+    // Cut before each '▁' that follows another character: no piece spans such a cut, so the
+    // words are encoded independently (and short ones looked up in a per-thread cache).
+    Map<String, int[]> cache = wordCache.get();
+    if (cache.size() > CACHE_ENTRIES) {
+      cache.clear();
     }
-    while (!agenda.isEmpty()) {
-      long top = agenda.poll();
-      int left = (int) (0xFFFFFFFFL - (top & 0xFFFFFFFFL));
-      int right = next[left];
-      // Entries go stale when a neighbour merged; re-derive the pair now at `left` and act only
-      // if it has the popped score. An equal-score pair now at `left` has its own entry with the
-      // same priority, so acting on it here is what the library would do next anyway.
-      if (key[left] == NO_KEY || right < 0) {
-        continue;
-      }
-      int merged = pair(key[left], key[right]);
-      if (merged < 0 || sortable(scores[merged]) != (int) (top >> 32)) {
-        continue;
-      }
-      key[left] = merged;
-      key[right] = NO_KEY;
-      next[left] = next[right];
-      if (next[right] >= 0) {
-        prev[next[right]] = left;
-      }
-      if (prev[left] >= 0) {
-        offer(agenda, key, prev[left], left);
-      }
-      if (next[left] >= 0) {
-        offer(agenda, key, left, next[left]);
+    int from = 0;
+    for (int i = 1; i <= n; i++) {
+      if (i == n || (cps[i] == SPACE_SYMBOL && cps[i - 1] != SPACE_SYMBOL)) {
+        if (i - from <= CACHED_WORD_LENGTH) {
+          String word = new String(cps, from, i - from);
+          int[] ids = cache.get(word);
+          if (ids == null) {
+            Output one = new Output(i - from + 4);
+            new Segment(cps, from, i).encodeInto(one);
+            ids = one.toArray();
+            cache.put(word, ids);
+          }
+          out.addAll(ids);
+        } else {
+          new Segment(cps, from, i).encodeInto(out);
+        }
+        from = i;
       }
     }
-    int[] out = new int[n * 4];
-    int count = 0;
-    for (int i = 0; i >= 0; i = next[i]) {
-      int k = key[i];
-      if (k >= 0 && k < vocabSize) {
-        out[count++] = k;
-      } else {
-        // Not a piece: always a single character here (merges only yield pieces).
-        byte[] utf8 = new String(Character.toChars(cps[i])).getBytes(StandardCharsets.UTF_8);
-        for (byte b : utf8) {
-          out[count++] = byteIds[b & 0xff];
+    return out.toArray();
+  }
+
+  private static final int CACHED_WORD_LENGTH = 32;
+  private static final int CACHE_ENTRIES = 1 << 16;
+  // Per model and thread: no locking on the hot path (a Spark executor has a few long-lived task
+  // threads); never static, words map to different ids in another model.
+  private final ThreadLocal<Map<String, int[]>> wordCache =
+      ThreadLocal.withInitial(() -> new HashMap<>(1 << 12));
+
+  /** A growable int array. */
+  private static final class Output {
+    int[] ids;
+    int size;
+
+    Output(int capacity) {
+      ids = new int[capacity];
+    }
+
+    void add(int id) {
+      if (size == ids.length) {
+        ids = Arrays.copyOf(ids, size * 2 + 8);
+      }
+      ids[size++] = id;
+    }
+
+    void addAll(int[] more) {
+      if (size + more.length > ids.length) {
+        ids = Arrays.copyOf(ids, Math.max(size * 2, size + more.length) + 8);
+      }
+      System.arraycopy(more, 0, ids, size, more.length);
+      size += more.length;
+    }
+
+    int[] toArray() {
+      return Arrays.copyOf(ids, size);
+    }
+  }
+
+  /** The BPE merge loop over the symbols {@code [from, to)} of one line. */
+  private final class Segment {
+    private final int[] cps;
+    private final int from;
+    private final int[] key;
+    private final int[] next;
+    private final int[] prev;
+
+    Segment(int[] cps, int from, int to) {
+      this.cps = cps;
+      this.from = from;
+      int n = to - from;
+      key = new int[n];
+      next = new int[n];
+      prev = new int[n];
+      for (int i = 0; i < n; i++) {
+        key[i] = key(cps[from + i]);
+        prev[i] = i - 1;
+        next[i] = i + 1 < n ? i + 1 : -1;
+      }
+    }
+
+    void encodeInto(Output out) {
+      int n = key.length;
+      LongHeap agenda = new LongHeap(n);
+      for (int i = 0; i + 1 < n; i++) {
+        offer(agenda, key, i, i + 1);
+      }
+      while (!agenda.isEmpty()) {
+        long top = agenda.poll();
+        int left = (int) (0xFFFFFFFFL - (top & 0xFFFFFFFFL));
+        int right = next[left];
+        // Entries go stale when a neighbour merged; re-derive the pair now at `left` and act
+        // only if it has the popped score. An equal-score pair now at `left` has its own entry
+        // with the same priority, so acting on it here is what the library would do next anyway.
+        if (key[left] == NO_KEY || right < 0) {
+          continue;
+        }
+        int merged = pair(key[left], key[right]);
+        if (merged < 0 || sortable(scores[merged]) != (int) (top >> 32)) {
+          continue;
+        }
+        key[left] = merged;
+        key[right] = NO_KEY;
+        next[left] = next[right];
+        if (next[right] >= 0) {
+          prev[next[right]] = left;
+        }
+        if (prev[left] >= 0) {
+          offer(agenda, key, prev[left], left);
+        }
+        if (next[left] >= 0) {
+          offer(agenda, key, left, next[left]);
+        }
+      }
+      for (int i = 0; i >= 0; i = next[i]) {
+        int k = key[i];
+        if (k >= 0 && k < vocabSize) {
+          out.add(k);
+        } else {
+          // Not a piece: always a single character here (merges only yield pieces).
+          int cp = cps[from + i];
+          byte[] utf8 = new String(Character.toChars(cp)).getBytes(StandardCharsets.UTF_8);
+          for (byte b : utf8) {
+            out.add(byteIds[b & 0xff]);
+          }
         }
       }
     }
-    return Arrays.copyOf(out, count);
   }
 
   private void offer(LongHeap agenda, int[] key, int left, int right) {

@@ -65,11 +65,17 @@ final class SpmReference {
   }
 
   private static List<String> run(Path workDir, List<String> lines, String... command) {
+    byte[] in = (String.join("\n", lines) + "\n").getBytes(StandardCharsets.UTF_8);
+    return splitLines(new String(runRaw(workDir, in, command), StandardCharsets.UTF_8));
+  }
+
+  /** Runs {@code command} with {@code input} as stdin and returns its stdout bytes. */
+  static byte[] runRaw(Path workDir, byte[] input, String... command) {
     try {
       Path in = Files.createTempFile(workDir, "spm-in", ".txt");
       Path out = Files.createTempFile(workDir, "spm-out", ".txt");
       Path err = Files.createTempFile(workDir, "spm-err", ".txt");
-      Files.write(in, (String.join("\n", lines) + "\n").getBytes(StandardCharsets.UTF_8));
+      Files.write(in, input);
       Process p =
           new ProcessBuilder(command)
               .redirectInput(in.toFile())
@@ -87,7 +93,7 @@ final class SpmReference {
         throw new IllegalStateException(
             command[0] + " failed (" + p.exitValue() + "): " + Files.readString(err));
       }
-      return splitLines(Files.readString(out, StandardCharsets.UTF_8));
+      return Files.readAllBytes(out);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     } catch (InterruptedException e) {

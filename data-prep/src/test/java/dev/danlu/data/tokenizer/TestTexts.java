@@ -77,6 +77,11 @@ final class TestTexts {
 
   /** Lines that break naive tokenizers: whitespace runs, controls, astral, NFKC, huge lines. */
   static List<String> nasty(String longLineSeed) {
+    return nasty(longLineSeed, 1 << 20);
+  }
+
+  /** As {@link #nasty(String)} with the long lines {@code longBytes} long. */
+  static List<String> nasty(String longLineSeed, int longBytes) {
     List<String> lines =
         new ArrayList<>(
             List.of(
@@ -114,8 +119,8 @@ final class TestTexts {
                 "「引号」『书名』《论语》——省略……",
                 "a\uD800b lone high surrogate",
                 "lone low surrogate \uDC00"));
-    lines.add(repeatTo(longLineSeed, 1 << 20));
-    lines.add(repeatTo("a", 1 << 20));
+    lines.add(repeatTo(longLineSeed, longBytes));
+    lines.add(repeatTo("a", longBytes));
     lines.add(repeatTo(" ", 1 << 16));
     return lines;
   }
