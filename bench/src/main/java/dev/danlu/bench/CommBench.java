@@ -39,7 +39,9 @@ import org.nd4j.linalg.factory.Nd4j;
  * rank has its own heap, GC and socket buffers. Bandwidths follow nccl-tests' definitions for a
  * buffer of S bytes taking t seconds: algBw = S/t; all-reduce busBw = algBw·2(N−1)/N;
  * reduce-scatter busBw = algBw·(N−1)/N (S is the whole buffer, each rank keeps S/N). busBw is what
- * each link carries, so it compares directly with one TCP stream's throughput.
+ * each link carries, so it compares directly with one TCP stream's throughput. Every figure (ring
+ * and reference alike) is the best of several iterations, because the hosts this runs on are often
+ * shared and a mean would mostly measure the neighbours.
  *
  * <pre>
  * java -cp bench/target/classes:$(cat bench/target/classpath.txt) dev.danlu.bench.CommBench \
@@ -153,21 +155,21 @@ public final class CommBench {
       try (SocketChannel ch = SocketChannel.open(server.getLocalAddress())) {
         ByteBuffer out = ByteBuffer.allocateDirect((int) bytes);
         ByteBuffer ack = ByteBuffer.allocate(1);
-        long t0 = 0;
+        long best = Long.MAX_VALUE;
         for (int it = 0; it <= iters; it++) {
-          if (it == 1) {
-            t0 = System.nanoTime(); // iteration 0 warms up
-          }
+          long t0 = System.nanoTime();
           out.clear();
           while (out.hasRemaining()) {
             ch.write(out);
           }
           ack.clear();
           ch.read(ack);
+          if (it > 0) { // iteration 0 warms up
+            best = Math.min(best, System.nanoTime() - t0);
+          }
         }
-        double secs = (System.nanoTime() - t0) / 1e9 / iters;
         receiver.join();
-        return bytes / secs;
+        return bytes / (best / 1e9);
       }
     }
   }
@@ -236,11 +238,9 @@ public final class CommBench {
       try (SocketChannel ch = SocketChannel.open(server.getLocalAddress())) {
         ByteBuffer out = ByteBuffer.allocateDirect(bufBytes);
         ByteBuffer ack = ByteBuffer.allocate(1);
-        long t0 = 0;
+        long best = Long.MAX_VALUE;
         for (int it = 0; it <= iters; it++) {
-          if (it == 1) {
-            t0 = System.nanoTime();
-          }
+          long t0 = System.nanoTime();
           long sent = 0;
           while (sent < bytes) {
             out.clear();
@@ -253,10 +253,12 @@ public final class CommBench {
           }
           ack.clear();
           ch.read(ack);
+          if (it > 0) {
+            best = Math.min(best, System.nanoTime() - t0);
+          }
         }
-        double secs = (System.nanoTime() - t0) / 1e9 / iters;
         receiver.join();
-        return bytes / secs;
+        return bytes / (best / 1e9);
       }
     }
   }
@@ -373,15 +375,17 @@ public final class CommBench {
     }
   }
 
+  /** Best single call (seconds) after a warm-up; every call starts together after a barrier. */
   private static double time(TcpRingCommunicator c, int iters, Runnable op) {
     op.run(); // warm-up
-    c.barrier();
-    long t0 = System.nanoTime();
+    long best = Long.MAX_VALUE;
     for (int i = 0; i < iters; i++) {
+      c.barrier();
+      long t0 = System.nanoTime();
       op.run();
+      best = Math.min(best, System.nanoTime() - t0);
     }
-    c.barrier();
-    return (System.nanoTime() - t0) / 1e9 / iters;
+    return best / 1e9;
   }
 
   // ---- optimizer step vs forward+backward ----------------------------------------------------

@@ -25,9 +25,11 @@ import org.slf4j.LoggerFactory;
  *
  * <p>All-reduce is the bandwidth-optimal ring reduce-scatter followed by a ring all-gather: each
  * rank sends and receives 2(N-1)/N of the buffer, independent of N. Chunks travel in slices ({@link
- * TcpRingOptions#sliceBytes()}); a received slice is reduced and becomes sendable at once, so
- * reducing slice k overlaps with the kernel moving slice k+1 through the socket buffers, and the
- * ring runs as a pipeline rather than N-1 store-and-forward steps.
+ * TcpRingOptions#sliceBytes()}); a received slice is reduced and becomes sendable at once, so the
+ * ring runs as a pipeline rather than N-1 store-and-forward steps. The calling thread receives and
+ * reduces while a dedicated sender thread writes: reducing slice k overlaps with sending slice k+1,
+ * and both directions of each full-duplex link stay busy (a single-threaded loop measured 3x slower
+ * at 64 MB).
  *
  * <p>Floats travel little-endian from direct buffers. The sum for chunk c always starts at rank c+1
  * and proceeds around the ring, so results do not depend on timing (bit-reproducible for a fixed N)
@@ -47,7 +49,6 @@ public final class TcpRingCommunicator implements Communicator {
   private final SocketChannel next; // null when world == 1
   private final SocketChannel prev;
   private final Selector selector; // watches prev only; next is written by the sender thread
-  private final SelectionKey prevKey;
   private final ExecutorService sender; // one thread: blocking writes to next
   private volatile int receivedSlices; // progress of the current stream, read by the sender
   private volatile boolean aborted; // the receive side failed: the sender must stop waiting
@@ -72,7 +73,7 @@ public final class TcpRingCommunicator implements Communicator {
       selector = Selector.open();
       next.configureBlocking(true);
       prev.configureBlocking(false);
-      prevKey = prev.register(selector, SelectionKey.OP_READ);
+      prev.register(selector, SelectionKey.OP_READ);
       sender =
           Executors.newSingleThreadExecutor(
               r -> {
@@ -82,7 +83,6 @@ public final class TcpRingCommunicator implements Communicator {
               });
     } else {
       selector = null;
-      prevKey = null;
       sender = null;
     }
   }

@@ -39,9 +39,12 @@ public final class LoraDropout {
           long key = CounterRng.key(seed, step, sampleIds[n / seq], layer, module.ordinal());
           long first = (long) (n % seq) * width;
           int base = n * width;
+          long bits = CounterRng.bits(key, first >>> 1);
           for (int j = 0; j < width; j++) {
             long e = first + j;
-            long bits = CounterRng.bits(key, e >>> 1);
+            if ((e & 1) == 0 && j > 0) {
+              bits = CounterRng.bits(key, e >>> 1); // one hash serves elements 2k and 2k+1
+            }
             long u = (e & 1) == 0 ? bits & 0xFFFFFFFFL : bits >>> 32;
             mask[base + j] = (byte) (u >= threshold ? 1 : 0);
           }
