@@ -19,6 +19,11 @@ final class Ranks {
 
   /** Runs to the end; returns rank 0's log. Rethrows the first rank failure. */
   static String run(int n, TrainConfig cfg) throws Exception {
+    return run(n, cfg, null);
+  }
+
+  /** As {@link #run(int, TrainConfig)} with a progress listener on every rank. */
+  static String run(int n, TrainConfig cfg, ProgressListener progress) throws Exception {
     List<LocalCommunicator> group = LocalCommunicator.group(n, 120_000);
     ByteArrayOutputStream log = new ByteArrayOutputStream();
     PrintStream ps = new PrintStream(log, true, StandardCharsets.UTF_8);
@@ -30,7 +35,8 @@ final class Ranks {
           new Thread(
               () -> {
                 try {
-                  new PretrainRecipe(ps).run(new TrainContext(rank, n, group.get(rank), cfg, null));
+                  new PretrainRecipe(ps)
+                      .run(new TrainContext(rank, n, group.get(rank), cfg, progress));
                 } catch (Exception e) {
                   failure.compareAndSet(null, e);
                   group.forEach(LocalCommunicator::close);
