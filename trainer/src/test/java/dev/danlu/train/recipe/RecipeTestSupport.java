@@ -24,6 +24,13 @@ public final class RecipeTestSupport {
   }
 
   /** The tiny test config without max_steps, save_steps and gradient_accumulation_steps. */
+  /** A dataset of given blocks, as the shards writer and a manifest make it. */
+  public static Path dataset(
+      Path dir, List<int[]> train, List<int[]> validation, int block, int vocab, String tokSha)
+      throws Exception {
+    return TinyRun.writeDataset(dir, train, validation, block, vocab, tokSha);
+  }
+
   public static String yaml() {
     StringBuilder sb = new StringBuilder();
     for (String line : TinyRun.yaml().split("\n")) {
