@@ -89,7 +89,6 @@ class TrainLocalKillTest {
     String first = log.toString(StandardCharsets.UTF_8);
     assertEquals(137, rc.get(), first);
     assertTrue(first.contains("exited with code 137 (signal 9); stopped the other ranks"), first);
-    assertTrue(first.contains("checkpoint committed: " + ckpt3), first);
     assertEquals(
         0, ProcessHandle.current().descendants().filter(TrainLocalKillTest::isWorker).count());
     assertTrue(Files.notExists(out.resolve("pt_lora_model")), first);
