@@ -81,8 +81,8 @@ class Stories260kTrainLocalTest {
             "tokenizer_name_or_path: " + tokFile,
             "dataset_dir: " + data,
             "output_dir: " + tmp.resolve("out"),
-            "max_steps: 40",
-            "per_device_train_batch_size: 4",
+            "max_steps: 30",
+            "per_device_train_batch_size: 2",
             "gradient_accumulation_steps: 1",
             "learning_rate: 5.0e-3",
             "warmup_ratio: 0.05",
@@ -91,8 +91,8 @@ class Stories260kTrainLocalTest {
             "lora_dropout: 0.05",
             "modules_to_save: embed_tokens,lm_head",
             "logging_steps: 1",
-            "save_steps: 20",
-            "eval_steps: 20",
+            "save_steps: 15",
+            "eval_steps: 15",
             ""));
     ByteArrayOutputStream log = new ByteArrayOutputStream();
     int rc =
@@ -103,19 +103,20 @@ class Stories260kTrainLocalTest {
     String out = log.toString(StandardCharsets.UTF_8);
     assertEquals(0, rc, out);
     List<Double> losses = new ArrayList<>();
-    Matcher m = Pattern.compile("\\[rank 0\\] step (\\d+)/40 loss ([0-9.]+)").matcher(out);
+    Matcher m = Pattern.compile("\\[rank 0\\] step (\\d+)/30 loss ([0-9.]+)").matcher(out);
     while (m.find()) {
       losses.add(Double.parseDouble(m.group(2)));
     }
-    assertEquals(40, losses.size(), out);
+    assertEquals(30, losses.size(), out);
     double first = losses.subList(0, 5).stream().mapToDouble(d -> d).average().orElseThrow();
-    double last = losses.subList(35, 40).stream().mapToDouble(d -> d).average().orElseThrow();
+    double last = losses.subList(25, 30).stream().mapToDouble(d -> d).average().orElseThrow();
     System.out.printf(
         "stories260K train-local 2 ranks: loss first-5 %.4f -> last-5 %.4f%n", first, last);
-    System.out.println(
-        out.lines().filter(l -> l.contains("eval step") || l.contains("optimizer state")).toList());
+    out.lines()
+        .filter(l -> l.contains("eval step") || l.contains("optimizer state") || l.contains("/30 "))
+        .forEach(System.out::println);
     assertTrue(last < first, "loss did not fall: " + first + " -> " + last + "\n" + out);
-    assertTrue(out.contains("eval step 40: eval_loss"), out);
+    assertTrue(out.contains("eval step 30: eval_loss"), out);
     assertTrue(Files.exists(tmp.resolve("out/pt_lora_model/adapter_model.safetensors")));
   }
 }
