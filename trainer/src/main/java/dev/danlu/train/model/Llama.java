@@ -1,5 +1,7 @@
 package dev.danlu.train.model;
 
+import static dev.danlu.train.tensor.Timers.time;
+
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.lora.LoraDropout;
 import dev.danlu.train.lora.LoraModule;
@@ -48,24 +50,16 @@ public final class Llama {
       s.rope = Rope.forLength(c, s.seq, s.dt == org.nd4j.linalg.api.buffer.DataType.FLOAT);
     }
     INDArray embed = ad != null && ad.embedTokens != null ? ad.embedTokens : w.embedTokens();
-    {
-      long t0 = Timers.start();
-      Kernels.embeddingForward(in.inputIds(), embed, s.resid[0]);
-      Timers.stop("embedding", t0);
-    }
+    time("embedding", () -> Kernels.embeddingForward(in.inputIds(), embed, s.resid[0]));
     for (int l = 0; l < c.numLayers(); l++) {
       layerForward(w, ad, s, l, acts(s, l));
     }
-    {
-      long t0 = Timers.start();
-      Kernels.rmsnormForward(s.resid[c.numLayers()], w.norm(), c.rmsNormEps(), s.xf, s.rstdF);
-      Timers.stop("norm", t0);
-    }
-    {
-      long t0 = Timers.start();
-      Nd4j.gemm(s.xf, lmHead(w, ad), s.logits, false, true, 1.0, 0.0);
-      Timers.stop("lm head gemm", t0);
-    }
+    time(
+        "norm",
+        () ->
+            Kernels.rmsnormForward(
+                s.resid[c.numLayers()], w.norm(), c.rmsNormEps(), s.xf, s.rstdF));
+    time("lm head gemm", () -> Nd4j.gemm(s.xf, lmHead(w, ad), s.logits, false, true, 1.0, 0.0));
     if (in.labels() == null) {
       s.tokenCount = 0;
       return Double.NaN;
@@ -95,30 +89,16 @@ public final class Llama {
   public static void backward(LlamaWeights w, LoraAdapter ad, LlamaState s, double dLoss) {
     LlamaConfig c = w.config();
     double perToken = s.tokenCount == 0 ? 0.0 : dLoss / s.tokenCount;
-    {
-      long t0 = Timers.start();
-      Kernels.crossEntropyBackward(s.logits, s.targets, s.lse, perToken);
-      Timers.stop("loss", t0);
-    }
+    time("loss", () -> Kernels.crossEntropyBackward(s.logits, s.targets, s.lse, perToken));
     INDArray dLogits = s.logits;
-    {
-      long t0 = Timers.start();
-      Nd4j.gemm(dLogits, lmHead(w, ad), s.dXn, false, false, 1.0, 0.0);
-      Timers.stop("lm head gemm", t0);
-    }
+    time("lm head gemm", () -> Nd4j.gemm(dLogits, lmHead(w, ad), s.dXn, false, false, 1.0, 0.0));
     if (ad != null && ad.lmHead != null) {
-      {
-        long t0 = Timers.start();
-        Nd4j.gemm(dLogits, s.xf, ad.dLmHead, true, false, 1.0, 1.0);
-        Timers.stop("lm head gemm", t0);
-      }
+      time("lm head gemm", () -> Nd4j.gemm(dLogits, s.xf, ad.dLmHead, true, false, 1.0, 1.0));
     }
     s.dResid.assign(0);
-    {
-      long t0 = Timers.start();
-      Kernels.rmsnormBackward(s.dXn, s.resid[c.numLayers()], w.norm(), s.rstdF, s.dResid);
-      Timers.stop("norm", t0);
-    }
+    time(
+        "norm",
+        () -> Kernels.rmsnormBackward(s.dXn, s.resid[c.numLayers()], w.norm(), s.rstdF, s.dResid));
     for (int l = c.numLayers() - 1; l >= 0; l--) {
       LlamaState.LayerActs a = acts(s, l);
       if (s.checkpointing) {
@@ -127,11 +107,7 @@ public final class Llama {
       layerBackward(w, ad, s, l, a);
     }
     if (ad != null && ad.embedTokens != null) {
-      {
-        long t0 = Timers.start();
-        Kernels.embeddingBackward(s.inputIds, s.dResid, ad.dEmbedTokens);
-        Timers.stop("embedding", t0);
-      }
+      time("embedding", () -> Kernels.embeddingBackward(s.inputIds, s.dResid, ad.dEmbedTokens));
     }
   }
 
@@ -150,64 +126,42 @@ public final class Llama {
     LlamaWeights.Layer lw = w.layers()[l];
     INDArray x = s.resid[l];
     int hd = c.headDim();
-    {
-      long t0 = Timers.start();
-      Kernels.rmsnormForward(x, lw.inputNorm(), c.rmsNormEps(), a.xn1, a.rstd1);
-      Timers.stop("norm", t0);
-    }
+    time("norm", () -> Kernels.rmsnormForward(x, lw.inputNorm(), c.rmsNormEps(), a.xn1, a.rstd1));
     linearForward(w, ad, s, l, LoraModule.Q, a.xn1, s.qRows, a);
     linearForward(w, ad, s, l, LoraModule.K, a.xn1, s.kRows, a);
     linearForward(w, ad, s, l, LoraModule.V, a.xn1, s.vRows, a);
     Rope r = s.rope;
-    {
-      long t0 = Timers.start();
-      Kernels.ropePermute(s.qRows, s.batch, s.seq, c.numHeads(), hd, r.cos, r.sin, 0, a.qh);
-      Timers.stop("rope/permute", t0);
-    }
-    {
-      long t0 = Timers.start();
-      Kernels.ropePermute(s.kRows, s.batch, s.seq, c.numKvHeads(), hd, r.cos, r.sin, 0, a.kh);
-      Timers.stop("rope/permute", t0);
-    }
-    {
-      long t0 = Timers.start();
-      Kernels.ropePermute(s.vRows, s.batch, s.seq, c.numKvHeads(), hd, null, null, 0, a.vh);
-      Timers.stop("rope/permute", t0);
-    }
-    {
-      long t0 = Timers.start();
-      Attention.forward(c, s.batch, s.attentionMask, a.qh, a.kh, a.vh, a.probs, a.oh);
-      Timers.stop("attention", t0);
-    }
-    {
-      long t0 = Timers.start();
-      Kernels.unpermuteRope(a.oh, s.batch, s.seq, c.numHeads(), hd, null, null, 0, a.oRows);
-      Timers.stop("rope/permute", t0);
-    }
+    time(
+        "rope/permute",
+        () ->
+            Kernels.ropePermute(s.qRows, s.batch, s.seq, c.numHeads(), hd, r.cos, r.sin, 0, a.qh));
+    time(
+        "rope/permute",
+        () ->
+            Kernels.ropePermute(
+                s.kRows, s.batch, s.seq, c.numKvHeads(), hd, r.cos, r.sin, 0, a.kh));
+    time(
+        "rope/permute",
+        () ->
+            Kernels.ropePermute(s.vRows, s.batch, s.seq, c.numKvHeads(), hd, null, null, 0, a.vh));
+    time(
+        "attention",
+        () -> Attention.forward(c, s.seq, s.attentionMask, a.q3, a.kh, a.vh, a.probs3, a.o3));
+    time(
+        "rope/permute",
+        () ->
+            Kernels.unpermuteRope(a.oh, s.batch, s.seq, c.numHeads(), hd, null, null, 0, a.oRows));
     linearForward(w, ad, s, l, LoraModule.O, a.oRows, s.tmp, a);
-    {
-      long t0 = Timers.start();
-      Kernels.add(x, s.tmp, a.mid);
-      Timers.stop("residual", t0);
-    }
-    {
-      long t0 = Timers.start();
-      Kernels.rmsnormForward(a.mid, lw.postAttentionNorm(), c.rmsNormEps(), a.xn2, a.rstd2);
-      Timers.stop("norm", t0);
-    }
+    time("residual", () -> Kernels.add(x, s.tmp, a.mid));
+    time(
+        "norm",
+        () ->
+            Kernels.rmsnormForward(a.mid, lw.postAttentionNorm(), c.rmsNormEps(), a.xn2, a.rstd2));
     linearForward(w, ad, s, l, LoraModule.GATE, a.xn2, a.gate, a);
     linearForward(w, ad, s, l, LoraModule.UP, a.xn2, a.up, a);
-    {
-      long t0 = Timers.start();
-      Kernels.swigluForward(a.gate, a.up, a.h);
-      Timers.stop("swiglu", t0);
-    }
+    time("swiglu", () -> Kernels.swigluForward(a.gate, a.up, a.h));
     linearForward(w, ad, s, l, LoraModule.DOWN, a.h, s.tmp, a);
-    {
-      long t0 = Timers.start();
-      Kernels.add(a.mid, s.tmp, s.resid[l + 1]);
-      Timers.stop("residual", t0);
-    }
+    time("residual", () -> Kernels.add(a.mid, s.tmp, s.resid[l + 1]));
   }
 
   /** s.dResid holds dOut of layer l on entry and dInp of layer l on exit. */
@@ -218,55 +172,44 @@ public final class Llama {
     int hd = c.headDim();
     // MLP: out = mid + down(silu(gate(xn2)) * up(xn2))
     linearBackward(w, ad, s, l, LoraModule.DOWN, a.h, s.dResid, s.dH, false, a);
-    {
-      long t0 = Timers.start();
-      Kernels.swigluBackward(s.dH, a.gate, a.up, s.dGate, s.dUp);
-      Timers.stop("swiglu", t0);
-    }
+    time("swiglu", () -> Kernels.swigluBackward(s.dH, a.gate, a.up, s.dGate, s.dUp));
     linearBackward(w, ad, s, l, LoraModule.GATE, a.xn2, s.dGate, s.dXn, false, a);
     linearBackward(w, ad, s, l, LoraModule.UP, a.xn2, s.dUp, s.dXn, true, a);
-    {
-      long t0 = Timers.start();
-      Kernels.rmsnormBackward(s.dXn, a.mid, lw.postAttentionNorm(), a.rstd2, s.dResid);
-      Timers.stop("norm", t0);
-    }
+    time(
+        "norm",
+        () -> Kernels.rmsnormBackward(s.dXn, a.mid, lw.postAttentionNorm(), a.rstd2, s.dResid));
     // attention: mid = x + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1)))
     linearBackward(w, ad, s, l, LoraModule.O, a.oRows, s.dResid, s.tmp, false, a);
-    {
-      long t0 = Timers.start();
-      Kernels.ropePermute(s.tmp, s.batch, s.seq, c.numHeads(), hd, null, null, 0, s.dOh);
-      Timers.stop("rope/permute", t0);
-    }
-    {
-      long t0 = Timers.start();
-      Attention.backward(
-          c, s.batch, a.qh, a.kh, a.vh, a.probs, s.dOh, s.dProbs, s.dQh, s.dKh, s.dVh);
-      Timers.stop("attention", t0);
-    }
+    time(
+        "rope/permute",
+        () -> Kernels.ropePermute(s.tmp, s.batch, s.seq, c.numHeads(), hd, null, null, 0, s.dOh));
+    time(
+        "attention",
+        () ->
+            Attention.backward(
+                c, s.seq, a.q3, a.kh, a.vh, a.probs3, s.dO3, s.dProbs3, s.dQ3, s.dKh, s.dVh));
     Rope r = s.rope;
-    {
-      long t0 = Timers.start();
-      Kernels.unpermuteRope(s.dQh, s.batch, s.seq, c.numHeads(), hd, r.cos, r.sin, 0, s.qRows);
-      Timers.stop("rope/permute", t0);
-    }
-    {
-      long t0 = Timers.start();
-      Kernels.unpermuteRope(s.dKh, s.batch, s.seq, c.numKvHeads(), hd, r.cos, r.sin, 0, s.kRows);
-      Timers.stop("rope/permute", t0);
-    }
-    {
-      long t0 = Timers.start();
-      Kernels.unpermuteRope(s.dVh, s.batch, s.seq, c.numKvHeads(), hd, null, null, 0, s.vRows);
-      Timers.stop("rope/permute", t0);
-    }
+    time(
+        "rope/permute",
+        () ->
+            Kernels.unpermuteRope(
+                s.dQh, s.batch, s.seq, c.numHeads(), hd, r.cos, r.sin, 0, s.qRows));
+    time(
+        "rope/permute",
+        () ->
+            Kernels.unpermuteRope(
+                s.dKh, s.batch, s.seq, c.numKvHeads(), hd, r.cos, r.sin, 0, s.kRows));
+    time(
+        "rope/permute",
+        () ->
+            Kernels.unpermuteRope(
+                s.dVh, s.batch, s.seq, c.numKvHeads(), hd, null, null, 0, s.vRows));
     linearBackward(w, ad, s, l, LoraModule.Q, a.xn1, s.qRows, s.dXn, false, a);
     linearBackward(w, ad, s, l, LoraModule.K, a.xn1, s.kRows, s.dXn, true, a);
     linearBackward(w, ad, s, l, LoraModule.V, a.xn1, s.vRows, s.dXn, true, a);
-    {
-      long t0 = Timers.start();
-      Kernels.rmsnormBackward(s.dXn, s.resid[l], lw.inputNorm(), a.rstd1, s.dResid);
-      Timers.stop("norm", t0);
-    }
+    time(
+        "norm",
+        () -> Kernels.rmsnormBackward(s.dXn, s.resid[l], lw.inputNorm(), a.rstd1, s.dResid));
   }
 
   /** y = x W^T (+ scaling * (dropout(x) A^T) B^T when module m is a LoRA target). */
@@ -279,26 +222,16 @@ public final class Llama {
       INDArray x,
       INDArray y,
       LlamaState.LayerActs a) {
-    {
-      long t0 = Timers.start();
-      Nd4j.gemm(x, w.layers()[l].linear(m), y, false, true, 1.0, 0.0);
-      Timers.stop("gemm", t0);
-    }
+    time("gemm", () -> Nd4j.gemm(x, w.layers()[l].linear(m), y, false, true, 1.0, 0.0));
     if (ad == null || !ad.targets(m)) {
       return;
     }
     INDArray xd = dropped(ad, s, l, m, x, 0);
     INDArray h = a.loraH[m.ordinal()];
-    {
-      long t0 = Timers.start();
-      Nd4j.gemm(xd, ad.loraA[l][m.ordinal()], h, false, true, 1.0, 0.0);
-      Timers.stop("lora gemm", t0);
-    }
-    {
-      long t0 = Timers.start();
-      Nd4j.gemm(h, ad.loraB[l][m.ordinal()], y, false, true, ad.scaling(), 1.0);
-      Timers.stop("lora gemm", t0);
-    }
+    time("lora gemm", () -> Nd4j.gemm(xd, ad.loraA[l][m.ordinal()], h, false, true, 1.0, 0.0));
+    time(
+        "lora gemm",
+        () -> Nd4j.gemm(h, ad.loraB[l][m.ordinal()], y, false, true, ad.scaling(), 1.0));
   }
 
   /**
@@ -316,57 +249,28 @@ public final class Llama {
       INDArray dX,
       boolean accumulate,
       LlamaState.LayerActs a) {
-    {
-      long t0 = Timers.start();
-      Nd4j.gemm(dY, w.layers()[l].linear(m), dX, false, false, 1.0, accumulate ? 1.0 : 0.0);
-      Timers.stop("gemm", t0);
-    }
+    time(
+        "gemm",
+        () ->
+            Nd4j.gemm(dY, w.layers()[l].linear(m), dX, false, false, 1.0, accumulate ? 1.0 : 0.0));
     if (ad == null || !ad.targets(m)) {
       return;
     }
     int mi = m.ordinal();
     INDArray h = a.loraH[mi];
     INDArray dH = s.dLoraH;
-    {
-      long t0 = Timers.start();
-      Nd4j.gemm(dY, ad.loraB[l][mi], dH, false, false, ad.scaling(), 0.0);
-      Timers.stop("lora gemm", t0);
-    }
-    {
-      long t0 = Timers.start();
-      Nd4j.gemm(dY, h, ad.dLoraB[l][mi], true, false, ad.scaling(), 1.0);
-      Timers.stop("lora gemm", t0);
-    }
+    time("lora gemm", () -> Nd4j.gemm(dY, ad.loraB[l][mi], dH, false, false, ad.scaling(), 0.0));
+    time("lora gemm", () -> Nd4j.gemm(dY, h, ad.dLoraB[l][mi], true, false, ad.scaling(), 1.0));
     INDArray xd = dropped(ad, s, l, m, x, 0);
-    {
-      long t0 = Timers.start();
-      Nd4j.gemm(dH, xd, ad.dLoraA[l][mi], true, false, 1.0, 1.0);
-      Timers.stop("lora gemm", t0);
-    }
+    time("lora gemm", () -> Nd4j.gemm(dH, xd, ad.dLoraA[l][mi], true, false, 1.0, 1.0));
     if (s.dropoutOn) {
       INDArray dXd = scratch(s, x, 1);
-      {
-        long t0 = Timers.start();
-        Nd4j.gemm(dH, ad.loraA[l][mi], dXd, false, false, 1.0, 0.0);
-        Timers.stop("lora gemm", t0);
-      }
-      {
-        long t0 = Timers.start();
-        // the mask dropped() drew for xd above is still in s.dropMask
-        LoraDropout.applyMask(dXd, dXd, s.dropMask, ad.config.dropout());
-        Timers.stop("lora dropout", t0);
-      }
-      {
-        long t0 = Timers.start();
-        Kernels.addInPlace(dX, dXd);
-        Timers.stop("residual", t0);
-      }
+      time("lora gemm", () -> Nd4j.gemm(dH, ad.loraA[l][mi], dXd, false, false, 1.0, 0.0));
+      // the mask dropped() drew for xd above is still in s.dropMask
+      time("lora dropout", () -> LoraDropout.applyMask(dXd, dXd, s.dropMask, ad.config.dropout()));
+      time("residual", () -> Kernels.addInPlace(dX, dXd));
     } else {
-      {
-        long t0 = Timers.start();
-        Nd4j.gemm(dH, ad.loraA[l][mi], dX, false, false, 1.0, 1.0);
-        Timers.stop("lora gemm", t0);
-      }
+      time("lora gemm", () -> Nd4j.gemm(dH, ad.loraA[l][mi], dX, false, false, 1.0, 1.0));
     }
   }
 

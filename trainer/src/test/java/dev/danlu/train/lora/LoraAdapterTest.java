@@ -99,4 +99,19 @@ class LoraAdapterTest {
     assertEquals(64, shape[0]);
     assertEquals(4, shape[1]);
   }
+
+  @Test
+  void flatBuffersAreZeroCopyViews() {
+    LoraAdapter ad =
+        LoraAdapter.init(new LoraConfig(4, 8, 0, LoraConfig.allTargets(), false, true, 1), w);
+    LoraAdapter.NamedParam p = ad.trainable().get(1); // layer 0 q_proj lora_B, (64, 4)
+    java.nio.FloatBuffer v = p.values();
+    assertEquals(64 * 4, v.capacity());
+    v.put(5, 0.5f);
+    assertEquals(0.5f, p.value().getFloat(1, 1));
+    p.grads().put(p.size() - 1, 2f);
+    assertEquals(2f, p.grad().getFloat(63, 3));
+    LoraAdapter.NamedParam head = ad.trainable().get(ad.trainable().size() - 1);
+    assertEquals(50 * 64, head.grads().capacity());
+  }
 }
