@@ -16,7 +16,9 @@ package dev.danlu.train.comm;
  * 1 rank agree only up to float rounding; equivalence tests use relative tolerances.
  *
  * <p>Every rank must call the same collectives in the same order with the same sizes (like MPI and
- * NCCL); a mismatch is reported where detectable and otherwise ends in a timeout naming the peer.
+ * NCCL); a mismatch is reported where detectable and otherwise ends in a timeout naming the peer. A
+ * communicator is used by one thread at a time, and after a {@link CommException} it is broken: the
+ * job restarts from its last checkpoint.
  */
 public interface Communicator extends AutoCloseable {
 

@@ -153,9 +153,9 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void allReduce(float[] buf, int offset, int count, ReduceOp op) {
-    long d = stage(buf, offset, count, 0, count);
+    long d = stage(buf, offset, count);
     allReduceDevice(d, d, count, op);
-    unstage(buf, offset, count, d, 0, count);
+    unstage(buf, offset, count, d);
   }
 
   @Override
@@ -165,18 +165,18 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
     for (int i = 0; i < world; i++) {
       System.arraycopy(buf, offset + i * stride, packed, i * chunk, chunk);
     }
-    long d = stage(packed, 0, packed.length, 0, packed.length);
+    long d = stage(packed, 0, packed.length);
     reduceScatterDevice(d, d + 4L * rank * chunk, chunk);
-    unstage(buf, offset + rank * stride, chunk, d, rank * chunk, chunk);
+    unstage(buf, offset + rank * stride, chunk, d + 4L * rank * chunk);
   }
 
   @Override
   public void allGather(float[] buf, int offset, int chunk, int stride) {
     float[] packed = new float[chunk * world];
     System.arraycopy(buf, offset + rank * stride, packed, rank * chunk, chunk);
-    long d = stage(packed, 0, packed.length, 0, packed.length);
+    long d = stage(packed, 0, packed.length);
     allGatherDevice(d + 4L * rank * chunk, d, chunk);
-    unstage(packed, 0, packed.length, d, 0, packed.length);
+    unstage(packed, 0, packed.length, d);
     for (int i = 0; i < world; i++) {
       System.arraycopy(packed, i * chunk, buf, offset + i * stride, chunk);
     }
@@ -184,9 +184,9 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void broadcast(float[] buf, int offset, int count, int root) {
-    long d = stage(buf, offset, count, 0, count);
+    long d = stage(buf, offset, count);
     broadcastDevice(d, d, count, root);
-    unstage(buf, offset, count, d, 0, count);
+    unstage(buf, offset, count, d);
   }
 
   @Override
@@ -218,8 +218,12 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
     return out;
   }
 
-  private long stage(float[] src, int off, int count, int devOffFloats, int devCount) {
-    long need = 4L * Math.max(devCount, devOffFloats + count);
+  /**
+   * Copies {@code src[off, off+count)} to the (grown as needed) device scratch; returns its
+   * address.
+   */
+  private long stage(float[] src, int off, int count) {
+    long need = 4L * Math.max(1, count);
     if (need > stagingBytes) {
       if (staging != null) {
         cudart.cudaFree(staging);
@@ -232,22 +236,18 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
     try (FloatPointer host = new FloatPointer(count)) {
       host.put(src, off, count);
       check(
-          cudart.cudaMemcpy(
-              ptr(staging.address() + 4L * devOffFloats),
-              host,
-              4L * count,
-              cudart.cudaMemcpyHostToDevice),
+          cudart.cudaMemcpy(staging, host, 4L * count, cudart.cudaMemcpyHostToDevice),
           "cudaMemcpy to device");
     }
     return staging.address();
   }
 
-  private void unstage(float[] dst, int off, int count, long dev, int devOffFloats, int devCount) {
+  /** Waits for the stream, then copies {@code count} floats at device address {@code dev} back. */
+  private void unstage(float[] dst, int off, int count, long dev) {
     synchronize();
     try (FloatPointer host = new FloatPointer(count)) {
       check(
-          cudart.cudaMemcpy(
-              host, ptr(dev + 4L * devOffFloats), 4L * count, cudart.cudaMemcpyDeviceToHost),
+          cudart.cudaMemcpy(host, ptr(dev), 4L * count, cudart.cudaMemcpyDeviceToHost),
           "cudaMemcpy to host");
       host.get(dst, off, count);
     }

@@ -156,4 +156,24 @@ class TcpRingCommunicatorTest {
       assertEquals(List.of("addr-of-0", "addr-of-1", "addr-of-2"), g);
     }
   }
+
+  @Test
+  void masterRendezvousRejectsAStrangerAndCompletes() throws Exception {
+    int n = 2;
+    RingListener probe = RingListener.bind("127.0.0.1", 0);
+    int port = TcpRingCommunicator.parse(probe.address()).getPort();
+    probe.close();
+    CompletableFuture<List<String>> master =
+        CompletableFuture.supplyAsync(
+            () -> new MasterRendezvous(0, n, "127.0.0.1", port, SECRET, 20_000).allGather("a0"));
+    byte[] wrong = "wrong".getBytes(StandardCharsets.UTF_8);
+    // the stranger retries until the master listens, then must be refused
+    assertThrows(
+        PeerAuth.AuthException.class,
+        () -> new MasterRendezvous(1, n, "127.0.0.1", port, wrong, 20_000).allGather("evil"));
+    List<String> got =
+        new MasterRendezvous(1, n, "127.0.0.1", port, SECRET, 20_000).allGather("a1");
+    assertEquals(List.of("a0", "a1"), got);
+    assertEquals(List.of("a0", "a1"), master.get(20, TimeUnit.SECONDS));
+  }
 }
