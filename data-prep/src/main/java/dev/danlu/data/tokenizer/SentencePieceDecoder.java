@@ -55,7 +55,7 @@ final class SentencePieceDecoder {
         out.append(model.unkSurface());
       } else {
         String piece = model.piece(id);
-        int from = atStart && model.addDummyPrefix() && piece.charAt(0) == SPACE_SYMBOL ? 1 : 0;
+        int from = atStart && model.addDummyPrefix() && piece.startsWith("\u2581") ? 1 : 0;
         for (int i = from; i < piece.length(); i++) {
           char c = piece.charAt(i);
           out.append(c == SPACE_SYMBOL ? ' ' : c);

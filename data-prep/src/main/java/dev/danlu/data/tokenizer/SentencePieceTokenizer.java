@@ -3,42 +3,46 @@ package dev.danlu.data.tokenizer;
 import ai.djl.sentencepiece.SpProcessor;
 import ai.djl.sentencepiece.SpTokenizer;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
- * A SentencePiece {@code tokenizer.model} run by the SentencePiece C++ library through DJL's JNI
- * binding, so ids are the library's own. The piece table is read from the model file in Java
- * ({@link SentencePieceModel}) because the binding exposes no vocabulary size and aborts the JVM on
- * an out-of-range id; every id is range-checked here before it reaches native code.
+ * A SentencePiece {@code tokenizer.model} with {@code spm_encode}'s ids. The piece table, scores
+ * and special ids are read from the model file in Java ({@link SentencePieceModel}); DJL's binding
+ * exposes no vocabulary size and aborts the JVM on an out-of-range id.
  *
- * <p>Encoding of LLaMA-style BPE models runs in Java ({@link SentencePieceBpe}, ~1.7x faster than
- * {@code spm_encode}, id-identical); decoding always does ({@link SentencePieceDecoder}).
+ * <p>LLaMA-style BPE models (Chinese-LLaMA-2, LLaMA-2, stories260K) are encoded in Java by {@link
+ * SentencePieceBpe}: id-identical to spm_encode on the whole Chinese and English test corpora and
+ * 9-13x less CPU per token (docs/benchmarks.md). Other models, and {@link #encodeNative}, use the
+ * C++ library through DJL's JNI binding. Decoding is always Java ({@link SentencePieceDecoder}),
+ * because DJL's JNI decode mangles characters outside the BMP.
  *
- * <p>Thread-safety: the Java encoder and decoder are immutable. The C++ {@code
- * SentencePieceProcessor::Encode} is {@code const} and keeps no per-call state, so concurrent JNI
- * calls are safe (a test hammers it from 4 threads); a read-write lock only keeps {@link #close()}
- * from freeing the processor under a running call.
+ * <p>Thread-safety: the Java encoder and decoder are immutable (the word cache is per thread). The
+ * C++ {@code SentencePieceProcessor::Encode} is {@code const} and keeps no per-call state, so
+ * concurrent JNI calls are safe (a test runs it from 4 threads); a read-write lock only keeps
+ * {@link #close()} from freeing the processor under a running call.
  */
 public final class SentencePieceTokenizer implements TextTokenizer {
   private final Path path;
+  private final byte[] modelBytes;
   private final SentencePieceModel model;
   private final String sha256;
-  private final SpTokenizer native_;
-  private final SpProcessor processor;
   private final SentencePieceBpe bpe; // null: the model needs the C++ encoder
   private final SentencePieceDecoder decoder;
   private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+  // Loaded on first use: with the Java encoder the native library is never needed (and DJL's
+  // platform probing stays out of the CLI's stderr and the executors' start-up).
+  private SpTokenizer nativeTokenizer;
+  private SpProcessor processor;
   private volatile boolean closed;
 
-  private SentencePieceTokenizer(
-      Path path, SentencePieceModel model, String sha256, SpTokenizer nativeTokenizer) {
+  private SentencePieceTokenizer(Path path, byte[] modelBytes, SentencePieceModel model) {
     this.path = path;
+    this.modelBytes = modelBytes;
     this.model = model;
-    this.sha256 = sha256;
-    this.native_ = nativeTokenizer;
-    this.processor = nativeTokenizer.getProcessor();
+    this.sha256 = Hashing.sha256Hex(modelBytes);
     boolean forceNative = Boolean.getBoolean("danlu.tokenizer.native");
     this.decoder = new SentencePieceDecoder(model);
     this.bpe =
@@ -51,14 +55,27 @@ public final class SentencePieceTokenizer implements TextTokenizer {
   public static SentencePieceTokenizer load(Path path) throws IOException {
     byte[] bytes = Files.readAllBytes(path);
     SentencePieceModel model = SentencePieceModel.parse(bytes, path.toString());
-    NativeLibs.configure();
-    SpTokenizer tokenizer;
-    try {
-      tokenizer = new SpTokenizer(bytes);
-    } catch (RuntimeException e) {
-      throw new IOException("SentencePiece could not load " + path + ": " + e.getMessage(), e);
+    SentencePieceTokenizer tokenizer = new SentencePieceTokenizer(path, bytes, model);
+    if (tokenizer.bpe == null) {
+      tokenizer.nativeProcessor(); // the only encoder: fail now if the library rejects the model
     }
-    return new SentencePieceTokenizer(path, model, Hashing.sha256Hex(bytes), tokenizer);
+    return tokenizer;
+  }
+
+  /** The C++ processor, loaded on first call; callers hold the read lock. */
+  private SpProcessor nativeProcessor() throws IOException {
+    synchronized (modelBytes) {
+      if (processor == null) {
+        NativeLibs.configure();
+        try {
+          nativeTokenizer = new SpTokenizer(modelBytes);
+        } catch (RuntimeException e) {
+          throw new IOException("SentencePiece could not load " + path + ": " + e.getMessage(), e);
+        }
+        processor = nativeTokenizer.getProcessor();
+      }
+      return processor;
+    }
   }
 
   /** Whether {@link #encode} runs in Java ({@link SentencePieceBpe}) rather than through JNI. */
@@ -90,7 +107,9 @@ public final class SentencePieceTokenizer implements TextTokenizer {
     lock.readLock().lock();
     try {
       ensureOpen();
-      return processor.encode(text);
+      return nativeProcessor().encode(text);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
     } finally {
       lock.readLock().unlock();
     }
@@ -143,7 +162,11 @@ public final class SentencePieceTokenizer implements TextTokenizer {
     try {
       if (!closed) {
         closed = true;
-        native_.close();
+        synchronized (modelBytes) {
+          if (nativeTokenizer != null) {
+            nativeTokenizer.close();
+          }
+        }
       }
     } finally {
       lock.writeLock().unlock();

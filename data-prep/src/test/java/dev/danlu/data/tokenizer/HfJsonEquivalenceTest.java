@@ -22,6 +22,16 @@ import org.junit.jupiter.api.io.TempDir;
 class HfJsonEquivalenceTest {
   @TempDir static Path tmp;
 
+  private static Path llama2Json;
+
+  /** The LLaMA-2 json, converted once per class. */
+  private static synchronized Path llama2Json(Path model) throws IOException {
+    if (llama2Json == null) {
+      llama2Json = HfJsonFromSentencePiece.write(model, tmp.resolve("llama2-tokenizer.json"));
+    }
+    return llama2Json;
+  }
+
   @BeforeAll
   static void reference() {
     SpmReference.assumeInstalled();
@@ -30,7 +40,7 @@ class HfJsonEquivalenceTest {
   @Test
   void llama2JsonMatchesSpmExceptLiteralSpecialTokens() throws IOException {
     Path model = TestTexts.cache("corpora/tokenizers/llama2-tokenizer.model");
-    Path json = HfJsonFromSentencePiece.write(model, tmp.resolve("llama2-tokenizer.json"));
+    Path json = llama2Json(model);
     List<String> lines =
         new ArrayList<>(TestTexts.sample(TestTexts.cache("corpora/english"), 10, 50));
     lines.addAll(TestTexts.lines(TestTexts.cache("corpora/english/moby-dick.txt"), 1000, 1000));
@@ -85,5 +95,37 @@ class HfJsonEquivalenceTest {
       }
     }
     assertTrue(differing > 0, "expected the known HF/SentencePiece tie-break difference");
+  }
+
+  @Test
+  void concurrentEncodesMatchSequentialOnes() throws Exception {
+    Path model = TestTexts.cache("corpora/tokenizers/llama2-tokenizer.model");
+    Path json = llama2Json(model);
+    List<String> lines = TestTexts.lines(TestTexts.cache("corpora/english/moby-dick.txt"), 0, 800);
+    try (TextTokenizer tok = TextTokenizer.load(json)) {
+      List<int[]> expected = lines.stream().map(tok::encode).toList();
+      java.util.concurrent.ExecutorService pool =
+          java.util.concurrent.Executors.newFixedThreadPool(4);
+      try {
+        List<java.util.concurrent.Future<Boolean>> results = new ArrayList<>();
+        for (int t = 0; t < 4; t++) {
+          results.add(
+              pool.submit(
+                  () -> {
+                    for (int i = 0; i < lines.size(); i++) {
+                      if (!Arrays.equals(expected.get(i), tok.encode(lines.get(i)))) {
+                        return false;
+                      }
+                    }
+                    return true;
+                  }));
+        }
+        for (java.util.concurrent.Future<Boolean> r : results) {
+          assertTrue(r.get(), "a concurrent encode differed from the sequential one");
+        }
+      } finally {
+        pool.shutdownNow();
+      }
+    }
   }
 }

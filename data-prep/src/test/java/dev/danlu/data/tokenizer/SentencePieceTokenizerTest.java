@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -57,6 +58,11 @@ class SentencePieceTokenizerTest {
     Path empty = Files.write(tmp.resolve("empty.model"), new byte[0]);
     IOException em = assertThrows(IOException.class, () -> TextTokenizer.load(empty));
     assertTrue(em.getMessage().contains("empty"), em.getMessage());
+    byte[] real = Files.readAllBytes(shared("fixtures/stories260K/tokenizer.model"));
+    Path truncated =
+        Files.write(tmp.resolve("truncated.model"), Arrays.copyOf(real, real.length / 2));
+    IOException t = assertThrows(IOException.class, () -> TextTokenizer.load(truncated));
+    assertTrue(t.getMessage().contains(truncated.toString()), t.getMessage());
     Path badJson = Files.writeString(tmp.resolve("tokenizer.json"), "{\"model\": {}}");
     IOException j = assertThrows(IOException.class, () -> TextTokenizer.load(badJson));
     assertTrue(j.getMessage().contains(badJson.toString()), j.getMessage());

@@ -4,6 +4,7 @@ import dev.danlu.data.chunk.ChunkingMode;
 import dev.danlu.data.chunk.SourceScan;
 import dev.danlu.data.chunk.SplitChunker;
 import dev.danlu.data.manifest.Manifest;
+import dev.danlu.data.manifest.ManifestIo;
 import dev.danlu.data.shard.RollingShardWriter;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -49,6 +50,13 @@ public final class PrepJob {
 
   private PrepJob() {}
 
+  /** Parses {@code prep} arguments, loads the tokenizer and runs on an existing context. */
+  public static PrepReport run(JavaSparkContext jsc, String[] args, PrintStream console)
+      throws IOException {
+    PrepOptions o = PrepOptions.parse(args);
+    return run(jsc, o, TokenizerInfo.load(o.tokenizer(), jsc.hadoopConfiguration()), console);
+  }
+
   public static PrepReport run(
       JavaSparkContext jsc, PrepOptions o, TokenizerInfo tok, PrintStream console)
       throws IOException {
@@ -92,11 +100,13 @@ public final class PrepJob {
       prev.shards().forEach(s -> prevShards.put(s.path(), s));
     }
 
+    Timings time = new Timings();
     List<InputLister.FileRef> files = InputLister.list(o.input(), o.pattern(), conf);
+    time.lap("list");
     List<InputLister.FileRef> toScan = new ArrayList<>();
     for (InputLister.FileRef f : files) {
       Manifest.SourceEntry p = prevByPath.get(f.path());
-      if (p == null || p.size() != f.size() || p.mtime() != f.mtime()) {
+      if (o.rehash() || p == null || p.size() != f.size() || p.mtime() != f.mtime()) {
         toScan.add(f);
       }
     }
@@ -171,6 +181,7 @@ public final class PrepJob {
       }
     }
 
+    time.lap("scan");
     // ---- plan ----
     List<String> tokenize = new ArrayList<>();
     List<String> reused = new ArrayList<>();
@@ -298,6 +309,7 @@ public final class PrepJob {
           plan);
     }
 
+    time.lap("plan");
     // ---- tokenize ----
     List<WorkUnit.Result> results = List.of();
     if (!units.isEmpty()) {
@@ -306,6 +318,7 @@ public final class PrepJob {
       SplitTask.Config cfg =
           new SplitTask.Config(
               outRoot.toString(),
+              shardDir(params),
               tok.shipFile().getFileName().toString(),
               tok.sha256(),
               tok.bosId(),
@@ -321,16 +334,14 @@ public final class PrepJob {
       SplitTask task = new SplitTask(cfg, tBytes, tTokens, tUnits);
       SerializableConfiguration sconf = new SerializableConfiguration(conf);
       long unitBytes = units.stream().mapToLong(WorkUnit::estimatedBytes).sum();
-      jsc.setJobGroup(
-          "danlu-prep",
+      String header =
           String.format(
               Locale.ROOT,
               "danlu prep 2/2: tokenize %d files (%.1f MB) in %d splits -> %s",
               tokenize.size(),
               bytesToTokenize / 1048576.0,
               units.size(),
-              o.output()),
-          true);
+              o.output());
       try (ProgressReporter pr =
           new ProgressReporter(
               "tokenize",
@@ -341,13 +352,40 @@ public final class PrepJob {
               tUnits,
               unitBytes,
               units.size())) {
-        results =
-            jsc.parallelize(units, units.size()).map(u -> task.run(u, sconf.value())).collect();
+        List<List<WorkUnit>> tasks = packTasks(units, jsc.defaultParallelism());
+        // Large runs go in waves of Spark jobs, so the job description in the Spark UI (fixed
+        // when a job is submitted) can say how far the run is and how fast it goes.
+        int wave = Math.max(4 * jsc.defaultParallelism(), (tasks.size() + 7) / 8);
+        int waves = (tasks.size() + wave - 1) / wave;
+        List<WorkUnit.Result> all = new ArrayList<>();
+        for (int w = 0; w < waves; w++) {
+          List<List<WorkUnit>> batch =
+              tasks.subList(w * wave, Math.min(tasks.size(), (w + 1) * wave));
+          jsc.setJobGroup(
+              "danlu-prep",
+              waves == 1
+                  ? header
+                  : header + " | wave " + (w + 1) + "/" + waves + ": " + pr.summary(),
+              true);
+          all.addAll(
+              jsc.parallelize(batch, batch.size())
+                  .flatMap(
+                      units1 -> {
+                        List<WorkUnit.Result> rs = new ArrayList<>();
+                        for (WorkUnit u : units1) {
+                          rs.add(task.run(u, sconf.value()));
+                        }
+                        return rs.iterator();
+                      })
+                  .collect());
+        }
+        results = all;
         console.println(pr.line());
       }
       jsc.clearJobGroup();
     }
 
+    time.lap("tokenize");
     // ---- manifest ----
     Map<String, List<WorkUnit.Result>> byPath = new HashMap<>();
     for (WorkUnit.Result r : results) {
@@ -460,8 +498,12 @@ public final class PrepJob {
             totals,
             allShards,
             sources);
+    time.lap("manifest");
     store.commit(committed);
+    time.lap("commit");
     DatasetStore.GcResult gc = store.collectGarbage(committed, o.keepVersions());
+    time.lap("gc");
+    console.println("prep: time " + time);
     console.printf(
         Locale.ROOT,
         "prep: committed version %d: %d files, %d lines, %d tokens, %d blocks (%d train, %d validation), %d tokens dropped%n",
@@ -495,6 +537,37 @@ public final class PrepJob {
         units.size(),
         committed,
         plan);
+  }
+
+  /**
+   * Groups units into Spark tasks: a unit per task would spend more on scheduling than on work for
+   * corpora of many small files. Units go, largest first, to the least loaded of {@code n} tasks
+   * (LPT), with {@code n} = the larger of 4 tasks per core and one task per 64 MB of input (so
+   * progress and retries stay fine-grained), at most one per unit.
+   */
+  static List<List<WorkUnit>> packTasks(List<WorkUnit> units, int cores) {
+    long total = units.stream().mapToLong(WorkUnit::estimatedBytes).sum();
+    int n = (int) Math.min(units.size(), Math.max(4L * cores, total / (64L << 20) + 1));
+    List<List<WorkUnit>> tasks = new ArrayList<>();
+    java.util.PriorityQueue<long[]> load =
+        new java.util.PriorityQueue<>(
+            Comparator.<long[]>comparingLong(a -> a[0]).thenComparingLong(a -> a[1]));
+    for (int i = 0; i < n; i++) {
+      tasks.add(new ArrayList<>());
+      load.add(new long[] {0, i});
+    }
+    List<WorkUnit> sorted = new ArrayList<>(units);
+    sorted.sort(Comparator.comparingLong(WorkUnit::estimatedBytes).reversed());
+    for (WorkUnit u : sorted) {
+      long[] least = load.poll();
+      tasks.get((int) least[1]).add(u);
+      least[0] += u.estimatedBytes();
+      load.add(least);
+    }
+    tasks.sort(
+        Comparator.comparingLong(
+            (List<WorkUnit> t) -> -t.stream().mapToLong(WorkUnit::estimatedBytes).sum()));
+    return tasks;
   }
 
   private static Manifest.Totals totals(
@@ -629,6 +702,43 @@ public final class PrepJob {
       sb.append("    ! ").append(p).append(": skipped, ").append(e.skipReason()).append('\n');
     }
     return sb.toString();
+  }
+
+  /** Wall time per phase, for the summary line. */
+  private static final class Timings {
+    private final StringBuilder sb = new StringBuilder();
+    private long last = System.nanoTime();
+
+    void lap(String phase) {
+      long now = System.nanoTime();
+      sb.append(sb.length() == 0 ? "" : ", ")
+          .append(String.format(Locale.ROOT, "%s %.2fs", phase, (now - last) / 1e9));
+      last = now;
+    }
+
+    @Override
+    public String toString() {
+      return sb.toString();
+    }
+  }
+
+  /**
+   * Shards of different parameters live in different directories, so a {@code --rebuild} never
+   * overwrites a file that a kept older version still references (names are otherwise equal).
+   */
+  static String shardDir(Manifest.Params p) {
+    String key =
+        String.join(
+            "|",
+            p.tokenizerSha256(),
+            Integer.toString(p.blockSize()),
+            p.chunking(),
+            Double.toString(p.validationFraction()),
+            p.utf8Policy(),
+            Integer.toString(p.maxLineBytes()),
+            Integer.toString(p.bosId()),
+            Integer.toString(p.eosId()));
+    return ManifestIo.SHARDS_DIR + "/" + hash8(key);
   }
 
   static String hash8(String s) {
