@@ -32,6 +32,14 @@ final class Commands {
         "train on Spark: one barrier task per rank (danlu train --config conf/x.yaml [key=value ...])",
         dev.danlu.launch.TrainCommand::run);
     Main.register(
+        "train-local",
+        "train with N local worker processes joined by the TCP ring, like torchrun (--config Y --nproc N)",
+        dev.danlu.train.cli.TrainLocalCli::run);
+    Main.register(
+        "worker",
+        "one training rank (started by train-local; reads DANLU_* rendezvous variables)",
+        dev.danlu.train.cli.WorkerCli::run);
+    Main.register(
         "generate",
         "generate text with a LLaMA model (+ PEFT adapter)",
         dev.danlu.train.cli.GenerateCli::run);
