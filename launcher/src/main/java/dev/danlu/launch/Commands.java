@@ -24,6 +24,10 @@ final class Commands {
         "stdin lines to token ids like spm_encode (--tokenizer M [--bos] [--eos] [--pieces] [--decode])",
         dev.danlu.data.tokenizer.TokenizeCli::run);
     Main.register(
+        "prep",
+        "corpus -> tokenized Arrow shards on Spark, incremental (danlu prep --help)",
+        dev.danlu.jobs.prep.PrepCli::run);
+    Main.register(
         "merge",
         "merge a PEFT LoRA adapter into its base model (Hugging Face safetensors out)",
         dev.danlu.train.checkpoint.MergeCli::run);

@@ -1,0 +1,10 @@
+package dev.danlu.data.shard;
+
+/** A shard that is not what the reader expects; the message names the file and both values. */
+public final class ShardFormatException extends RuntimeException {
+  private static final long serialVersionUID = 1L;
+
+  public ShardFormatException(String message) {
+    super(message);
+  }
+}

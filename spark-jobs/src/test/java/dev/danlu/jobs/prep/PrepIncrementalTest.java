@@ -1,0 +1,245 @@
+package dev.danlu.jobs.prep;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.danlu.data.manifest.Manifest;
+import dev.danlu.data.manifest.ManifestIo;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The nightly refresh: only new or changed files are tokenized; nothing changed, nothing done. */
+class PrepIncrementalTest {
+  static JavaSparkContext jsc;
+  @TempDir Path tmp;
+
+  @BeforeAll
+  static void start() {
+    jsc = PrepTestSupport.startSpark();
+  }
+
+  @AfterAll
+  static void stop() {
+    jsc.stop();
+  }
+
+  static final List<String> SPEECHES =
+      List.of(
+          "1790_george_washington_n.txt",
+          "1801_thomas_jefferson_dr.txt",
+          "1861_abraham_lincoln_r.txt",
+          "1934_franklin_d_roosevelt_d.txt");
+
+  Path input(int n) throws Exception {
+    Path src = PrepTestSupport.corpus("english");
+    Path in = Files.createDirectories(tmp.resolve("in"));
+    for (String s : SPEECHES.subList(0, n)) {
+      Files.copy(src.resolve(s), in.resolve(s));
+    }
+    return in;
+  }
+
+  PrepReport prep(Path in, Path out, String... extra) throws Exception {
+    List<String> args =
+        new java.util.ArrayList<>(
+            List.of(
+                "--input",
+                in.toString(),
+                "--tokenizer",
+                PrepTestSupport.llamaModel().toString(),
+                "--block-size",
+                "256",
+                "--output",
+                out.toString(),
+                "--validation-fraction",
+                "0.1",
+                "--progress-seconds",
+                "0"));
+    args.addAll(List.of(extra));
+    return PrepTestSupport.prep(jsc, null, args.toArray(String[]::new));
+  }
+
+  static Set<String> shardFiles(Path out) throws Exception {
+    try (Stream<Path> s = Files.walk(out.resolve("shards"))) {
+      return s.filter(Files::isRegularFile)
+          .map(p -> out.relativize(p).toString())
+          .collect(Collectors.toSet());
+    }
+  }
+
+  static String name(String path) {
+    return path.substring(path.lastIndexOf('/') + 1);
+  }
+
+  @Test
+  void addChangeTouchRemoveAndNoOp() throws Exception {
+    Path in = input(3);
+    Path out = tmp.resolve("out");
+    PrepReport r1 = prep(in, out);
+    assertTrue(r1.committed());
+    assertEquals(1, r1.version());
+    assertEquals(3, r1.tokenized().size());
+
+    PrepReport same = prep(in, out);
+    assertFalse(same.committed(), "no change: nothing committed");
+    assertEquals(List.of(), same.tokenized(), "no change: no tokenization");
+    assertEquals(0, same.filesScanned(), "unchanged size+mtime: not even read");
+
+    // Add a file: only it is tokenized; totals add up to a fresh run's.
+    Files.copy(
+        PrepTestSupport.corpus("english").resolve(SPEECHES.get(3)), in.resolve(SPEECHES.get(3)));
+    PrepReport r2 = prep(in, out);
+    assertEquals(
+        List.of(SPEECHES.get(3)), r2.tokenized().stream().map(PrepIncrementalTest::name).toList());
+    assertEquals(2, r2.version());
+    Manifest fresh = prep(in, tmp.resolve("fresh")).manifest();
+    assertEquals(fresh.totals(), r2.manifest().totals());
+    assertEquals(fresh.shards(), r2.manifest().shards());
+    assertEquals(fresh.sources(), r2.manifest().sources());
+    Manifest.SourceEntry added =
+        fresh.sources().stream()
+            .filter(s -> s.path().endsWith(SPEECHES.get(3)))
+            .findFirst()
+            .orElseThrow();
+    assertEquals(r1.manifest().totals().tokens() + added.tokens(), r2.manifest().totals().tokens());
+    assertFalse(prep(in, out).committed());
+
+    // Change one file: only it is re-tokenized, its shards get new names.
+    Path changed = in.resolve(SPEECHES.get(1));
+    Files.writeString(changed, Files.readString(changed) + "\nOne more line for the refresh.\n");
+    PrepReport r3 = prep(in, out);
+    assertEquals(
+        List.of(SPEECHES.get(1)), r3.tokenized().stream().map(PrepIncrementalTest::name).toList());
+    assertEquals(3, r3.version());
+
+    // Touch a file without changing it: read and hashed, not tokenized; the mtime is recorded.
+    Path touched = in.resolve(SPEECHES.get(0));
+    Files.setLastModifiedTime(
+        touched, FileTime.fromMillis(Files.getLastModifiedTime(touched).toMillis() + 60_000));
+    PrepReport r4 = prep(in, out);
+    assertEquals(1, r4.filesScanned());
+    assertEquals(List.of(), r4.tokenized());
+    assertTrue(r4.committed());
+    assertEquals(r3.manifest().shards(), r4.manifest().shards());
+
+    // Remove a file: dropped from the manifest without tokenizing anything.
+    Files.delete(in.resolve(SPEECHES.get(2)));
+    PrepReport r5 = prep(in, out);
+    assertEquals(List.of(), r5.tokenized());
+    assertEquals(1, r5.removed().size());
+    assertEquals(3, r5.manifest().sources().size());
+    assertTrue(
+        r5.manifest().shards().stream().noneMatch(s -> s.source().endsWith(SPEECHES.get(2))));
+    long sum = r5.manifest().sources().stream().mapToLong(Manifest.SourceEntry::blocks).sum();
+    assertEquals(sum, r5.manifest().totals().blocks());
+    assertEquals(sum, r5.manifest().shards().stream().mapToLong(Manifest.ShardEntry::rows).sum());
+
+    // Older versions are kept; manifest.json is the newest.
+    for (long v = 1; v <= 5; v++) {
+      assertTrue(Files.exists(out.resolve(ManifestIo.versionPath(v))), "version " + v + " kept");
+    }
+    assertEquals(5, ManifestIo.readCurrent(out).version());
+    // The blocks still equal a fresh run's on the same input.
+    prep(in, tmp.resolve("fresh2"));
+    assertEquals(
+        PrepTestSupport.blocks(tmp.resolve("fresh2"), null), PrepTestSupport.blocks(out, null));
+  }
+
+  @Test
+  void refusesOtherTokenizerOrBlockSizeUnlessRebuild() throws Exception {
+    Path in = input(2);
+    Path out = tmp.resolve("out");
+    prep(in, out);
+    PrepJob.PrepException e =
+        assertThrows(PrepJob.PrepException.class, () -> prep(in, out, "--block-size", "128"));
+    assertTrue(e.getMessage().contains("block size 256 vs 128"), e.getMessage());
+    assertTrue(e.getMessage().contains("--rebuild"), e.getMessage());
+    e =
+        assertThrows(
+            PrepJob.PrepException.class,
+            () ->
+                PrepTestSupport.prep(
+                    jsc,
+                    null,
+                    "--input",
+                    in.toString(),
+                    "--tokenizer",
+                    PrepTestSupport.chineseModel().toString(),
+                    "--block-size",
+                    "256",
+                    "--output",
+                    out.toString(),
+                    "--validation-fraction",
+                    "0.1",
+                    "--progress-seconds",
+                    "0"));
+    assertTrue(e.getMessage().contains("tokenizer sha256"), e.getMessage());
+    assertEquals(1, ManifestIo.readCurrent(out).version(), "a refused run commits nothing");
+
+    PrepReport rebuilt = prep(in, out, "--block-size", "128", "--rebuild", "--keep-versions", "1");
+    assertEquals(2, rebuilt.tokenized().size());
+    assertEquals(2, rebuilt.version());
+    assertEquals(128, ManifestIo.readCurrent(out).params().blockSize());
+    // keep-versions 1: the block-256 shards and version 1 are garbage-collected.
+    assertEquals(
+        rebuilt.manifest().shards().stream()
+            .map(Manifest.ShardEntry::path)
+            .collect(Collectors.toSet()),
+        shardFiles(out));
+    assertFalse(Files.exists(out.resolve(ManifestIo.versionPath(1))));
+  }
+
+  @Test
+  void dryRunPrintsThePlanAndWritesNothing() throws Exception {
+    Path in = input(2);
+    Path out = tmp.resolve("out");
+    prep(in, out);
+    Set<String> before = shardFiles(out);
+    Files.copy(
+        PrepTestSupport.corpus("english").resolve(SPEECHES.get(2)), in.resolve(SPEECHES.get(2)));
+    PrepReport dry = prep(in, out, "--dry-run");
+    assertTrue(dry.dryRun());
+    assertFalse(dry.committed());
+    assertTrue(dry.plan().contains("tokenize 1 files"), dry.plan());
+    assertTrue(
+        dry.plan()
+            .contains(
+                "+ "
+                    + in.resolve(SPEECHES.get(2)).toUri().toString().replace("file:///", "file:/")),
+        dry.plan());
+    assertEquals(1, ManifestIo.readCurrent(out).version());
+    assertEquals(before, shardFiles(out));
+  }
+
+  @Test
+  void strayFilesFromDeadRunsAreCollectedAfterTheNextCommit() throws Exception {
+    Path in = input(1);
+    Path out = tmp.resolve("out");
+    prep(in, out);
+    Path stray = out.resolve("shards/train/.deadbeef-p000.arrow.tmp-3.0.0.7");
+    Files.writeString(stray, "partial");
+    Path orphan = out.resolve("shards/train/00000000-0000000000000000-s00000-p000.arrow");
+    Files.writeString(orphan, "orphan");
+    Files.copy(
+        PrepTestSupport.corpus("english").resolve(SPEECHES.get(1)), in.resolve(SPEECHES.get(1)));
+    PrepReport r = prep(in, out);
+    assertTrue(r.committed());
+    assertFalse(Files.exists(stray));
+    assertFalse(Files.exists(orphan));
+    assertEquals(
+        r.manifest().shards().stream().map(Manifest.ShardEntry::path).collect(Collectors.toSet()),
+        shardFiles(out));
+  }
+}
