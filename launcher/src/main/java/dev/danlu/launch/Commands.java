@@ -28,6 +28,10 @@ final class Commands {
         "corpus -> tokenized Arrow shards on Spark, incremental (danlu prep --help)",
         dev.danlu.jobs.prep.PrepCli::run);
     Main.register(
+        "generate",
+        "generate text with a LLaMA model (+ PEFT adapter)",
+        dev.danlu.train.cli.GenerateCli::run);
+    Main.register(
         "merge",
         "merge a PEFT LoRA adapter into its base model (Hugging Face safetensors out)",
         dev.danlu.train.checkpoint.MergeCli::run);

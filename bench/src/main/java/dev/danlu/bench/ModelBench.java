@@ -1,0 +1,308 @@
+package dev.danlu.bench;
+
+import dev.danlu.train.lora.LoraAdapter;
+import dev.danlu.train.lora.LoraConfig;
+import dev.danlu.train.lora.LoraModule;
+import dev.danlu.train.model.Batch;
+import dev.danlu.train.model.HfLlama;
+import dev.danlu.train.model.Llama;
+import dev.danlu.train.model.LlamaConfig;
+import dev.danlu.train.model.LlamaState;
+import dev.danlu.train.model.LlamaWeights;
+import dev.danlu.train.tensor.Backend;
+import dev.danlu.train.tensor.Timers;
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryPoolMXBean;
+import java.lang.management.MemoryType;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.SplittableRandom;
+import org.bytedeco.javacpp.Pointer;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * Forward + backward step time of the LoRA training path, as FLOP/s and as a fraction (MFU) of
+ * ND4J's own fp32 gemm throughput measured in the same run on the same shapes:
+ *
+ * <ul>
+ *   <li>(a) stories260K (real weights from ../shared, else its shape with random weights), batch 8
+ *       x seq 256, LoRA r=8 on all 7 targets + trained embed_tokens and lm_head;
+ *   <li>(b) one LLaMA-2-7B-shaped decoder layer (hidden 4096, intermediate 11008, 32 heads, seq
+ *       512, batch 1), LoRA r=64 alpha 128 dropout 0.05 on all 7 targets, embedding/LM head over a
+ *       256-token vocabulary (counted, ~1% of the FLOPs).
+ * </ul>
+ *
+ * <p>FLOPs counted: every matrix product the step executes (frozen projections forward and dInp,
+ * LoRA A/B forward and backward, attention scores and values over the full seq x seq block, LM
+ * head), 2 per multiply-add. The "gemm-only" line replays exactly the same gemm calls without the
+ * rest, so step - gemm-only is the time spent outside gemm.
+ *
+ * <p>Run: {@code java -cp "bench/target/classes:$(cat bench/target/classpath.txt)"
+ * dev.danlu.bench.ModelBench [stories|layer|all] [steps]}.
+ */
+public final class ModelBench {
+  private ModelBench() {}
+
+  private static long peakRss;
+
+  public static void main(String[] args) throws Exception {
+    Backend.select();
+    String which = args.length > 0 ? args[0] : "all";
+    int steps = args.length > 1 ? Integer.parseInt(args[1]) : 3;
+    System.out.printf(
+        "backend %s, %d cores, max heap %d MB%n",
+        Backend.loaded(),
+        Runtime.getRuntime().availableProcessors(),
+        Runtime.getRuntime().maxMemory() >> 20);
+    double peak = gemmPeak();
+    if (which.equals("stories") || which.equals("all")) {
+      stories(steps, peak);
+    }
+    if (which.equals("layer") || which.equals("all")) {
+      layer7b(steps, peak);
+    }
+    trackOffHeap();
+    System.out.printf(
+        "peak heap %d MB, peak process RSS %d MB (off-heap ND4J arrays + natives ~ RSS - heap)%n",
+        peakHeap() >> 20, peakRss >> 20);
+  }
+
+  /** Best fp32 gemm GFLOP/s over the 7B layer's forward and dInp shapes. */
+  static double gemmPeak() {
+    double best = gemmPeak(6);
+    System.out.printf(
+        "gemm peak (ND4J fp32, [512x4096]x[4096x11008] and dY W): %.1f GFLOP/s%n", best / 1e9);
+    return best;
+  }
+
+  /** Best of {@code reps} runs of the two 7B MLP gemm shapes (forward x W^T and dY W). */
+  static double gemmPeak(int reps) {
+    int n = 512;
+    int d = 4096;
+    int f = 11008;
+    INDArray x = Nd4j.rand(DataType.FLOAT, n, d);
+    INDArray w = Nd4j.rand(DataType.FLOAT, f, d);
+    INDArray y = Nd4j.create(DataType.FLOAT, n, f);
+    INDArray dx = Nd4j.create(DataType.FLOAT, n, d);
+    double flops = 2.0 * n * d * f;
+    double best = 0;
+    for (int i = 0; i < reps; i++) {
+      long t0 = System.nanoTime();
+      Nd4j.gemm(x, w, y, false, true, 1.0, 0.0); // forward: x W^T
+      double a = flops / ((System.nanoTime() - t0) / 1e9);
+      t0 = System.nanoTime();
+      Nd4j.gemm(y, w, dx, false, false, 1.0, 0.0); // backward: dY W
+      double b = flops / ((System.nanoTime() - t0) / 1e9);
+      best = Math.max(best, Math.max(a, b));
+    }
+    x.close();
+    w.close();
+    y.close();
+    dx.close();
+    return best;
+  }
+
+  static void stories(int steps, double peak) throws Exception {
+    Path dir =
+        Path.of(System.getProperty("danlu.shared.dir", "../shared"), "fixtures", "stories260K");
+    LlamaWeights w;
+    if (Files.isDirectory(dir)) {
+      w = HfLlama.load(dir, DataType.FLOAT);
+    } else {
+      System.out.println("(no " + dir + ": random weights in stories260K's shape)");
+      w =
+          LlamaWeights.random(
+              new LlamaConfig(64, 172, 5, 8, 4, 512, 1e-5, 10000, null, true, 512),
+              1,
+              DataType.FLOAT);
+    }
+    LoraConfig lc = new LoraConfig(8, 16, 0.05, LoraConfig.allTargets(), true, true, 1);
+    run("stories260K b=8 T=256 r=8 +embed/head", w, lc, 8, 256, steps, peak, false);
+  }
+
+  static void layer7b(int steps, double peak) {
+    LlamaConfig c = new LlamaConfig(4096, 11008, 1, 32, 32, 256, 1e-5, 10000, null, false, 4096);
+    LlamaWeights w = LlamaWeights.random(c, 1, DataType.FLOAT);
+    LoraConfig lc = new LoraConfig(64, 128, 0.05, LoraConfig.allTargets(), false, false, 1);
+    run("7B layer b=1 T=512 r=64", w, lc, 1, 512, steps, peak, true);
+  }
+
+  static void run(
+      String name,
+      LlamaWeights w,
+      LoraConfig lc,
+      int batch,
+      int seq,
+      int steps,
+      double peak,
+      boolean interleave) {
+    LlamaConfig c = w.config();
+    LoraAdapter ad = LoraAdapter.init(lc, w);
+    LlamaState s = new LlamaState(c, batch, seq, lc, false, DataType.FLOAT);
+    SplittableRandom r = new SplittableRandom(1);
+    int[] ids = new int[batch * seq];
+    for (int i = 0; i < ids.length; i++) {
+      ids[i] = r.nextInt(c.vocabSize());
+    }
+    double flops = stepFlops(c, lc, batch, seq);
+    double best = Double.MAX_VALUE;
+    double fwdBest = Double.MAX_VALUE;
+    double bestRatio = 0;
+    for (int i = 0; i <= steps; i++) { // step 0 warms up
+      // the machine may be shared: measure the gemm reference next to every step
+      double localPeak = interleave ? gemmPeak(2) : peak;
+      Batch b = new Batch(batch, seq, ids, null, ids, null, i, true);
+      long t0 = System.nanoTime();
+      Llama.forward(w, ad, s, b);
+      long t1 = System.nanoTime();
+      Llama.backward(w, ad, s, 1.0);
+      long t2 = System.nanoTime();
+      trackOffHeap();
+      if (i == 0) {
+        Timers.reset();
+      }
+      if (i > 0) {
+        bestRatio = Math.max(bestRatio, flops / ((t2 - t0) / 1e9) / localPeak);
+        best = Math.min(best, (t2 - t0) / 1e9);
+        fwdBest = Math.min(fwdBest, (t1 - t0) / 1e9);
+      }
+    }
+    if (Timers.ON) {
+      double total = 0;
+      for (double v : Timers.snapshot().values()) {
+        total += v;
+      }
+      System.out.printf("  where the time goes (per step, -Ddanlu.profile=true):%n");
+      for (var e : Timers.snapshot().entrySet()) {
+        System.out.printf("    %-14s %7.3f s%n", e.getKey(), e.getValue() / steps);
+      }
+      System.out.printf("    %-14s %7.3f s%n", "(accounted)", total / steps);
+    }
+    double gemmOnly = gemmReplay(c, lc, batch, seq);
+    System.out.printf(
+        "%s: step %.3f s (forward %.3f s), %.1f GFLOP/step, %.1f GFLOP/s, MFU %.1f%% of the"
+            + " run's gemm peak (best step vs the gemm reference measured next to it: %.1f%%);"
+            + " gemm-only replay %.3f s (%.1f%% of the step), %.0f tokens/s%n",
+        name,
+        best,
+        fwdBest,
+        flops / 1e9,
+        flops / best / 1e9,
+        100 * flops / best / peak,
+        interleave ? 100 * bestRatio : 100 * flops / best / peak,
+        gemmOnly,
+        100 * gemmOnly / best,
+        batch * seq / best);
+  }
+
+  /** Matrix-product FLOPs of one forward + backward (see the class comment). */
+  static double stepFlops(LlamaConfig c, LoraConfig lc, int batch, int seq) {
+    double n = (double) batch * seq;
+    double perLayer = 0;
+    for (LoraModule m : LoraModule.values()) {
+      long[] s = LlamaWeights.linearShape(c, m);
+      perLayer += 2 * 2 * n * s[0] * s[1]; // forward + dInp
+      if (lc.targets().contains(m)) {
+        // forward: xA^T, hB^T; backward: dY B, dY^T h, dH^T x, dH A
+        perLayer += 6.0 * n * lc.rank() * (s[0] + s[1]);
+      }
+    }
+    // q k^T and p v forward; dP, dV, dQ, dK backward: 6 products of seq x seq x headDim per head
+    perLayer += 6 * 2.0 * batch * c.numHeads() * seq * seq * c.headDim();
+    double head = 2 * n * c.vocabSize() * c.hiddenSize();
+    double headTotal = head * (2 + (lc.trainLmHead() ? 1 : 0));
+    return c.numLayers() * perLayer + headTotal;
+  }
+
+  /** Times the same gemm calls as one step (shapes and transposes), nothing else. */
+  static double gemmReplay(LlamaConfig c, LoraConfig lc, int batch, int seq) {
+    int n = batch * seq;
+    int r = lc.rank();
+    double best = Double.MAX_VALUE;
+    INDArray[] w = new INDArray[LoraModule.values().length];
+    INDArray[] a = new INDArray[w.length];
+    INDArray[] b = new INDArray[w.length];
+    for (LoraModule m : LoraModule.values()) {
+      long[] s = LlamaWeights.linearShape(c, m);
+      w[m.ordinal()] = Nd4j.rand(DataType.FLOAT, s);
+      a[m.ordinal()] = Nd4j.rand(DataType.FLOAT, r, s[1]);
+      b[m.ordinal()] = Nd4j.rand(DataType.FLOAT, s[0], r);
+    }
+    int width = Math.max(c.hiddenSize(), c.intermediateSize());
+    INDArray x = Nd4j.rand(DataType.FLOAT, n, width);
+    INDArray y = Nd4j.create(DataType.FLOAT, n, width);
+    INDArray h = Nd4j.create(DataType.FLOAT, n, r);
+    INDArray qh = Nd4j.rand(DataType.FLOAT, c.numHeads(), seq, c.headDim());
+    INDArray p = Nd4j.create(DataType.FLOAT, c.numHeads(), seq, seq);
+    INDArray head = Nd4j.rand(DataType.FLOAT, c.vocabSize(), c.hiddenSize());
+    INDArray logits = Nd4j.create(DataType.FLOAT, n, c.vocabSize());
+    for (int it = 0; it < 3; it++) {
+      long t0 = System.nanoTime();
+      for (int l = 0; l < c.numLayers(); l++) {
+        for (LoraModule m : LoraModule.values()) {
+          long[] s = LlamaWeights.linearShape(c, m);
+          INDArray xin = cols(x, s[1]);
+          INDArray yout = cols(y, s[0]);
+          INDArray wi = w[m.ordinal()];
+          Nd4j.gemm(xin, wi, yout, false, true, 1.0, 0.0);
+          Nd4j.gemm(yout, wi, xin, false, false, 1.0, 0.0);
+          if (lc.targets().contains(m)) {
+            INDArray ai = a[m.ordinal()];
+            INDArray bi = b[m.ordinal()];
+            Nd4j.gemm(xin, ai, h, false, true, 1.0, 0.0);
+            Nd4j.gemm(h, bi, yout, false, true, 1.0, 1.0);
+            Nd4j.gemm(yout, bi, h, false, false, 1.0, 0.0);
+            Nd4j.gemm(yout, h, bi, true, false, 1.0, 1.0);
+            Nd4j.gemm(h, xin, ai, true, false, 1.0, 1.0);
+            Nd4j.gemm(h, ai, xin, false, false, 1.0, 1.0);
+          }
+        }
+        for (int bb = 0; bb < batch; bb++) {
+          for (int hh = 0; hh < c.numHeads(); hh++) {
+            INDArray q = qh.slice(hh);
+            INDArray pp = p.slice(hh);
+            Nd4j.gemm(q, q, pp, false, true, 1.0, 0.0);
+            Nd4j.gemm(pp, q, q, false, false, 1.0, 0.0);
+            Nd4j.gemm(q, q, pp, false, true, 1.0, 0.0);
+            Nd4j.gemm(pp, q, q, true, false, 1.0, 1.0);
+            Nd4j.gemm(pp, q, q, false, false, 1.0, 0.0);
+            Nd4j.gemm(pp, q, q, true, false, 1.0, 1.0);
+          }
+        }
+      }
+      INDArray xd = cols(x, c.hiddenSize());
+      Nd4j.gemm(xd, head, logits, false, true, 1.0, 0.0);
+      Nd4j.gemm(logits, head, xd, false, false, 1.0, 0.0);
+      if (lc.trainLmHead()) {
+        Nd4j.gemm(logits, xd, head, true, false, 1.0, 1.0);
+      }
+      best = Math.min(best, (System.nanoTime() - t0) / 1e9);
+    }
+    return best;
+  }
+
+  /** A contiguous (n, cols) array over the first n * cols elements of {@code buf}. */
+  private static INDArray cols(INDArray buf, long cols) {
+    long n = buf.size(0);
+    return buf.reshape(-1)
+        .get(org.nd4j.linalg.indexing.NDArrayIndex.interval(0, n * cols))
+        .reshape(n, cols);
+  }
+
+  /** ND4J's CPU allocations bypass javacpp's counters, so track the process RSS instead. */
+  private static void trackOffHeap() {
+    peakRss = Math.max(peakRss, Pointer.physicalBytes());
+  }
+
+  private static long peakHeap() {
+    long sum = 0;
+    for (MemoryPoolMXBean pool : ManagementFactory.getMemoryPoolMXBeans()) {
+      if (pool.getType() == MemoryType.HEAP && pool.getPeakUsage() != null) {
+        sum += pool.getPeakUsage().getUsed();
+      }
+    }
+    return sum;
+  }
+}

@@ -1,0 +1,285 @@
+package dev.danlu.train.lora;
+
+import dev.danlu.train.model.LlamaConfig;
+import dev.danlu.train.model.LlamaWeights;
+import dev.danlu.train.tensor.Buf;
+import java.util.ArrayList;
+import java.util.List;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * The trainable state of a LoRA fine-tune: per targeted projection {@code loraA} (r, in) and {@code
+ * loraB} (out, r) with y = W x + scaling * B A dropout(x), plus optional full copies of
+ * embed_tokens and lm_head (PEFT's modules_to_save). Every trainable tensor has a gradient buffer
+ * of the same shape; frozen base weights have none.
+ */
+public final class LoraAdapter {
+  /**
+   * A trainable tensor under its PEFT key, with its gradient (both contiguous c-order float32 in
+   * training). {@link #values()} / {@link #grads()} are zero-copy flat views for optimizer and ZeRO
+   * code that works on flat buffers: writes through them update the model.
+   */
+  public record NamedParam(String name, INDArray value, INDArray grad) {
+    public java.nio.FloatBuffer values() {
+      return flat(value);
+    }
+
+    public java.nio.FloatBuffer grads() {
+      return flat(grad);
+    }
+
+    public int size() {
+      return Math.toIntExact(value.length());
+    }
+
+    private static java.nio.FloatBuffer flat(INDArray a) {
+      if (a.dataType() != DataType.FLOAT) {
+        throw new IllegalStateException("flat float views need FLOAT arrays, not " + a.dataType());
+      }
+      int off = Math.toIntExact(a.offset());
+      return a.data().asNioFloat().slice(off, Math.toIntExact(a.length()));
+    }
+  }
+
+  public final LoraConfig config;
+  public final LlamaConfig model;
+
+  /** [layer][module.ordinal()] (r, in); null where the module is not targeted. */
+  public final INDArray[][] loraA;
+
+  /** [layer][module.ordinal()] (out, r). */
+  public final INDArray[][] loraB;
+
+  public final INDArray[][] dLoraA;
+  public final INDArray[][] dLoraB;
+
+  /** (vocab, dim) trained copy of embed_tokens, or null when frozen. */
+  public final INDArray embedTokens;
+
+  public final INDArray dEmbedTokens;
+
+  /** (vocab, dim) trained copy of lm_head, or null when frozen. */
+  public final INDArray lmHead;
+
+  public final INDArray dLmHead;
+
+  private LoraAdapter(
+      LoraConfig config,
+      LlamaConfig model,
+      INDArray[][] loraA,
+      INDArray[][] loraB,
+      INDArray embedTokens,
+      INDArray lmHead) {
+    this.config = config;
+    this.model = model;
+    this.loraA = loraA;
+    this.loraB = loraB;
+    this.dLoraA = zerosLike(loraA);
+    this.dLoraB = zerosLike(loraB);
+    this.embedTokens = embedTokens;
+    this.lmHead = lmHead;
+    this.dEmbedTokens =
+        embedTokens == null ? null : Nd4j.zeros(embedTokens.dataType(), embedTokens.shape());
+    this.dLmHead = lmHead == null ? null : Nd4j.zeros(lmHead.dataType(), lmHead.shape());
+  }
+
+  /**
+   * A fresh adapter: A ~ kaiming_uniform(a=sqrt(5)) as PyTorch's Linear init, which for A (r, in)
+   * is U(-1/sqrt(in), 1/sqrt(in)) (gain sqrt(2/(1+a^2)) = sqrt(1/3), bound = gain *
+   * sqrt(3/fan_in)); B = 0, so the adapted model starts equal to the base. Values are keyed by
+   * (seed, layer, module), independent of which other modules are targeted. Full copies of
+   * embed_tokens / lm_head start from the base (untied, as PEFT's modules_to_save copies are).
+   */
+  public static LoraAdapter init(LoraConfig lc, LlamaWeights base) {
+    LlamaConfig c = base.config();
+    DataType dt = base.dataType();
+    int layers = c.numLayers();
+    int nm = LoraModule.values().length;
+    INDArray[][] a = new INDArray[layers][nm];
+    INDArray[][] b = new INDArray[layers][nm];
+    for (int l = 0; l < layers; l++) {
+      for (LoraModule m : lc.targets()) {
+        long[] wShape = LlamaWeights.linearShape(c, m);
+        long out = wShape[0];
+        long in = wShape[1];
+        INDArray aa = Nd4j.create(dt, lc.rank(), in);
+        Buf buf = Buf.of(aa);
+        double bound = 1.0 / Math.sqrt(in);
+        long key = CounterRng.key(lc.seed(), 0x10AA, l, m.ordinal());
+        for (int i = 0; i < buf.length(); i++) {
+          buf.set(i, (2 * CounterRng.uniform(key, i) - 1) * bound);
+        }
+        a[l][m.ordinal()] = aa;
+        b[l][m.ordinal()] = Nd4j.zeros(dt, out, lc.rank());
+      }
+    }
+    INDArray embed = lc.trainEmbedTokens() ? base.embedTokens().dup('c') : null;
+    INDArray head = lc.trainLmHead() ? base.lmHead().dup('c') : null;
+    return new LoraAdapter(lc, c, a, b, embed, head);
+  }
+
+  /** An adapter from given tensors (e.g. read from adapter_model.safetensors). */
+  public static LoraAdapter of(
+      LoraConfig lc,
+      LlamaConfig c,
+      INDArray[][] loraA,
+      INDArray[][] loraB,
+      INDArray embedTokens,
+      INDArray lmHead) {
+    return new LoraAdapter(lc, c, loraA, loraB, embedTokens, lmHead);
+  }
+
+  /**
+   * An adapter from tensors under PEFT keys (adapter_model.safetensors); shapes are checked against
+   * the model config. Full embed_tokens / lm_head may have more rows than the base (vocabulary
+   * resize): the adapter's row count is the effective vocabulary.
+   */
+  public static LoraAdapter fromTensors(
+      LoraConfig lc, LlamaConfig c, LlamaWeights.TensorSource src, DataType dt)
+      throws java.io.IOException {
+    int nm = LoraModule.values().length;
+    INDArray[][] a = new INDArray[c.numLayers()][nm];
+    INDArray[][] b = new INDArray[c.numLayers()][nm];
+    for (int l = 0; l < c.numLayers(); l++) {
+      for (LoraModule m : lc.targets()) {
+        long[] w = LlamaWeights.linearShape(c, m);
+        a[l][m.ordinal()] = read(src, peftKey(l, m, "A"), new long[] {lc.rank(), w[1]}, dt);
+        b[l][m.ordinal()] = read(src, peftKey(l, m, "B"), new long[] {w[0], lc.rank()}, dt);
+      }
+    }
+    INDArray embed = lc.trainEmbedTokens() ? readFull(src, EMBED_KEY, c, dt) : null;
+    INDArray head = lc.trainLmHead() ? readFull(src, LM_HEAD_KEY, c, dt) : null;
+    if (embed != null && head != null && embed.size(0) != head.size(0)) {
+      throw new java.io.IOException(
+          "adapter embed_tokens has " + embed.size(0) + " rows but lm_head " + head.size(0));
+    }
+    return new LoraAdapter(lc, c, a, b, embed, head);
+  }
+
+  private static INDArray read(LlamaWeights.TensorSource src, String key, long[] shape, DataType dt)
+      throws java.io.IOException {
+    if (!src.contains(key)) {
+      throw new java.io.IOException("adapter has no tensor '" + key + "'");
+    }
+    long[] actual = src.shape(key);
+    if (!java.util.Arrays.equals(actual, shape)) {
+      throw new java.io.IOException(
+          "adapter tensor '"
+              + key
+              + "' has shape "
+              + java.util.Arrays.toString(actual)
+              + ", expected "
+              + java.util.Arrays.toString(shape));
+    }
+    return LlamaWeights.fromFloats(src.readFloats(key), shape, dt);
+  }
+
+  private static INDArray readFull(
+      LlamaWeights.TensorSource src, String key, LlamaConfig c, DataType dt)
+      throws java.io.IOException {
+    if (!src.contains(key)) {
+      throw new java.io.IOException("adapter has no tensor '" + key + "' (modules_to_save)");
+    }
+    long[] shape = src.shape(key);
+    if (shape.length != 2 || shape[1] != c.hiddenSize() || shape[0] < c.vocabSize()) {
+      throw new java.io.IOException(
+          "adapter tensor '"
+              + key
+              + "' has shape "
+              + java.util.Arrays.toString(shape)
+              + ", expected [vocab >= "
+              + c.vocabSize()
+              + ", "
+              + c.hiddenSize()
+              + "]");
+    }
+    return LlamaWeights.fromFloats(src.readFloats(key), shape, dt);
+  }
+
+  /** Vocabulary size the adapted model produces logits for (grows with a resize). */
+  public int vocabSize() {
+    if (lmHead != null) {
+      return (int) lmHead.size(0);
+    }
+    return embedTokens != null ? (int) embedTokens.size(0) : model.vocabSize();
+  }
+
+  public double scaling() {
+    return config.scaling();
+  }
+
+  public boolean targets(LoraModule m) {
+    return config.targets().contains(m);
+  }
+
+  /** scaling * B A, the (out, in) update a merge adds to W. */
+  public INDArray deltaWeight(int layer, LoraModule m) {
+    return loraB[layer][m.ordinal()].mmul(loraA[layer][m.ordinal()]).muli(scaling());
+  }
+
+  /**
+   * PEFT key of a LoRA tensor: base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight.
+   */
+  public static String peftKey(int layer, LoraModule m, String ab) {
+    return "base_model.model.model.layers." + layer + "." + m.path() + ".lora_" + ab + ".weight";
+  }
+
+  public static final String EMBED_KEY = "base_model.model.model.embed_tokens.weight";
+  public static final String LM_HEAD_KEY = "base_model.model.lm_head.weight";
+
+  /**
+   * Every trainable tensor with its gradient, in a fixed order (layer, module, A then B, then
+   * embed_tokens, lm_head) that the optimizer and ZeRO partitioning can rely on.
+   */
+  public List<NamedParam> trainable() {
+    List<NamedParam> out = new ArrayList<>();
+    for (int l = 0; l < loraA.length; l++) {
+      for (LoraModule m : LoraModule.values()) {
+        if (loraA[l][m.ordinal()] != null) {
+          out.add(
+              new NamedParam(peftKey(l, m, "A"), loraA[l][m.ordinal()], dLoraA[l][m.ordinal()]));
+          out.add(
+              new NamedParam(peftKey(l, m, "B"), loraB[l][m.ordinal()], dLoraB[l][m.ordinal()]));
+        }
+      }
+    }
+    if (embedTokens != null) {
+      out.add(new NamedParam(EMBED_KEY, embedTokens, dEmbedTokens));
+    }
+    if (lmHead != null) {
+      out.add(new NamedParam(LM_HEAD_KEY, lmHead, dLmHead));
+    }
+    return out;
+  }
+
+  /** Number of trainable scalars. */
+  public long numTrainable() {
+    long n = 0;
+    for (NamedParam p : trainable()) {
+      n += p.value().length();
+    }
+    return n;
+  }
+
+  /** Sets every gradient to zero (gradients accumulate across micro-batches). */
+  public void zeroGrad() {
+    for (NamedParam p : trainable()) {
+      p.grad().assign(0);
+    }
+  }
+
+  private static INDArray[][] zerosLike(INDArray[][] src) {
+    INDArray[][] out = new INDArray[src.length][];
+    for (int l = 0; l < src.length; l++) {
+      out[l] = new INDArray[src[l].length];
+      for (int m = 0; m < src[l].length; m++) {
+        if (src[l][m] != null) {
+          out[l][m] = Nd4j.zeros(src[l][m].dataType(), src[l][m].shape());
+        }
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,55 @@
+package dev.danlu.train.model;
+
+/**
+ * One micro-batch, row-major [batch, seq] (HF's input_ids / attention_mask / labels).
+ *
+ * @param attentionMask 1 = real token, 0 = padding; null = all real
+ * @param labels next-token targets before HF's shift (labels[t+1] is the target of position t);
+ *     -100 = ignored; null = no loss (inference)
+ * @param sampleIds global index of each batch row's sample, which keys its LoRA dropout masks so
+ *     that a sample gets the same mask whatever rank or micro-batch it lands in; null = 0..batch-1
+ * @param step optimizer step, also part of the dropout key
+ * @param train whether LoRA dropout is active
+ */
+public record Batch(
+    int batch,
+    int seq,
+    int[] inputIds,
+    int[] attentionMask,
+    int[] labels,
+    long[] sampleIds,
+    long step,
+    boolean train) {
+
+  public Batch {
+    int n = batch * seq;
+    check("input_ids", inputIds, n);
+    if (attentionMask != null) {
+      check("attention_mask", attentionMask, n);
+    }
+    if (labels != null) {
+      check("labels", labels, n);
+    }
+    if (sampleIds == null) {
+      sampleIds = new long[batch];
+      for (int b = 0; b < batch; b++) {
+        sampleIds[b] = b;
+      }
+    } else if (sampleIds.length != batch) {
+      throw new IllegalArgumentException(
+          "sampleIds has " + sampleIds.length + " entries for a batch of " + batch);
+    }
+  }
+
+  /** An inference batch: no labels, no dropout. */
+  public static Batch of(int batch, int seq, int[] inputIds, int[] attentionMask) {
+    return new Batch(batch, seq, inputIds, attentionMask, null, null, 0, false);
+  }
+
+  private static void check(String what, int[] a, int n) {
+    if (a == null || a.length != n) {
+      throw new IllegalArgumentException(
+          what + " must have batch*seq = " + n + " entries, got " + (a == null ? 0 : a.length));
+    }
+  }
+}

@@ -1,0 +1,190 @@
+package dev.danlu.train.model;
+
+import dev.danlu.train.tensor.Buf;
+import dev.danlu.train.tensor.Kernels;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * Token-by-token inference with a key/value cache (batch 1), for generation. It uses the same
+ * kernels as training; LoRA adapters are merged into the weights beforehand (see {@code
+ * LoraMerge}), so there is no adapter path here.
+ */
+public final class Generator {
+  private final LlamaWeights w;
+  private final LlamaConfig c;
+  private final int maxLen;
+  private final INDArray[] keys; // per layer (maxLen, kvDim), rotated
+  private final INDArray[] values; // per layer (maxLen, kvDim)
+  private final INDArray x; // (1, dim) residual stream
+  private final INDArray xn; // (1, dim)
+  private final INDArray rstd; // (1)
+  private final INDArray q; // (1, dim)
+  private final INDArray qRot; // (1, dim)
+  private final INDArray k; // (1, kvDim)
+  private final INDArray kRot; // (1, kvDim)
+  private final INDArray v; // (1, kvDim)
+  private final INDArray att; // (1, dim)
+  private final INDArray tmp; // (1, dim)
+  private final INDArray gate; // (1, ffn)
+  private final INDArray up; // (1, ffn)
+  private final INDArray h; // (1, ffn)
+  private final INDArray logits; // (1, vocab)
+  private final double[] scores;
+  private Rope rope;
+
+  public Generator(LlamaWeights w, int maxLen) {
+    this.w = w;
+    this.c = w.config();
+    this.maxLen = maxLen;
+    DataType dt = w.dataType();
+    keys = new INDArray[c.numLayers()];
+    values = new INDArray[c.numLayers()];
+    for (int l = 0; l < keys.length; l++) {
+      keys[l] = Nd4j.create(dt, maxLen, c.kvDim());
+      values[l] = Nd4j.create(dt, maxLen, c.kvDim());
+    }
+    x = Nd4j.create(dt, 1, c.hiddenSize());
+    xn = Nd4j.create(dt, 1, c.hiddenSize());
+    rstd = Nd4j.create(dt, 1);
+    q = Nd4j.create(dt, 1, c.hiddenSize());
+    qRot = Nd4j.create(dt, 1, c.hiddenSize());
+    k = Nd4j.create(dt, 1, c.kvDim());
+    kRot = Nd4j.create(dt, 1, c.kvDim());
+    v = Nd4j.create(dt, 1, c.kvDim());
+    att = Nd4j.create(dt, 1, c.hiddenSize());
+    tmp = Nd4j.create(dt, 1, c.hiddenSize());
+    gate = Nd4j.create(dt, 1, c.intermediateSize());
+    up = Nd4j.create(dt, 1, c.intermediateSize());
+    h = Nd4j.create(dt, 1, c.intermediateSize());
+    logits = Nd4j.create(dt, 1, c.vocabSize());
+    scores = new double[maxLen];
+    boolean dynamic =
+        c.ropeScaling() != null && c.ropeScaling().type() == LlamaConfig.RopeScaling.Type.DYNAMIC;
+    // only dynamic NTK tables depend on the sequence length; they grow in step()
+    int tableLen = dynamic ? Math.min(maxLen, c.maxPositionEmbeddings()) : maxLen;
+    rope = Rope.forLength(c, tableLen, dt == DataType.FLOAT);
+  }
+
+  public int maxLen() {
+    return maxLen;
+  }
+
+  /**
+   * Feeds {@code token} at position {@code pos} (positions must come in order 0, 1, 2, ...) and
+   * returns the next-token logits.
+   */
+  public float[] step(int token, int pos) {
+    if (pos < 0 || pos >= maxLen) {
+      throw new IllegalArgumentException("position " + pos + " outside the cache of " + maxLen);
+    }
+    if (pos >= rope.positions) {
+      // dynamic NTK: HF 4.35 recomputes the tables (and the base) for the new sequence length;
+      // keys already in the cache keep their old rotation, as in HF's generate()
+      rope = Rope.forLength(c, pos + 1, w.dataType() == DataType.FLOAT);
+    }
+    int hd = c.headDim();
+    Kernels.embeddingForward(new int[] {token}, w.embedTokens(), x);
+    for (int l = 0; l < c.numLayers(); l++) {
+      LlamaWeights.Layer lw = w.layers()[l];
+      Kernels.rmsnormForward(x, lw.inputNorm(), c.rmsNormEps(), xn, rstd);
+      Nd4j.gemm(xn, lw.wq(), q, false, true, 1.0, 0.0);
+      Nd4j.gemm(xn, lw.wk(), k, false, true, 1.0, 0.0);
+      Nd4j.gemm(xn, lw.wv(), v, false, true, 1.0, 0.0);
+      // with batch = seq = 1 the head-major layout equals the row layout
+      Kernels.ropePermute(q, 1, 1, c.numHeads(), hd, rope.cos, rope.sin, pos, qRot);
+      Kernels.ropePermute(k, 1, 1, c.numKvHeads(), hd, rope.cos, rope.sin, pos, kRot);
+      keys[l].getRow(pos).assign(kRot);
+      values[l].getRow(pos).assign(v);
+      attend(l, pos);
+      Nd4j.gemm(att, lw.wo(), tmp, false, true, 1.0, 0.0);
+      Kernels.addInPlace(x, tmp);
+      Kernels.rmsnormForward(x, lw.postAttentionNorm(), c.rmsNormEps(), xn, rstd);
+      Nd4j.gemm(xn, lw.wGate(), gate, false, true, 1.0, 0.0);
+      Nd4j.gemm(xn, lw.wUp(), up, false, true, 1.0, 0.0);
+      Kernels.swigluForward(gate, up, h);
+      Nd4j.gemm(h, lw.wDown(), tmp, false, true, 1.0, 0.0);
+      Kernels.addInPlace(x, tmp);
+    }
+    Kernels.rmsnormForward(x, w.norm(), c.rmsNormEps(), xn, rstd);
+    Nd4j.gemm(xn, w.lmHead(), logits, false, true, 1.0, 0.0);
+    return logits.reshape(-1).toFloatVector();
+  }
+
+  /**
+   * Feeds {@code prompt} (non-empty; usually BOS + encoded text) and then samples up to {@code
+   * maxNewTokens} tokens, stopping before any of {@code stopIds}. Returns the new tokens only.
+   */
+  public int[] generate(int[] prompt, int maxNewTokens, Sampler sampler, int... stopIds) {
+    if (prompt.length == 0) {
+      throw new IllegalArgumentException("prompt must hold at least one token (BOS)");
+    }
+    // the last sampled token is never fed back, so it needs no cache slot
+    if (prompt.length + maxNewTokens - 1 > maxLen) {
+      throw new IllegalArgumentException(
+          "prompt ("
+              + prompt.length
+              + ") + new tokens ("
+              + maxNewTokens
+              + ") exceed the cache length "
+              + maxLen);
+    }
+    float[] next = null;
+    for (int i = 0; i < prompt.length; i++) {
+      next = step(prompt[i], i);
+    }
+    int[] out = new int[maxNewTokens];
+    int n = 0;
+    while (n < maxNewTokens) {
+      int token = sampler.next(next);
+      for (int stop : stopIds) {
+        if (token == stop) {
+          return java.util.Arrays.copyOf(out, n);
+        }
+      }
+      out[n++] = token;
+      if (n < maxNewTokens) {
+        next = step(token, prompt.length + n - 1);
+      }
+    }
+    return out;
+  }
+
+  /** att = softmax(q k^T / sqrt(hd)) v over cached positions 0..pos, per query head. */
+  private void attend(int l, int pos) {
+    int hd = c.headDim();
+    int kvDim = c.kvDim();
+    int group = c.numHeads() / c.numKvHeads();
+    double scale = 1.0 / Math.sqrt(hd);
+    Buf qb = Buf.of(qRot);
+    Buf kb = Buf.of(keys[l]);
+    Buf vb = Buf.of(values[l]);
+    Buf ob = Buf.of(att);
+    for (int head = 0; head < c.numHeads(); head++) {
+      int kvOff = (head / group) * hd;
+      int qOff = head * hd;
+      double max = Double.NEGATIVE_INFINITY;
+      for (int t = 0; t <= pos; t++) {
+        double dot = 0;
+        for (int i = 0; i < hd; i++) {
+          dot += qb.get(qOff + i) * kb.get(t * kvDim + kvOff + i);
+        }
+        scores[t] = dot * scale;
+        max = Math.max(max, scores[t]);
+      }
+      double sum = 0;
+      for (int t = 0; t <= pos; t++) {
+        scores[t] = Math.exp(scores[t] - max);
+        sum += scores[t];
+      }
+      for (int i = 0; i < hd; i++) {
+        double acc = 0;
+        for (int t = 0; t <= pos; t++) {
+          acc += scores[t] * vb.get(t * kvDim + kvOff + i);
+        }
+        ob.set(qOff + i, acc / sum);
+      }
+    }
+  }
+}

@@ -1,0 +1,300 @@
+package dev.danlu.train.model;
+
+import static dev.danlu.train.tensor.Timers.time;
+
+import dev.danlu.train.lora.LoraAdapter;
+import dev.danlu.train.lora.LoraDropout;
+import dev.danlu.train.lora.LoraModule;
+import dev.danlu.train.tensor.Kernels;
+import dev.danlu.train.tensor.Timers;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * LLaMA forward and backward with LoRA, as explicit per-layer functions (llm.c style). Matrix
+ * products go to ND4J gemm (OpenBLAS on CPU), everything else to the fused kernels in {@link
+ * Kernels}; all activations live in a preallocated {@link LlamaState}.
+ *
+ * <p>Gradients flow only into what is trainable: LoRA A/B of the targeted projections and, when the
+ * adapter carries them, full embed_tokens / lm_head. The frozen base weights get no gradient
+ * buffers, but the backward pass still propagates through them (dInp = dOut W).
+ */
+public final class Llama {
+  private Llama() {}
+
+  /**
+   * Runs the model on a batch, leaving logits in {@code s.logits}; returns HF's loss (cross-entropy
+   * of logits[:, :-1] against labels[:, 1:], mean over labels != -100), NaN when every label is
+   * ignored (as PyTorch; callers report such batches) or when the batch has no labels.
+   */
+  public static double forward(LlamaWeights w, LoraAdapter ad, LlamaState s, Batch in) {
+    LlamaConfig c = w.config();
+    if (in.batch() != s.batch || in.seq() != s.seq) {
+      throw new IllegalArgumentException(
+          "batch shape ["
+              + in.batch()
+              + ", "
+              + in.seq()
+              + "] does not match the state's ["
+              + s.batch
+              + ", "
+              + s.seq
+              + "]");
+    }
+    s.inputIds = in.inputIds();
+    s.attentionMask = in.attentionMask();
+    s.sampleIds = in.sampleIds();
+    s.step = in.step();
+    s.dropoutOn = in.train() && ad != null && ad.config.dropout() > 0;
+    if (s.rope == null || s.rope.positions != s.seq) {
+      s.rope = Rope.forLength(c, s.seq, s.dt == org.nd4j.linalg.api.buffer.DataType.FLOAT);
+    }
+    INDArray embed = ad != null && ad.embedTokens != null ? ad.embedTokens : w.embedTokens();
+    time("embedding", () -> Kernels.embeddingForward(in.inputIds(), embed, s.resid[0]));
+    for (int l = 0; l < c.numLayers(); l++) {
+      layerForward(w, ad, s, l, acts(s, l));
+    }
+    time(
+        "norm",
+        () ->
+            Kernels.rmsnormForward(
+                s.resid[c.numLayers()], w.norm(), c.rmsNormEps(), s.xf, s.rstdF));
+    time("lm head gemm", () -> Nd4j.gemm(s.xf, lmHead(w, ad), s.logits, false, true, 1.0, 0.0));
+    if (in.labels() == null) {
+      s.tokenCount = 0;
+      return Double.NaN;
+    }
+    int count = 0;
+    for (int b = 0; b < s.batch; b++) {
+      for (int t = 0; t < s.seq; t++) {
+        int n = b * s.seq + t;
+        s.targets[n] = t + 1 < s.seq ? in.labels()[n + 1] : Kernels.IGNORE_INDEX;
+        if (s.targets[n] != Kernels.IGNORE_INDEX) {
+          count++;
+        }
+      }
+    }
+    s.tokenCount = count;
+    long t0 = Timers.start();
+    double sum = Kernels.crossEntropyForward(s.logits, s.targets, s.lse);
+    Timers.stop("loss", t0);
+    return count == 0 ? Double.NaN : sum / count;
+  }
+
+  /**
+   * Back-propagates {@code dLoss} (1 for plain training, the loss scale under fp16 loss scaling)
+   * from the loss of the last forward, accumulating into the adapter's gradient buffers. Destroys
+   * {@code s.logits}.
+   */
+  public static void backward(LlamaWeights w, LoraAdapter ad, LlamaState s, double dLoss) {
+    LlamaConfig c = w.config();
+    double perToken = s.tokenCount == 0 ? 0.0 : dLoss / s.tokenCount;
+    time("loss", () -> Kernels.crossEntropyBackward(s.logits, s.targets, s.lse, perToken));
+    INDArray dLogits = s.logits;
+    time("lm head gemm", () -> Nd4j.gemm(dLogits, lmHead(w, ad), s.dXn, false, false, 1.0, 0.0));
+    if (ad != null && ad.lmHead != null) {
+      time("lm head gemm", () -> Nd4j.gemm(dLogits, s.xf, ad.dLmHead, true, false, 1.0, 1.0));
+    }
+    s.dResid.assign(0);
+    time(
+        "norm",
+        () -> Kernels.rmsnormBackward(s.dXn, s.resid[c.numLayers()], w.norm(), s.rstdF, s.dResid));
+    for (int l = c.numLayers() - 1; l >= 0; l--) {
+      LlamaState.LayerActs a = acts(s, l);
+      if (s.checkpointing) {
+        layerForward(w, ad, s, l, a); // recompute this layer's activations from resid[l]
+      }
+      layerBackward(w, ad, s, l, a);
+    }
+    if (ad != null && ad.embedTokens != null) {
+      time("embedding", () -> Kernels.embeddingBackward(s.inputIds, s.dResid, ad.dEmbedTokens));
+    }
+  }
+
+  private static LlamaState.LayerActs acts(LlamaState s, int l) {
+    return s.acts[s.checkpointing ? 0 : l];
+  }
+
+  private static INDArray lmHead(LlamaWeights w, LoraAdapter ad) {
+    return ad != null && ad.lmHead != null ? ad.lmHead : w.lmHead();
+  }
+
+  /** resid[l] -> resid[l + 1], filling {@code a}. */
+  static void layerForward(
+      LlamaWeights w, LoraAdapter ad, LlamaState s, int l, LlamaState.LayerActs a) {
+    LlamaConfig c = w.config();
+    LlamaWeights.Layer lw = w.layers()[l];
+    INDArray x = s.resid[l];
+    int hd = c.headDim();
+    time("norm", () -> Kernels.rmsnormForward(x, lw.inputNorm(), c.rmsNormEps(), a.xn1, a.rstd1));
+    linearForward(w, ad, s, l, LoraModule.Q, a.xn1, s.qRows, a);
+    linearForward(w, ad, s, l, LoraModule.K, a.xn1, s.kRows, a);
+    linearForward(w, ad, s, l, LoraModule.V, a.xn1, s.vRows, a);
+    Rope r = s.rope;
+    time(
+        "rope/permute",
+        () ->
+            Kernels.ropePermute(s.qRows, s.batch, s.seq, c.numHeads(), hd, r.cos, r.sin, 0, a.qh));
+    time(
+        "rope/permute",
+        () ->
+            Kernels.ropePermute(
+                s.kRows, s.batch, s.seq, c.numKvHeads(), hd, r.cos, r.sin, 0, a.kh));
+    time(
+        "rope/permute",
+        () ->
+            Kernels.ropePermute(s.vRows, s.batch, s.seq, c.numKvHeads(), hd, null, null, 0, a.vh));
+    time(
+        "attention",
+        () -> Attention.forward(c, s.batch, s.attentionMask, a.qhS, a.khS, a.vhS, a.probsS, a.ohS));
+    time(
+        "rope/permute",
+        () ->
+            Kernels.unpermuteRope(a.oh, s.batch, s.seq, c.numHeads(), hd, null, null, 0, a.oRows));
+    linearForward(w, ad, s, l, LoraModule.O, a.oRows, s.tmp, a);
+    time("residual", () -> Kernels.add(x, s.tmp, a.mid));
+    time(
+        "norm",
+        () ->
+            Kernels.rmsnormForward(a.mid, lw.postAttentionNorm(), c.rmsNormEps(), a.xn2, a.rstd2));
+    linearForward(w, ad, s, l, LoraModule.GATE, a.xn2, a.gate, a);
+    linearForward(w, ad, s, l, LoraModule.UP, a.xn2, a.up, a);
+    time("swiglu", () -> Kernels.swigluForward(a.gate, a.up, a.h));
+    linearForward(w, ad, s, l, LoraModule.DOWN, a.h, s.tmp, a);
+    time("residual", () -> Kernels.add(a.mid, s.tmp, s.resid[l + 1]));
+  }
+
+  /** s.dResid holds dOut of layer l on entry and dInp of layer l on exit. */
+  static void layerBackward(
+      LlamaWeights w, LoraAdapter ad, LlamaState s, int l, LlamaState.LayerActs a) {
+    LlamaConfig c = w.config();
+    LlamaWeights.Layer lw = w.layers()[l];
+    int hd = c.headDim();
+    // MLP: out = mid + down(silu(gate(xn2)) * up(xn2))
+    linearBackward(w, ad, s, l, LoraModule.DOWN, a.h, s.dResid, s.dH, false, a);
+    time("swiglu", () -> Kernels.swigluBackward(s.dH, a.gate, a.up, s.dGate, s.dUp));
+    linearBackward(w, ad, s, l, LoraModule.GATE, a.xn2, s.dGate, s.dXn, false, a);
+    linearBackward(w, ad, s, l, LoraModule.UP, a.xn2, s.dUp, s.dXn, true, a);
+    time(
+        "norm",
+        () -> Kernels.rmsnormBackward(s.dXn, a.mid, lw.postAttentionNorm(), a.rstd2, s.dResid));
+    // attention: mid = x + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1)))
+    linearBackward(w, ad, s, l, LoraModule.O, a.oRows, s.dResid, s.tmp, false, a);
+    time(
+        "rope/permute",
+        () -> Kernels.ropePermute(s.tmp, s.batch, s.seq, c.numHeads(), hd, null, null, 0, s.dOh));
+    time(
+        "attention",
+        () ->
+            Attention.backward(
+                c, s.batch, a.qhS, a.khS, a.vhS, a.probsS, s.dOhS, s.dProbs, s.dQhS, s.dKh, s.dKhS,
+                s.dVh, s.dVhS));
+    Rope r = s.rope;
+    time(
+        "rope/permute",
+        () ->
+            Kernels.unpermuteRope(
+                s.dQh, s.batch, s.seq, c.numHeads(), hd, r.cos, r.sin, 0, s.qRows));
+    time(
+        "rope/permute",
+        () ->
+            Kernels.unpermuteRope(
+                s.dKh, s.batch, s.seq, c.numKvHeads(), hd, r.cos, r.sin, 0, s.kRows));
+    time(
+        "rope/permute",
+        () ->
+            Kernels.unpermuteRope(
+                s.dVh, s.batch, s.seq, c.numKvHeads(), hd, null, null, 0, s.vRows));
+    linearBackward(w, ad, s, l, LoraModule.Q, a.xn1, s.qRows, s.dXn, false, a);
+    linearBackward(w, ad, s, l, LoraModule.K, a.xn1, s.kRows, s.dXn, true, a);
+    linearBackward(w, ad, s, l, LoraModule.V, a.xn1, s.vRows, s.dXn, true, a);
+    time(
+        "norm",
+        () -> Kernels.rmsnormBackward(s.dXn, s.resid[l], lw.inputNorm(), a.rstd1, s.dResid));
+  }
+
+  /** y = x W^T (+ scaling * (dropout(x) A^T) B^T when module m is a LoRA target). */
+  static void linearForward(
+      LlamaWeights w,
+      LoraAdapter ad,
+      LlamaState s,
+      int l,
+      LoraModule m,
+      INDArray x,
+      INDArray y,
+      LlamaState.LayerActs a) {
+    time("gemm", () -> Nd4j.gemm(x, w.layers()[l].linear(m), y, false, true, 1.0, 0.0));
+    if (ad == null || !ad.targets(m)) {
+      return;
+    }
+    INDArray xd = dropped(ad, s, l, m, x, 0);
+    INDArray h = a.loraH[m.ordinal()];
+    time("lora gemm", () -> Nd4j.gemm(xd, ad.loraA[l][m.ordinal()], h, false, true, 1.0, 0.0));
+    time(
+        "lora gemm",
+        () -> Nd4j.gemm(h, ad.loraB[l][m.ordinal()], y, false, true, ad.scaling(), 1.0));
+  }
+
+  /**
+   * Given dY of y = linear(x): dX (= or +=) dY W (+ the LoRA path), dB += scaling dY^T h, dA +=
+   * (scaling dY B)^T dropout(x).
+   */
+  static void linearBackward(
+      LlamaWeights w,
+      LoraAdapter ad,
+      LlamaState s,
+      int l,
+      LoraModule m,
+      INDArray x,
+      INDArray dY,
+      INDArray dX,
+      boolean accumulate,
+      LlamaState.LayerActs a) {
+    time(
+        "gemm",
+        () ->
+            Nd4j.gemm(dY, w.layers()[l].linear(m), dX, false, false, 1.0, accumulate ? 1.0 : 0.0));
+    if (ad == null || !ad.targets(m)) {
+      return;
+    }
+    int mi = m.ordinal();
+    INDArray h = a.loraH[mi];
+    INDArray dH = s.dLoraH;
+    time("lora gemm", () -> Nd4j.gemm(dY, ad.loraB[l][mi], dH, false, false, ad.scaling(), 0.0));
+    time("lora gemm", () -> Nd4j.gemm(dY, h, ad.dLoraB[l][mi], true, false, ad.scaling(), 1.0));
+    INDArray xd = dropped(ad, s, l, m, x, 0);
+    time("lora gemm", () -> Nd4j.gemm(dH, xd, ad.dLoraA[l][mi], true, false, 1.0, 1.0));
+    if (s.dropoutOn) {
+      INDArray dXd = scratch(s, x, 1);
+      time("lora gemm", () -> Nd4j.gemm(dH, ad.loraA[l][mi], dXd, false, false, 1.0, 0.0));
+      // the mask dropped() drew for xd above is still in s.dropMask
+      time("lora dropout", () -> LoraDropout.applyMask(dXd, dXd, s.dropMask, ad.config.dropout()));
+      time("residual", () -> Kernels.addInPlace(dX, dXd));
+    } else {
+      time("lora gemm", () -> Nd4j.gemm(dH, ad.loraA[l][mi], dX, false, false, 1.0, 1.0));
+    }
+  }
+
+  /** dropout(x) for the LoRA branch of (l, m), or x itself when dropout is off. */
+  private static INDArray dropped(
+      LoraAdapter ad, LlamaState s, int l, LoraModule m, INDArray x, int slot) {
+    if (!s.dropoutOn) {
+      return x;
+    }
+    long t0 = Timers.start();
+    INDArray out = scratch(s, x, slot);
+    int rows = (int) x.size(0);
+    int width = (int) x.size(1);
+    double p = ad.config.dropout();
+    LoraDropout.fillMask(
+        s.dropMask, rows, width, p, ad.config.seed(), s.step, s.sampleIds, s.seq, l, m);
+    LoraDropout.applyMask(x, out, s.dropMask, p);
+    Timers.stop("lora dropout", t0);
+    return out;
+  }
+
+  private static INDArray scratch(LlamaState s, INDArray like, int slot) {
+    int base = like.size(1) == s.config.hiddenSize() ? 0 : 2;
+    return s.dropScratch[base + slot];
+  }
+}

@@ -1,0 +1,195 @@
+package dev.danlu.train.model;
+
+import dev.danlu.train.lora.LoraConfig;
+import dev.danlu.train.lora.LoraModule;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * Preallocated activations and scratch for one micro-batch shape (batch, seq): nothing is allocated
+ * inside a training step. Rows are batch * seq tokens, row-major [b, t]; "head-major" arrays are
+ * [batch * heads, seq, headDim]. With gradient checkpointing only the residual stream at each layer
+ * boundary is kept and one {@link LayerActs} is reused, recomputed in backward.
+ */
+public final class LlamaState {
+  /** What one decoder layer's backward pass needs from its forward pass. */
+  public static final class LayerActs {
+    final INDArray xn1; // (rows, dim) input_layernorm output
+    final INDArray rstd1; // (rows)
+    final INDArray qh; // (batch*heads, seq, headDim) after rotary
+    final INDArray kh; // (batch*kvHeads, seq, headDim) after rotary
+    final INDArray vh; // (batch*kvHeads, seq, headDim)
+    final INDArray probs; // (batch*heads, seq, seq) attention weights
+    final INDArray oh; // (batch*heads, seq, headDim) attention output
+    final INDArray oRows; // (rows, dim) o_proj input
+    final INDArray mid; // (rows, dim) residual after attention
+    final INDArray xn2; // (rows, dim) post_attention_layernorm output
+    final INDArray rstd2; // (rows)
+    final INDArray gate; // (rows, ffn)
+    final INDArray up; // (rows, ffn)
+    final INDArray h; // (rows, ffn) silu(gate) * up, down_proj input
+    final INDArray[] loraH; // per module (rows, r): A dropout(x), or null
+    final INDArray[] qhS; // per (batch, head) (seq, headDim) views of qh; likewise below
+    final INDArray[] khS;
+    final INDArray[] vhS;
+    final INDArray[] probsS;
+    final INDArray[] ohS;
+
+    LayerActs(LlamaConfig c, int batch, int seq, LoraConfig lora, DataType dt) {
+      int rows = batch * seq;
+      int hd = c.headDim();
+      xn1 = Nd4j.create(dt, rows, c.hiddenSize());
+      rstd1 = Nd4j.create(dt, rows);
+      qh = Nd4j.create(dt, (long) batch * c.numHeads(), seq, hd);
+      kh = Nd4j.create(dt, (long) batch * c.numKvHeads(), seq, hd);
+      vh = Nd4j.create(dt, (long) batch * c.numKvHeads(), seq, hd);
+      probs = Nd4j.create(dt, (long) batch * c.numHeads(), seq, seq);
+      oh = Nd4j.create(dt, (long) batch * c.numHeads(), seq, hd);
+      oRows = Nd4j.create(dt, rows, c.hiddenSize());
+      mid = Nd4j.create(dt, rows, c.hiddenSize());
+      xn2 = Nd4j.create(dt, rows, c.hiddenSize());
+      rstd2 = Nd4j.create(dt, rows);
+      gate = Nd4j.create(dt, rows, c.intermediateSize());
+      up = Nd4j.create(dt, rows, c.intermediateSize());
+      h = Nd4j.create(dt, rows, c.intermediateSize());
+      qhS = slices(qh);
+      khS = slices(kh);
+      vhS = slices(vh);
+      probsS = slices(probs);
+      ohS = slices(oh);
+      loraH = new INDArray[LoraModule.values().length];
+      if (lora != null) {
+        for (LoraModule m : lora.targets()) {
+          loraH[m.ordinal()] = Nd4j.create(dt, rows, lora.rank());
+        }
+      }
+    }
+  }
+
+  public final LlamaConfig config;
+  public final int batch;
+  public final int seq;
+  public final int rows;
+  public final boolean checkpointing;
+  final DataType dt;
+
+  final INDArray[] resid; // numLayers + 1 of (rows, dim): input of layer l, final hidden state
+  final LayerActs[] acts; // numLayers, or 1 when checkpointing
+  final INDArray qRows; // (rows, dim) scratch: q before rotary; dq in backward
+  final INDArray kRows; // (rows, kvDim)
+  final INDArray vRows; // (rows, kvDim)
+  final INDArray tmp; // (rows, dim) projection output before the residual add
+  final INDArray xf; // (rows, dim) final norm output
+  final INDArray rstdF; // (rows)
+
+  /** (rows, vocab) logits after forward; overwritten by dLogits in backward. */
+  public final INDArray logits;
+
+  final double[] lse; // (rows) log-sum-exp per row for the loss backward
+  final int[] targets; // (rows) shifted labels, -100 where ignored
+
+  // backward
+  final INDArray dResid; // (rows, dim) gradient of the residual stream
+  final INDArray dXn; // (rows, dim)
+  final INDArray dH; // (rows, ffn)
+  final INDArray dGate; // (rows, ffn)
+  final INDArray dUp; // (rows, ffn)
+  final INDArray dOh; // (batch*heads, seq, headDim)
+  final INDArray dQh; // (batch*heads, seq, headDim)
+  final INDArray dKh; // (batch*kvHeads, seq, headDim)
+  final INDArray dVh; // (batch*kvHeads, seq, headDim)
+  final INDArray[] dOhS; // per-(batch, head) views, as in LayerActs
+  final INDArray[] dQhS;
+  final INDArray[] dKhS;
+  final INDArray[] dVhS;
+  final INDArray dProbs; // (seq, seq)
+  final INDArray dLoraH; // (rows, r) or null
+  final INDArray[] dropScratch; // (rows, dim), (rows, ffn) x2 each, only with LoRA dropout
+  final byte[] dropMask; // (rows, max(dim, ffn)) keep flags of the current module's dropout
+
+  // what the last forward saw, for backward
+  int[] inputIds;
+  int[] attentionMask;
+  long[] sampleIds;
+  long step;
+  boolean dropoutOn;
+  int tokenCount;
+  Rope rope;
+
+  public LlamaState(
+      LlamaConfig c, int batch, int seq, LoraConfig lora, boolean checkpointing, DataType dt) {
+    this.config = c;
+    this.batch = batch;
+    this.seq = seq;
+    this.rows = batch * seq;
+    this.checkpointing = checkpointing;
+    this.dt = dt;
+    int dim = c.hiddenSize();
+    int ffn = c.intermediateSize();
+    resid = new INDArray[c.numLayers() + 1];
+    for (int i = 0; i < resid.length; i++) {
+      resid[i] = Nd4j.create(dt, rows, dim);
+    }
+    acts = new LayerActs[checkpointing ? 1 : c.numLayers()];
+    for (int i = 0; i < acts.length; i++) {
+      acts[i] = new LayerActs(c, batch, seq, lora, dt);
+    }
+    qRows = Nd4j.create(dt, rows, dim);
+    kRows = Nd4j.create(dt, rows, c.kvDim());
+    vRows = Nd4j.create(dt, rows, c.kvDim());
+    tmp = Nd4j.create(dt, rows, dim);
+    xf = Nd4j.create(dt, rows, dim);
+    rstdF = Nd4j.create(dt, rows);
+    logits = Nd4j.create(dt, rows, c.vocabSize());
+    lse = new double[rows];
+    targets = new int[rows];
+    dResid = Nd4j.create(dt, rows, dim);
+    dXn = Nd4j.create(dt, rows, dim);
+    dH = Nd4j.create(dt, rows, ffn);
+    dGate = Nd4j.create(dt, rows, ffn);
+    dUp = Nd4j.create(dt, rows, ffn);
+    dOh = Nd4j.create(dt, (long) batch * c.numHeads(), seq, c.headDim());
+    dQh = Nd4j.create(dt, (long) batch * c.numHeads(), seq, c.headDim());
+    dKh = Nd4j.create(dt, (long) batch * c.numKvHeads(), seq, c.headDim());
+    dVh = Nd4j.create(dt, (long) batch * c.numKvHeads(), seq, c.headDim());
+    dOhS = slices(dOh);
+    dQhS = slices(dQh);
+    dKhS = slices(dKh);
+    dVhS = slices(dVh);
+    dProbs = Nd4j.create(dt, seq, seq);
+    dLoraH = lora == null ? null : Nd4j.create(dt, rows, lora.rank());
+    if (lora != null && lora.dropout() > 0) {
+      dropScratch =
+          new INDArray[] {
+            Nd4j.create(dt, rows, dim),
+            Nd4j.create(dt, rows, dim),
+            Nd4j.create(dt, rows, ffn),
+            Nd4j.create(dt, rows, ffn)
+          };
+      dropMask = new byte[rows * Math.max(dim, ffn)];
+    } else {
+      dropScratch = null;
+      dropMask = null;
+    }
+  }
+
+  /** The 2-D views a[i] of a 3-D array, created once. */
+  static INDArray[] slices(INDArray a) {
+    INDArray[] out = new INDArray[(int) a.size(0)];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = a.slice(i);
+    }
+    return out;
+  }
+
+  /** The final hidden state (rows, dim) after the last forward (before the final norm). */
+  public INDArray lastHidden() {
+    return resid[resid.length - 1];
+  }
+
+  /** Non-ignored label positions in the last forward (the loss is a mean over these). */
+  public int tokenCount() {
+    return tokenCount;
+  }
+}
