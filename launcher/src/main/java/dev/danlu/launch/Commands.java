@@ -28,6 +28,14 @@ final class Commands {
         "corpus -> tokenized Arrow shards on Spark, incremental (danlu prep --help)",
         dev.danlu.jobs.prep.PrepCli::run);
     Main.register(
+        "train-local",
+        "train with N local worker processes joined by the TCP ring, like torchrun (--config Y --nproc N)",
+        dev.danlu.train.cli.TrainLocalCli::run);
+    Main.register(
+        "worker",
+        "one training rank (started by train-local; reads DANLU_* rendezvous variables)",
+        dev.danlu.train.cli.WorkerCli::run);
+    Main.register(
         "generate",
         "generate text with a LLaMA model (+ PEFT adapter)",
         dev.danlu.train.cli.GenerateCli::run);

@@ -1,0 +1,230 @@
+package dev.danlu.train.cli;
+
+import dev.danlu.train.comm.MasterRendezvous;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.security.SecureRandom;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * {@code danlu train-local --config Y --nproc N [key=value ...]}: torchrun {@code --nproc_per_node}
+ * for one host. Starts N {@link WorkerCli} JVMs with this JVM's java binary, classpath and flags, a
+ * fresh master port and a per-job secret in their environment, streams their output with {@code
+ * [rank r]} prefixes, and if one dies kills the others and fails with the dead rank's exit code and
+ * last log lines. Workers die with this process (shutdown hook).
+ */
+public final class TrainLocalCli {
+  private static final int TAIL = 20;
+
+  private TrainLocalCli() {}
+
+  public static int run(String[] args) {
+    return run(args, Map.of(), System.err);
+  }
+
+  /**
+   * @param extraEnv added to every worker's environment (tests)
+   */
+  public static int run(String[] args, Map<String, String> extraEnv, PrintStream out) {
+    String config = null;
+    int nproc = -1;
+    List<String> overrides = new ArrayList<>();
+    for (int i = 0; i < args.length; i++) {
+      if (args[i].equals("--config") && i + 1 < args.length) {
+        config = args[++i];
+      } else if (args[i].equals("--nproc") && i + 1 < args.length) {
+        try {
+          nproc = Integer.parseInt(args[++i]);
+        } catch (NumberFormatException e) {
+          out.println("train-local: --nproc expects a number, got '" + args[i] + "'");
+          return 2;
+        }
+      } else if (args[i].contains("=")) {
+        overrides.add(args[i]);
+      } else {
+        out.println("train-local: unknown argument '" + args[i] + "'");
+        out.println("usage: danlu train-local --config <yaml> --nproc N [key=value ...]");
+        return 2;
+      }
+    }
+    if (config == null || nproc < 1) {
+      out.println("usage: danlu train-local --config <yaml> --nproc N [key=value ...]");
+      return 2;
+    }
+    overrides.add("world_size=" + nproc); // the process count decides; last override wins
+    List<Worker> workers = new ArrayList<>();
+    Thread hook = new Thread(() -> workers.forEach(w -> w.process.destroyForcibly()));
+    Runtime.getRuntime().addShutdownHook(hook);
+    try {
+      String secret = newSecret();
+      int port = freePort();
+      for (int r = 0; r < nproc; r++) {
+        workers.add(start(r, nproc, port, secret, config, overrides, extraEnv, out));
+      }
+      return supervise(workers, out);
+    } catch (IOException e) {
+      out.println("train-local: cannot start workers: " + e.getMessage());
+      return 1;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return 130;
+    } finally {
+      workers.forEach(w -> w.process.destroyForcibly());
+      for (Worker w : workers) {
+        try {
+          w.process.waitFor();
+          w.pump.join(5_000);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
+      try {
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException e) {
+        // already shutting down: the hook runs anyway
+      }
+    }
+  }
+
+  /** One worker process and the thread copying its output. */
+  private static final class Worker {
+    final int rank;
+    final Process process;
+    final Thread pump;
+    final Deque<String> tail = new ArrayDeque<>();
+
+    Worker(int rank, Process process, PrintStream out) {
+      this.rank = rank;
+      this.process = process;
+      String prefix = "[rank " + rank + "]";
+      this.pump =
+          new Thread(
+              () -> {
+                try (BufferedReader in =
+                    new BufferedReader(
+                        new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+                  String line;
+                  while ((line = in.readLine()) != null) {
+                    String shown = line.startsWith(prefix) ? line : prefix + " " + line;
+                    out.println(shown);
+                    synchronized (tail) {
+                      tail.addLast(shown);
+                      if (tail.size() > TAIL) {
+                        tail.removeFirst();
+                      }
+                    }
+                  }
+                } catch (IOException e) {
+                  // the process is gone; its exit code tells the story
+                }
+              },
+              "train-local-rank-" + rank);
+      pump.setDaemon(true);
+      pump.start();
+    }
+
+    List<String> tail() {
+      synchronized (tail) {
+        return new ArrayList<>(tail);
+      }
+    }
+  }
+
+  private static Worker start(
+      int rank,
+      int world,
+      int port,
+      String secret,
+      String config,
+      List<String> overrides,
+      Map<String, String> extraEnv,
+      PrintStream out)
+      throws IOException {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(ProcessHandle.current().info().command().orElse("java"));
+    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (!a.startsWith("-agentlib:jdwp") && !a.startsWith("-Xrunjdwp")) {
+        cmd.add(a); // same heap, --add-opens and javacpp cache as the parent
+      }
+    }
+    String extra = System.getenv().getOrDefault("DANLU_WORKER_JAVA_OPTS", "");
+    extra = extraEnv.getOrDefault("DANLU_WORKER_JAVA_OPTS", extra);
+    for (String a : extra.trim().split("\\s+")) {
+      if (!a.isEmpty()) {
+        cmd.add(a);
+      }
+    }
+    cmd.add("-cp");
+    cmd.add(System.getProperty("java.class.path"));
+    cmd.add(WorkerCli.class.getName());
+    cmd.add("--config");
+    cmd.add(config);
+    cmd.addAll(overrides);
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+    Map<String, String> env = pb.environment();
+    env.putAll(extraEnv);
+    env.put(MasterRendezvous.ENV_MASTER_ADDR, "127.0.0.1");
+    env.put(MasterRendezvous.ENV_MASTER_PORT, Integer.toString(port));
+    env.put(MasterRendezvous.ENV_RANK, Integer.toString(rank));
+    env.put(MasterRendezvous.ENV_WORLD_SIZE, Integer.toString(world));
+    env.put(MasterRendezvous.ENV_JOB_SECRET, secret);
+    return new Worker(rank, pb.start(), out);
+  }
+
+  /** Waits for all workers; the first to fail takes the others down. */
+  private static int supervise(List<Worker> workers, PrintStream out) throws InterruptedException {
+    List<Worker> running = new ArrayList<>(workers);
+    while (!running.isEmpty()) {
+      for (Worker w : new ArrayList<>(running)) {
+        if (w.process.isAlive()) {
+          continue;
+        }
+        running.remove(w);
+        int code = w.process.exitValue();
+        if (code != 0) {
+          w.pump.join(2_000);
+          for (Worker o : workers) {
+            o.process.destroyForcibly();
+          }
+          out.println(
+              "train-local: rank "
+                  + w.rank
+                  + " (pid "
+                  + w.process.pid()
+                  + ") exited with code "
+                  + code
+                  + (code > 128 ? " (signal " + (code - 128) + ")" : "")
+                  + "; stopped the other ranks. Its last lines:");
+          w.tail().forEach(l -> out.println("  " + l));
+          return code;
+        }
+      }
+      Thread.sleep(100);
+    }
+    out.println("train-local: all " + workers.size() + " ranks finished");
+    return 0;
+  }
+
+  private static String newSecret() {
+    byte[] b = new byte[32];
+    new SecureRandom().nextBytes(b);
+    return HexFormat.of().formatHex(b);
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      return s.getLocalPort();
+    }
+  }
+}

@@ -1,0 +1,72 @@
+package dev.danlu.train.recipe;
+
+import dev.danlu.train.comm.Communicator;
+import dev.danlu.train.comm.ReduceOp;
+import dev.danlu.train.data.ShardBlocks;
+import dev.danlu.train.model.Batch;
+import dev.danlu.train.model.Llama;
+import dev.danlu.train.model.LlamaState;
+import java.io.IOException;
+import java.util.HashMap;
+import java.util.Map;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/**
+ * Validation loss over the whole validation split: each rank evaluates a contiguous slice, the
+ * token-weighted loss sums are all-reduced, so the result is the same on every rank and for every
+ * world size (up to float summation order).
+ */
+final class Evaluator {
+  /** Mean loss per token over the split, and the token count (0: empty split, loss NaN). */
+  record Result(double loss, long tokens) {}
+
+  private final ModelSetup model;
+  private final ShardBlocks data;
+  private final int batch;
+  private final Communicator comm;
+  private final Map<Integer, LlamaState> states = new HashMap<>();
+
+  Evaluator(ModelSetup model, ShardBlocks data, int batch, Communicator comm) {
+    this.model = model;
+    this.data = data;
+    this.batch = Math.max(1, batch);
+    this.comm = comm;
+  }
+
+  Result run() throws IOException {
+    long rows = data.validationRows();
+    int n = comm.worldSize();
+    long lo = rows * comm.rank() / n;
+    long hi = rows * (comm.rank() + 1) / n;
+    double sum = 0;
+    long tokens = 0;
+    for (long r = lo; r < hi; r += batch) {
+      int b = (int) Math.min(batch, hi - r);
+      long[] ids = new long[b];
+      for (int k = 0; k < b; k++) {
+        ids[k] = r + k;
+      }
+      Batch in = data.validationBatch(ids);
+      LlamaState s =
+          states.computeIfAbsent(
+              b,
+              k ->
+                  new LlamaState(
+                      model.config(),
+                      k,
+                      data.blockSize(),
+                      model.adapter().config,
+                      false,
+                      DataType.FLOAT));
+      double loss = Llama.forward(model.weights(), model.adapter(), s, in);
+      sum += loss * s.tokenCount();
+      tokens += s.tokenCount();
+    }
+    // (sum hi, sum lo, tokens) as floats: the lo word keeps the sum's double precision
+    float sumHi = (float) sum;
+    float[] v = {sumHi, (float) (sum - sumHi), (float) tokens};
+    comm.allReduce(v, 0, 3, ReduceOp.SUM);
+    long allTokens = Math.round(v[2]);
+    return new Result(allTokens == 0 ? Double.NaN : ((double) v[0] + v[1]) / allTokens, allTokens);
+  }
+}

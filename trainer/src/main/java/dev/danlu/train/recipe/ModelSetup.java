@@ -1,0 +1,154 @@
+package dev.danlu.train.recipe;
+
+import dev.danlu.data.manifest.Manifest;
+import dev.danlu.train.checkpoint.VocabResize;
+import dev.danlu.train.config.TrainConfig;
+import dev.danlu.train.lora.LoraAdapter;
+import dev.danlu.train.lora.LoraConfig;
+import dev.danlu.train.lora.LoraModule;
+import dev.danlu.train.model.HfLlama;
+import dev.danlu.train.model.LlamaConfig;
+import dev.danlu.train.model.LlamaWeights;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.HexFormat;
+import java.util.List;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * The frozen base model and a fresh adapter for a run, checked against the dataset's tokenizer:
+ * token ids must fit the model's vocabulary, and when the tokenizer's size differs from the model's
+ * and embed_tokens + lm_head are trained in full, both are resized to the tokenizer's size as the
+ * reference run_clm_pt does ({@code resize_token_embeddings(len(tokenizer))}).
+ *
+ * @param config the model config with the effective vocabulary
+ * @param weights the base weights (their own vocabulary, frozen)
+ * @param adapter trainable LoRA + full matrices, rows = effective vocabulary
+ * @param fingerprint identifies the base model (see {@link #fingerprint})
+ * @param resizedFrom the model's own vocabulary size when a resize happened, else -1
+ */
+record ModelSetup(
+    LlamaConfig config,
+    LlamaWeights weights,
+    LoraAdapter adapter,
+    String fingerprint,
+    int resizedFrom) {
+
+  static ModelSetup load(TrainConfig cfg, Manifest.Params data) throws IOException {
+    Path dir = Path.of(cfg.modelNameOrPath());
+    LlamaWeights w = HfLlama.load(dir, DataType.FLOAT);
+    LlamaConfig mc = w.config();
+    EnumSet<LoraModule> targets = EnumSet.noneOf(LoraModule.class);
+    for (String t : cfg.trainable()) {
+      targets.add(LoraModule.fromProjName(t));
+    }
+    boolean embed = cfg.modulesToSave().contains("embed_tokens");
+    boolean head = cfg.modulesToSave().contains("lm_head");
+    LoraConfig lc =
+        new LoraConfig(
+            cfg.loraRank(), cfg.loraAlpha(), cfg.loraDropout(), targets, embed, head, cfg.seed());
+    LoraAdapter ad = LoraAdapter.init(lc, w);
+    int tokVocab = data.vocabSize();
+    int vocab = mc.vocabSize();
+    int resizedFrom = -1;
+    if (tokVocab != vocab) {
+      if (embed && head) {
+        VocabResize.Init init =
+            cfg.vocabResizeInit() == TrainConfig.VocabInit.MEAN
+                ? VocabResize.Init.MEAN
+                : VocabResize.Init.NORMAL;
+        INDArray e = resize(ad.embedTokens, vocab, tokVocab, init, cfg.seed());
+        INDArray h = resize(ad.lmHead, vocab, tokVocab, init, cfg.seed() + 1);
+        ad = LoraAdapter.of(lc, mc, ad.loraA, ad.loraB, e, h);
+        resizedFrom = vocab;
+        vocab = tokVocab;
+      } else if (tokVocab > vocab) {
+        throw new IllegalArgumentException(
+            "the dataset's tokenizer has "
+                + tokVocab
+                + " pieces but the model "
+                + dir
+                + " only "
+                + vocab
+                + " embeddings; add embed_tokens and lm_head to modules_to_save so they are"
+                + " resized and trained, or prepare the data with the model's tokenizer");
+      }
+    }
+    return new ModelSetup(mc.withVocabSize(vocab), w, ad, fingerprint(dir), resizedFrom);
+  }
+
+  private static INDArray resize(
+      INDArray m, int oldRows, int newRows, VocabResize.Init init, long seed) {
+    int cols = (int) m.size(1);
+    float[] v =
+        VocabResize.resize(m.reshape(-1).toFloatVector(), oldRows, cols, newRows, init, 0.02, seed);
+    return LlamaWeights.fromFloats(v, new long[] {newRows, cols}, DataType.FLOAT);
+  }
+
+  /**
+   * sha256 over config.json and, per weight file (sorted by name), its name, size and the first and
+   * last MiB: distinguishes models without reading 13 GB at every start.
+   */
+  static String fingerprint(Path dir) throws IOException {
+    MessageDigest md;
+    try {
+      md = MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+    md.update(Files.readAllBytes(dir.resolve("config.json")));
+    List<Path> files = new ArrayList<>();
+    try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, "*.{safetensors,bin}")) {
+      ds.forEach(files::add);
+    }
+    files.sort(null);
+    for (Path f : files) {
+      long size = Files.size(f);
+      md.update(
+          (f.getFileName() + ":" + size + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ)) {
+        digestRange(md, ch, 0, Math.min(size, 1 << 20));
+        digestRange(md, ch, Math.max(0, size - (1 << 20)), Math.min(size, 1 << 20));
+      }
+    }
+    return HexFormat.of().formatHex(md.digest());
+  }
+
+  private static void digestRange(MessageDigest md, FileChannel ch, long pos, long len)
+      throws IOException {
+    ByteBuffer b = ByteBuffer.allocate((int) len);
+    while (b.hasRemaining()) {
+      if (ch.read(b, pos + b.position()) < 0) {
+        break;
+      }
+    }
+    b.flip();
+    md.update(b);
+  }
+
+  /** sha256 of a file (the tokenizer, to compare with the shards' tokenizer hash). */
+  static String sha256(Path file) throws IOException {
+    try (InputStream in = Files.newInputStream(file)) {
+      MessageDigest md = MessageDigest.getInstance("SHA-256");
+      byte[] buf = new byte[1 << 16];
+      int n;
+      while ((n = in.read(buf)) > 0) {
+        md.update(buf, 0, n);
+      }
+      return HexFormat.of().formatHex(md.digest());
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}

@@ -1,0 +1,71 @@
+package dev.danlu.train.recipe;
+
+import dev.danlu.train.zero.Zero2Optimizer;
+import java.io.PrintStream;
+import java.util.Locale;
+
+/**
+ * Per-step progress: every step goes to the {@link ProgressListener}; every {@code logging_steps}
+ * (and the first step) rank 0 prints loss, learning rate, gradient norm, loss scale, throughput of
+ * the whole job and the ETA, like Hugging Face's Trainer log lines.
+ */
+final class StepLog {
+  private final PrintStream out;
+  private final int rank;
+  private final int world;
+  private final long total;
+  private final long start;
+  private final int every;
+  private final boolean first;
+  private final long t0 = System.nanoTime();
+  private long windowTokens;
+  private long windowStart = System.nanoTime();
+
+  StepLog(PrintStream out, int rank, int world, long total, long start, int every, boolean first) {
+    this.out = out;
+    this.rank = rank;
+    this.world = world;
+    this.total = total;
+    this.start = start;
+    this.every = every;
+    this.first = first;
+  }
+
+  void step(
+      long done,
+      double loss,
+      Zero2Optimizer.StepResult r,
+      long tokens,
+      double secs,
+      ProgressListener progress) {
+    windowTokens += tokens;
+    double elapsed = (System.nanoTime() - t0) / 1e9;
+    double eta = (total - done) * elapsed / Math.max(1, done - start);
+    progress.onStep(done, total, loss, tokens / Math.max(secs, 1e-9), eta, secs);
+    boolean due = (every > 0 && done % every == 0) || (first && done == start + 1) || done == total;
+    if (rank == 0 && due) {
+      double window = (System.nanoTime() - windowStart) / 1e9;
+      out.printf(
+          Locale.ROOT,
+          "[rank %d] step %d/%d loss %.4f lr %.3e grad_norm %.4f loss_scale %.0f%s tokens/s %.0f"
+              + " eta %s%n",
+          rank,
+          done,
+          total,
+          loss,
+          r.lr(),
+          r.gradNorm(),
+          r.lossScale(),
+          r.skipped() ? " (overflow: step skipped)" : "",
+          windowTokens * world / Math.max(window, 1e-9),
+          hms(eta));
+      windowTokens = 0;
+      windowStart = System.nanoTime();
+    }
+  }
+
+  private static String hms(double s) {
+    long t = Math.round(s);
+    return String.format(Locale.ROOT, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+  }
+}
