@@ -28,6 +28,10 @@ final class Commands {
         "corpus -> tokenized Arrow shards on Spark, incremental (danlu prep --help)",
         dev.danlu.jobs.prep.PrepCli::run);
     Main.register(
+        "train",
+        "train on Spark: one barrier task per rank (danlu train --config conf/x.yaml [key=value ...])",
+        dev.danlu.launch.TrainCommand::run);
+    Main.register(
         "train-local",
         "train with N local worker processes joined by the TCP ring, like torchrun (--config Y --nproc N)",
         dev.danlu.train.cli.TrainLocalCli::run);

@@ -1,0 +1,279 @@
+package dev.danlu.launch.barrier;
+
+import dev.danlu.launch.JobSecret;
+import dev.danlu.launch.progress.ConsoleProgress;
+import dev.danlu.launch.progress.ProgressBoard;
+import dev.danlu.launch.progress.ProgressServer;
+import dev.danlu.launch.progress.TrainingMetricsSource;
+import dev.danlu.launch.progress.TrainingUiTab;
+import java.io.PrintStream;
+import java.net.InetAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+import org.apache.spark.SparkContext;
+import org.apache.spark.SparkEnv;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.ui.SparkUI;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import scala.reflect.ClassTag$;
+
+/**
+ * Runs training as a Spark barrier stage, one task per rank, and runs the stage again when it
+ * fails. Spark never resubmits a failed barrier ResultStage, so the retry loop lives here, on the
+ * driver: each attempt is a new job whose ranks resume from the newest committed checkpoint (see
+ * docs/launcher.md for why not the shuffle-stage trick).
+ */
+public final class TrainingLauncher implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(TrainingLauncher.class);
+
+  /**
+   * What to run.
+   *
+   * @param workClass the {@code RankWork} implementation, created on the executors by name
+   * @param slotWait how long to wait for enough barrier slots before each attempt (executors still
+   *     registering, or a lost executor being replaced)
+   */
+  public record Plan(
+      String workClass,
+      int worldSize,
+      int maxAttempts,
+      String configYaml,
+      String configSource,
+      List<String> overrides,
+      Duration slotWait,
+      Duration progressInterval) {
+    public Plan {
+      overrides = List.copyOf(overrides);
+      if (worldSize < 1 || maxAttempts < 1) {
+        throw new IllegalArgumentException("worldSize and maxAttempts must be ≥ 1");
+      }
+    }
+  }
+
+  /** The ranks' summaries (index = rank) and the number of attempts it took. */
+  public record Result(List<String> rankSummaries, int attempts) {}
+
+  private final JavaSparkContext jsc;
+  private final Plan plan;
+  private final PrintStream console;
+  private final byte[] secret = JobSecret.generate();
+  private final ProgressBoard board;
+  private final ProgressServer server;
+  private final FailureRecorder recorder = new FailureRecorder();
+  private final TrainingMetricsSource metrics;
+  private final ConsoleProgress consoleProgress;
+  private volatile int attempt;
+  private TrainingUiTab tab;
+
+  public TrainingLauncher(JavaSparkContext jsc, Plan plan, PrintStream console) throws Exception {
+    this.jsc = jsc;
+    this.plan = plan;
+    this.console = console;
+    this.board = new ProgressBoard(plan.worldSize());
+    SparkContext sc = jsc.sc();
+    String host =
+        sc.getConf().get("spark.driver.host", InetAddress.getLocalHost().getHostAddress());
+    this.server = new ProgressServer(host, 0, secret, board);
+    this.metrics = new TrainingMetricsSource(board, () -> attempt);
+    SparkEnv.get().metricsSystem().registerSource(metrics);
+    attachUiTab(sc);
+    sc.addSparkListener(recorder);
+    this.consoleProgress = new ConsoleProgress(board, console, plan.progressInterval());
+  }
+
+  public ProgressBoard board() {
+    return board;
+  }
+
+  /** Where the tasks send progress: {@code http://driver-host:port/progress}. */
+  public String progressUrl() {
+    return server.url();
+  }
+
+  /** Number of Spark jobs started since this launcher was made (a test hook). */
+  public int jobsStarted() {
+    return recorder.jobsStarted();
+  }
+
+  /** Trains to completion, retrying a failed stage up to {@code maxAttempts} times in all. */
+  public Result run() throws TrainingFailedException {
+    List<String> history = new ArrayList<>();
+    List<String> previousCauses = List.of();
+    long previousStep = -1;
+    Exception last = null;
+    for (attempt = 0; attempt < plan.maxAttempts(); attempt++) {
+      board.startAttempt(attempt);
+      waitForSlots();
+      recorder.drainExecutorLosses(); // losses before this attempt belong to the previous one
+      String what =
+          String.format(
+              "danlu train %s: %d ranks, attempt %d/%d (progress: Training tab)",
+              plan.configSource(), plan.worldSize(), attempt + 1, plan.maxAttempts());
+      jsc.setJobGroup(FailureRecorder.GROUP_PREFIX + attempt, what, true);
+      console.println("danlu: " + what);
+      try {
+        String[] out = runStage(attempt);
+        console.println("danlu: training finished after " + (attempt + 1) + " attempt(s)");
+        return new Result(List.of(out), attempt + 1);
+      } catch (Exception e) {
+        last = e;
+      }
+      try {
+        // The failed task's event may still be queued: let the listener see it first.
+        jsc.sc().listenerBus().waitUntilEmpty(10_000);
+      } catch (java.util.concurrent.TimeoutException e) {
+        LOG.warn("danlu: listener bus still busy; the failure causes may be incomplete");
+      }
+      List<String> causes = new ArrayList<>(recorder.causes(attempt));
+      causes.addAll(recorder.drainExecutorLosses());
+      if (causes.isEmpty()) {
+        causes.add(String.valueOf(last.getMessage()));
+      }
+      long step = board.summary().step();
+      String line =
+          "attempt "
+              + (attempt + 1)
+              + " failed at step "
+              + step
+              + ":\n      "
+              + String.join("\n      ", causes);
+      history.add(line);
+      LOG.warn("danlu: {}", line);
+      console.println("danlu: " + line);
+      boolean stuck = step <= previousStep && sameRootCauses(causes, previousCauses);
+      if (stuck) {
+        console.println(
+            "danlu: the same failure twice without progress: not retrying a deterministic error");
+        break;
+      }
+      previousCauses = causes;
+      previousStep = step;
+      if (attempt + 1 < plan.maxAttempts()) {
+        console.println("danlu: running the stage again; ranks resume from the newest checkpoint");
+      }
+    }
+    throw new TrainingFailedException(
+        "training failed after "
+            + history.size()
+            + " attempt(s) (max_attempts "
+            + plan.maxAttempts()
+            + "):\n  - "
+            + String.join("\n  - ", history),
+        last);
+  }
+
+  private String[] runStage(int attempt) {
+    RankTask task =
+        new RankTask(
+            plan.workClass(),
+            plan.worldSize(),
+            attempt,
+            secret,
+            plan.configYaml(),
+            plan.configSource(),
+            plan.overrides(),
+            server.url(),
+            ProgressServer.tokenFor(secret));
+    List<Integer> ranks = IntStream.range(0, plan.worldSize()).boxed().collect(Collectors.toList());
+    Object collected =
+        jsc.parallelize(ranks, plan.worldSize())
+            .rdd()
+            .barrier()
+            .mapPartitions(task, false, ClassTag$.MODULE$.apply(String.class))
+            .collect();
+    return (String[]) collected;
+  }
+
+  /**
+   * Barrier mode refuses a stage with more tasks than free slots and, after a lost executor, the
+   * replacement takes a few seconds to register; waiting here turns a cryptic scheduler failure
+   * into a short pause or a clear message.
+   */
+  private void waitForSlots() throws TrainingFailedException {
+    long deadline = System.nanoTime() + plan.slotWait().toNanos();
+    int slots = SlotCounter.slots(jsc.sc());
+    boolean told = false;
+    while (slots < plan.worldSize() && System.nanoTime() < deadline) {
+      if (!told) {
+        console.println(
+            "danlu: waiting up to "
+                + plan.slotWait().toSeconds()
+                + "s for "
+                + plan.worldSize()
+                + " barrier slots ("
+                + slots
+                + " now)");
+        told = true;
+      }
+      sleep(500);
+      slots = SlotCounter.slots(jsc.sc());
+    }
+    if (slots < plan.worldSize()) {
+      throw new TrainingFailedException(SlotCounter.notEnough(jsc.sc(), plan.worldSize()), null);
+    }
+  }
+
+  private static boolean sameRootCauses(List<String> a, List<String> b) {
+    List<String> ra = roots(a);
+    return !ra.isEmpty() && ra.equals(roots(b));
+  }
+
+  /** The part after "failed: " of our own RankFailure messages: host and executor ids differ. */
+  private static List<String> roots(List<String> causes) {
+    String marker = RankFailure.class.getName() + ": ";
+    List<String> out = new ArrayList<>();
+    for (String c : causes) {
+      int k = c.indexOf(marker);
+      int i = c.indexOf(") failed: ", Math.max(k, 0));
+      if (k >= 0 && i >= 0) {
+        int start = k + marker.length(); // "rank R/W (attempt ..."
+        out.add(c.substring(start, c.indexOf('/', start)) + c.substring(i));
+      }
+    }
+    out.sort(null);
+    return out;
+  }
+
+  private void attachUiTab(SparkContext sc) {
+    if (sc.ui().isEmpty()) {
+      return;
+    }
+    try {
+      SparkUI ui = sc.ui().get();
+      TrainingUiTab t = new TrainingUiTab(ui, board);
+      ui.attachTab(t);
+      tab = t;
+    } catch (LinkageError | RuntimeException e) {
+      // The tab uses Spark's UI classes directly; another Spark build may differ. Progress
+      // still reaches the console and the metrics.
+      LOG.warn("danlu: cannot add the Training tab to the Spark UI: {}", e.toString());
+    }
+  }
+
+  private static void sleep(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while waiting for barrier slots", e);
+    }
+  }
+
+  @Override
+  public void close() {
+    consoleProgress.close();
+    server.close();
+    jsc.sc().removeSparkListener(recorder);
+    if (tab != null && jsc.sc().ui().isDefined()) {
+      jsc.sc().ui().get().detachTab(tab);
+    }
+    SparkEnv env = SparkEnv.get();
+    if (env != null) {
+      env.metricsSystem().removeSource(metrics);
+    }
+  }
+}
