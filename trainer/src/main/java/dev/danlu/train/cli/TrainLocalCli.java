@@ -173,6 +173,12 @@ public final class TrainLocalCli {
     cmd.addAll(overrides);
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
     Map<String, String> env = pb.environment();
+    if (!env.containsKey("OMP_NUM_THREADS")) {
+      // As torchrun: N processes each spinning as many OpenMP threads as there are cores
+      // oversubscribe the CPU (spin-waiting threads steal each other's time slices).
+      int cores = Runtime.getRuntime().availableProcessors();
+      env.put("OMP_NUM_THREADS", Integer.toString(Math.max(1, cores / world)));
+    }
     env.putAll(extraEnv);
     env.put(MasterRendezvous.ENV_MASTER_ADDR, "127.0.0.1");
     env.put(MasterRendezvous.ENV_MASTER_PORT, Integer.toString(port));
