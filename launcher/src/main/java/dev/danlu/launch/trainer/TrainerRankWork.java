@@ -1,0 +1,116 @@
+package dev.danlu.launch.trainer;
+
+import dev.danlu.launch.RankContext;
+import dev.danlu.launch.RankWork;
+import dev.danlu.train.comm.Communicator;
+import dev.danlu.train.comm.RingListener;
+import dev.danlu.train.comm.TcpRingOptions;
+import dev.danlu.train.config.ConfigLoader;
+import dev.danlu.train.config.TrainConfig;
+import dev.danlu.train.recipe.PretrainRecipe;
+import dev.danlu.train.recipe.TrainContext;
+import java.io.ByteArrayOutputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Locale;
+
+/**
+ * The trainer as a Spark barrier task: the thin adapter from the launcher's {@link RankContext} to
+ * the trainer's {@link PretrainRecipe}, which runs unchanged (and resumes from the newest committed
+ * checkpoint under output_dir, as a retried stage requires).
+ *
+ * <p>The TCP ring listens on the very host:port the launcher bound and published through allGather:
+ * the launcher's plain ServerSocket is closed and the port re-bound at once as the ring's channel
+ * listener. A peer that connects in between is refused and the ring's connect retries until the
+ * port is back, so the addresses the rendezvous gathered stay valid.
+ */
+public final class TrainerRankWork implements RankWork {
+  @Override
+  public String run(RankContext ctx) throws Exception {
+    TrainConfig config =
+        ConfigLoader.load(ctx.configYaml(), ctx.configSource(), ctx.overrides()).config();
+    String kind = config.communicator() == null ? "tcp" : config.communicator();
+    if (!kind.equals("tcp")) {
+      throw new IllegalArgumentException(
+          "communicator '"
+              + kind
+              + "' is not wired into the Spark launcher yet; use communicator=tcp");
+    }
+    String mine = ctx.peerAddresses().get(ctx.rank());
+    int colon = mine.lastIndexOf(':');
+    String host = mine.substring(0, colon);
+    int port = Integer.parseInt(mine.substring(colon + 1));
+    ctx.listener().close();
+    RingListener listener = RingListener.bind(host, port);
+    PrintStream log = prefixed(System.err, ctx.logPrefix() + " ");
+    try (Communicator comm =
+        join(listener, ctx.rank(), ctx.peerAddresses(), ctx.jobSecret(), ctx.worldSize())) {
+      PretrainRecipe.Result r =
+          new PretrainRecipe(log)
+              .run(
+                  new TrainContext(
+                      ctx.rank(),
+                      ctx.worldSize(),
+                      comm,
+                      config,
+                      (step, max, loss, tps, eta, secs) ->
+                          ctx.progress().report(step, max, loss, tps, eta, secs)));
+      return String.format(
+          Locale.ROOT,
+          "%s %d steps, last loss %.4f, eval loss %.4f, adapter %s",
+          ctx.logPrefix(),
+          r.steps(),
+          r.lastLoss(),
+          r.evalLoss(),
+          r.adapterDir());
+    } finally {
+      log.close();
+    }
+  }
+
+  private static Communicator join(
+      RingListener listener, int rank, java.util.List<String> peers, byte[] secret, int worldSize) {
+    if (worldSize == 1) {
+      listener.close();
+      return dev.danlu.train.comm.LocalCommunicator.group(1).get(0);
+    }
+    return listener.join(rank, peers, secret, TcpRingOptions.defaults());
+  }
+
+  /** A PrintStream that starts every line with {@code prefix} (executor logs carry the rank). */
+  static PrintStream prefixed(PrintStream target, String prefix) {
+    OutputStream lines =
+        new OutputStream() {
+          private final ByteArrayOutputStream line = new ByteArrayOutputStream();
+
+          @Override
+          public synchronized void write(int b) {
+            line.write(b);
+            if (b == '\n') {
+              flushLine();
+            }
+          }
+
+          @Override
+          public synchronized void flush() {
+            target.flush(); // a partial line waits for its newline, or for close
+          }
+
+          @Override
+          public synchronized void close() {
+            if (line.size() > 0) {
+              line.write('\n');
+              flushLine();
+            }
+          }
+
+          private void flushLine() {
+            target.print(prefix + line.toString(StandardCharsets.UTF_8));
+            target.flush();
+            line.reset();
+          }
+        };
+    return new PrintStream(lines, true, StandardCharsets.UTF_8);
+  }
+}
