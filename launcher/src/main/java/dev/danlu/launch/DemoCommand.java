@@ -1,12 +1,12 @@
 package dev.danlu.launch;
 
+import dev.danlu.data.manifest.ManifestIo;
 import dev.danlu.data.tokenizer.TextTokenizer;
 import dev.danlu.jobs.prep.PrepCli;
 import dev.danlu.launch.demo.DemoCorpus;
 import dev.danlu.launch.demo.Perplexity;
 import dev.danlu.launch.demo.StageTable;
 import dev.danlu.train.cli.GenerateCli;
-import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.lora.PeftBridge;
 import dev.danlu.train.model.HfLlama;
 import dev.danlu.train.model.LlamaConfig;
@@ -54,6 +54,7 @@ public final class DemoCommand {
   static final long CORPUS_BYTES = 1_000_000;
   static final String PROMPT = "The state of the Union is";
   static final int SAMPLE_TOKENS = 32;
+  static final int EVAL_BATCH = 8;
 
   /** Marks a directory the demo created, so {@code --fresh} never deletes anything else. */
   static final String MARKER = ".danlu-demo";
@@ -186,6 +187,7 @@ public final class DemoCommand {
 
     // 3. prep on Spark local[2]
     t = System.nanoTime();
+    long versionBefore = manifestVersion(shards);
     int rc =
         PrepCli.run(
             new String[] {
@@ -201,10 +203,16 @@ public final class DemoCommand {
       table.add("prep", "FAILED (exit " + rc + ")", secs(t), shards.toString());
       return finish(out, table, 1, Double.NaN, Double.NaN, null, null);
     }
-    table.add("prep", "done", secs(t), shards.toString());
+    boolean upToDate = versionBefore > 0 && manifestVersion(shards) == versionBefore;
+    table.add("prep", upToDate ? "up to date" : "done", secs(t), shards.toString());
 
     // 4. train: 2 ranks in Spark local mode through the train subcommand
     t = System.nanoTime();
+    if ((!reuseModel || !upToDate) && Files.exists(output)) {
+      // the trainer rightly refuses to resume a checkpoint of another model or dataset version
+      out.println("danlu demo: new model or data: training starts over in " + output);
+      deleteTree(output);
+    }
     String unavailable = trainingUnavailable();
     boolean trained = false;
     if (unavailable != null) {
@@ -236,27 +244,50 @@ public final class DemoCommand {
     t = System.nanoTime();
     Backend.select();
     LlamaWeights base = HfLlama.load(model, DataType.FLOAT);
-    Perplexity.Result before = Perplexity.evaluate(base, null, shards, 4);
+    Path manifest = shards.resolve(ManifestIo.CURRENT);
+    Perplexity.Cached before =
+        Perplexity.cached(
+            work.resolve("perplexity-untrained.json"),
+            List.of(model.resolve("model.safetensors"), manifest),
+            () -> Perplexity.evaluate(base, null, shards, EVAL_BATCH));
     out.printf(
         "danlu demo: validation perplexity of the untrained model: %.1f (loss %.4f over %d tokens,"
             + " %d blocks)%n",
-        before.perplexity(), before.loss(), before.tokens(), before.rows());
+        before.result().perplexity(),
+        before.result().loss(),
+        before.result().tokens(),
+        before.result().rows());
     double afterLoss = Double.NaN;
+    boolean reusedAll = before.reused();
     if (trained) {
-      LoraAdapter ad = PeftBridge.load(adapterDir, base.config(), DataType.FLOAT);
-      Perplexity.Result after = Perplexity.evaluate(base, ad, shards, 4);
-      afterLoss = after.loss();
+      Perplexity.Cached after =
+          Perplexity.cached(
+              work.resolve("perplexity-trained.json"),
+              List.of(
+                  model.resolve("model.safetensors"),
+                  manifest,
+                  adapterDir.resolve("adapter_model.safetensors"),
+                  adapterDir.resolve("adapter_config.json")),
+              () ->
+                  Perplexity.evaluate(
+                      base,
+                      PeftBridge.load(adapterDir, base.config(), DataType.FLOAT),
+                      shards,
+                      EVAL_BATCH));
+      afterLoss = after.result().loss();
+      reusedAll &= after.reused();
       out.printf(
           "danlu demo: validation perplexity after training:     %.1f (loss %.4f)%n",
-          after.perplexity(), after.loss());
+          after.result().perplexity(), afterLoss);
     }
     table.add(
         "perplexity",
-        "done",
+        reusedAll ? "reused" : "done",
         secs(t),
         trained
-            ? String.format(Locale.ROOT, "%.1f -> %.1f", before.perplexity(), Math.exp(afterLoss))
-            : String.format(Locale.ROOT, "%.1f (untrained only)", before.perplexity()));
+            ? String.format(
+                Locale.ROOT, "%.1f -> %.1f", before.result().perplexity(), Math.exp(afterLoss))
+            : String.format(Locale.ROOT, "%.1f (untrained only)", before.result().perplexity()));
 
     // 6. a greedy sample through the generate subcommand's code
     t = System.nanoTime();
@@ -281,7 +312,7 @@ public final class DemoCommand {
     if (rc != 0) {
       out.print(log.toString(StandardCharsets.UTF_8));
       table.add("sample", "FAILED (exit " + rc + ")", secs(t), "");
-      return finish(out, table, 1, before.loss(), afterLoss, unavailable, null);
+      return finish(out, table, 1, before.result().loss(), afterLoss, unavailable, null);
     }
     out.println(
         "danlu demo: greedy sample "
@@ -289,7 +320,7 @@ public final class DemoCommand {
             + ": "
             + sample);
     table.add("sample", "done", secs(t), "(printed above)");
-    return finish(out, table, 0, before.loss(), afterLoss, unavailable, sample);
+    return finish(out, table, 0, before.result().loss(), afterLoss, unavailable, sample);
   }
 
   private static Report finish(
@@ -355,8 +386,12 @@ public final class DemoCommand {
               + MARKER
               + "); refusing to delete it for --fresh");
     }
+    deleteTree(work);
+  }
+
+  private static void deleteTree(Path root) throws IOException {
     Files.walkFileTree(
-        work,
+        root,
         new SimpleFileVisitor<>() {
           @Override
           public FileVisitResult visitFile(Path f, BasicFileAttributes a) throws IOException {
@@ -370,6 +405,17 @@ public final class DemoCommand {
             return FileVisitResult.CONTINUE;
           }
         });
+  }
+
+  /** The committed dataset version at {@code shards}, 0 when there is none yet. */
+  private static long manifestVersion(Path shards) {
+    try {
+      return Files.isRegularFile(shards.resolve(ManifestIo.CURRENT))
+          ? ManifestIo.readCurrent(shards).version()
+          : 0;
+    } catch (IOException e) {
+      return 0;
+    }
   }
 
   private static boolean isEmpty(Path dir) throws IOException {

@@ -71,7 +71,10 @@ class DemoCommandTest {
     FileTime before = Files.getLastModifiedTime(weights);
     DemoCommand.Report again = DemoCommand.execute(repo, work, false, tee(console));
     assertEquals(0, again.exitCode());
-    assertEquals("reused", statuses(again.table()).get("tiny model"));
+    Map<String, String> second = statuses(again.table());
+    assertEquals("reused", second.get("tiny model"));
+    assertEquals("up to date", second.get("prep"));
+    assertEquals("reused", second.get("perplexity"), "same model, data and adapter bytes");
     assertEquals(before, Files.getLastModifiedTime(weights));
     assertEquals(1, ManifestIo.readCurrent(work.resolve("shards")).version());
     assertEquals(r.baseLoss(), again.baseLoss(), 1e-9);
