@@ -4,6 +4,7 @@ import dev.danlu.data.chunk.ChunkingMode;
 import dev.danlu.data.chunk.SourceScan;
 import dev.danlu.data.chunk.SplitChunker;
 import dev.danlu.data.manifest.Manifest;
+import dev.danlu.data.manifest.ManifestIo;
 import dev.danlu.data.shard.RollingShardWriter;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -105,7 +106,7 @@ public final class PrepJob {
     List<InputLister.FileRef> toScan = new ArrayList<>();
     for (InputLister.FileRef f : files) {
       Manifest.SourceEntry p = prevByPath.get(f.path());
-      if (p == null || p.size() != f.size() || p.mtime() != f.mtime()) {
+      if (o.rehash() || p == null || p.size() != f.size() || p.mtime() != f.mtime()) {
         toScan.add(f);
       }
     }
@@ -317,6 +318,7 @@ public final class PrepJob {
       SplitTask.Config cfg =
           new SplitTask.Config(
               outRoot.toString(),
+              shardDir(params),
               tok.shipFile().getFileName().toString(),
               tok.sha256(),
               tok.bosId(),
@@ -332,16 +334,14 @@ public final class PrepJob {
       SplitTask task = new SplitTask(cfg, tBytes, tTokens, tUnits);
       SerializableConfiguration sconf = new SerializableConfiguration(conf);
       long unitBytes = units.stream().mapToLong(WorkUnit::estimatedBytes).sum();
-      jsc.setJobGroup(
-          "danlu-prep",
+      String header =
           String.format(
               Locale.ROOT,
               "danlu prep 2/2: tokenize %d files (%.1f MB) in %d splits -> %s",
               tokenize.size(),
               bytesToTokenize / 1048576.0,
               units.size(),
-              o.output()),
-          true);
+              o.output());
       try (ProgressReporter pr =
           new ProgressReporter(
               "tokenize",
@@ -353,17 +353,33 @@ public final class PrepJob {
               unitBytes,
               units.size())) {
         List<List<WorkUnit>> tasks = packTasks(units, jsc.defaultParallelism());
-        results =
-            jsc.parallelize(tasks, tasks.size())
-                .flatMap(
-                    batch -> {
-                      List<WorkUnit.Result> rs = new ArrayList<>();
-                      for (WorkUnit u : batch) {
-                        rs.add(task.run(u, sconf.value()));
-                      }
-                      return rs.iterator();
-                    })
-                .collect();
+        // Large runs go in waves of Spark jobs, so the job description in the Spark UI (fixed
+        // when a job is submitted) can say how far the run is and how fast it goes.
+        int wave = Math.max(4 * jsc.defaultParallelism(), (tasks.size() + 7) / 8);
+        int waves = (tasks.size() + wave - 1) / wave;
+        List<WorkUnit.Result> all = new ArrayList<>();
+        for (int w = 0; w < waves; w++) {
+          List<List<WorkUnit>> batch =
+              tasks.subList(w * wave, Math.min(tasks.size(), (w + 1) * wave));
+          jsc.setJobGroup(
+              "danlu-prep",
+              waves == 1
+                  ? header
+                  : header + " | wave " + (w + 1) + "/" + waves + ": " + pr.summary(),
+              true);
+          all.addAll(
+              jsc.parallelize(batch, batch.size())
+                  .flatMap(
+                      units1 -> {
+                        List<WorkUnit.Result> rs = new ArrayList<>();
+                        for (WorkUnit u : units1) {
+                          rs.add(task.run(u, sconf.value()));
+                        }
+                        return rs.iterator();
+                      })
+                  .collect());
+        }
+        results = all;
         console.println(pr.line());
       }
       jsc.clearJobGroup();
@@ -704,6 +720,25 @@ public final class PrepJob {
     public String toString() {
       return sb.toString();
     }
+  }
+
+  /**
+   * Shards of different parameters live in different directories, so a {@code --rebuild} never
+   * overwrites a file that a kept older version still references (names are otherwise equal).
+   */
+  static String shardDir(Manifest.Params p) {
+    String key =
+        String.join(
+            "|",
+            p.tokenizerSha256(),
+            Integer.toString(p.blockSize()),
+            p.chunking(),
+            Double.toString(p.validationFraction()),
+            p.utf8Policy(),
+            Integer.toString(p.maxLineBytes()),
+            Integer.toString(p.bosId()),
+            Integer.toString(p.eosId()));
+    return ManifestIo.SHARDS_DIR + "/" + hash8(key);
   }
 
   static String hash8(String s) {

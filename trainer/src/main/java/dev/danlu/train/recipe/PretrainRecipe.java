@@ -4,7 +4,6 @@ import dev.danlu.train.checkpoint.TrainerState;
 import dev.danlu.train.checkpoint.TrainingCheckpoint;
 import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.comm.ReduceOp;
-import dev.danlu.train.config.ConfigLoader;
 import dev.danlu.train.config.TrainConfig;
 import dev.danlu.train.data.BatchPlan;
 import dev.danlu.train.data.ShardBlocks;
@@ -172,15 +171,18 @@ public final class PretrainRecipe {
         tokens += (long) b.batch() * b.seq();
         Llama.backward(model.weights(), model.adapter(), state, scaler.scale());
       }
+      long t1 = System.nanoTime();
       af.moveGradsToFlat();
       Zero2Optimizer.StepResult r = opt.step((double) accum * world);
       af.copyParamsToModel();
+      long t2 = System.nanoTime();
       long done = step + 1;
       float[] loss = {(float) lossSum};
       comm.allReduce(loss, 0, 1, ReduceOp.SUM);
       lastLoss = loss[0] / ((double) accum * world);
       double secs = (System.nanoTime() - t0) / 1e9;
-      stepLog.step(done, lastLoss, r, tokens, secs, ctx.progress());
+      stepLog.step(
+          done, lastLoss, r, tokens, secs, (t1 - t0) / 1e9, (t2 - t1) / 1e9, ctx.progress());
       if (cfg.evalSteps() > 0 && done % cfg.evalSteps() == 0) {
         evalLoss = evaluate(eval, rank, done);
       }
@@ -308,10 +310,5 @@ public final class PretrainRecipe {
               + key
               + "=... on the command line");
     }
-  }
-
-  /** The config hash recorded in checkpoints. */
-  static String configSha(TrainConfig cfg) {
-    return ConfigLoader.sha256(cfg);
   }
 }
