@@ -26,7 +26,7 @@ class PackTasksTest {
       units.add(unit(i, b));
       total += b;
     }
-    List<List<WorkUnit>> tasks = PrepJob.packTasks(units, 2);
+    List<List<WorkUnit>> tasks = TokenizeStage.packTasks(units, 2);
     assertEquals(Math.max(8, total / (64L << 20) + 1), tasks.size());
     assertEquals(1000, tasks.stream().mapToInt(List::size).sum());
     assertEquals(1000, tasks.stream().flatMap(List::stream).map(WorkUnit::path).distinct().count());
@@ -48,7 +48,7 @@ class PackTasksTest {
   @Test
   void neverMoreTasksThanUnits() {
     List<List<WorkUnit>> tasks =
-        PrepJob.packTasks(List.of(unit(0, 10), unit(1, 20), unit(2, 5)), 2);
+        TokenizeStage.packTasks(List.of(unit(0, 10), unit(1, 20), unit(2, 5)), 2);
     assertEquals(3, tasks.size());
     assertEquals(20, tasks.get(0).get(0).estimatedBytes(), "largest task first");
   }
