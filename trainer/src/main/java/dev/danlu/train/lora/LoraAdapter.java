@@ -1,5 +1,6 @@
 package dev.danlu.train.lora;
 
+import dev.danlu.train.checkpoint.VocabResize;
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaWeights;
 import dev.danlu.train.tensor.Buf;
@@ -97,6 +98,22 @@ public final class LoraAdapter {
   }
 
   /**
+   * Resized copy of a (vocab, dim) matrix through the checkpoint package's VocabResize (new rows
+   * N(0, 0.02) as transformers 4.35, or the mean of old rows), seeded by (seed, tag) so that
+   * embed_tokens and an untied lm_head get independent new rows.
+   */
+  private static INDArray resized(
+      INDArray old, int newVocab, VocabResize.Init rowInit, long seed, int tag) {
+    int rows = (int) old.size(0);
+    int cols = (int) old.size(1);
+    float[] data = old.castTo(DataType.FLOAT).reshape(-1).toFloatVector();
+    float[] out =
+        VocabResize.resize(
+            data, rows, cols, newVocab, rowInit, 0.02, CounterRng.key(seed, 0x70CAB, tag));
+    return LlamaWeights.fromFloats(out, new long[] {newVocab, cols}, old.dataType());
+  }
+
+  /**
    * A fresh adapter whose trained embed_tokens / lm_head copies are resized to {@code newVocab}
    * rows (see {@link VocabResize}); both must be trained (modules_to_save) when the size changes,
    * since the frozen base matrices cannot hold new tokens. With tied base embeddings the LM head
@@ -140,7 +157,7 @@ public final class LoraAdapter {
       embed =
           newVocab == c.vocabSize()
               ? base.embedTokens().dup('c')
-              : VocabResize.resize(base.embedTokens(), newVocab, rowInit, lc.seed(), 0);
+              : resized(base.embedTokens(), newVocab, rowInit, lc.seed(), 0);
     }
     if (lc.trainLmHead()) {
       if (newVocab == c.vocabSize()) {
@@ -148,7 +165,7 @@ public final class LoraAdapter {
       } else if (c.tieWordEmbeddings()) {
         head = embed.dup('c');
       } else {
-        head = VocabResize.resize(base.lmHead(), newVocab, rowInit, lc.seed(), 1);
+        head = resized(base.lmHead(), newVocab, rowInit, lc.seed(), 1);
       }
     }
     return new LoraAdapter(lc, c, a, b, embed, head);

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.danlu.train.checkpoint.VocabResize;
 import dev.danlu.train.model.Batch;
 import dev.danlu.train.model.Llama;
 import dev.danlu.train.model.LlamaConfig;
@@ -13,27 +14,22 @@ import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
-class VocabResizeTest {
+class ResizedAdapterTest {
   private final LlamaConfig c = new LlamaConfig(32, 48, 1, 4, 4, 40, 1e-5, 10000, null, false, 64);
   private final LlamaWeights w = LlamaWeights.random(c, 2, DataType.FLOAT);
 
   @Test
-  void normalRowsFollowHfInitAndOldRowsAreKept() {
-    INDArray big = VocabResize.resize(w.embedTokens(), 2040, VocabResize.Init.NORMAL, 3, 0);
-    assertEquals(w.embedTokens(), big.get(interval(0, 40)));
-    INDArray fresh = big.get(interval(40, 2040));
-    assertEquals(0.0, fresh.meanNumber().doubleValue(), 0.001);
-    assertEquals(0.02, fresh.stdNumber().doubleValue(), 0.0005);
-    // keyed by row, not by the old size: growing 40 -> 60 gives the same row 50 as 40 -> 2040
-    INDArray small = VocabResize.resize(w.embedTokens(), 60, VocabResize.Init.NORMAL, 3, 0);
-    assertEquals(big.getRow(50), small.getRow(50));
-  }
-
-  @Test
-  void meanRowsEqualTheMeanOfOldRows() {
-    INDArray r = VocabResize.resize(w.embedTokens(), 42, VocabResize.Init.MEAN, 3, 0);
-    INDArray mean = w.embedTokens().mean(0);
-    assertTrue(r.getRow(41).equalsWithEps(mean, 1e-7));
+  void resizedCopiesKeepOldRowsAndDrawIndependentNewRows() {
+    LoraConfig lc = new LoraConfig(4, 8, 0, LoraConfig.allTargets(), true, true, 1);
+    LoraAdapter ad = LoraAdapter.init(lc, w, 1040, VocabResize.Init.NORMAL);
+    assertEquals(w.embedTokens(), ad.embedTokens.get(interval(0, 40)));
+    assertEquals(w.lmHead(), ad.lmHead.get(interval(0, 40)));
+    INDArray fresh = ad.embedTokens.get(interval(40, 1040));
+    assertEquals(0.0, fresh.meanNumber().doubleValue(), 0.002);
+    assertEquals(0.02, fresh.stdNumber().doubleValue(), 0.001);
+    assertTrue(!ad.embedTokens.getRow(500).equals(ad.lmHead.getRow(500)));
+    LoraAdapter mean = LoraAdapter.init(lc, w, 42, VocabResize.Init.MEAN);
+    assertTrue(mean.embedTokens.getRow(41).equalsWithEps(w.embedTokens().mean(0), 1e-6));
   }
 
   @Test
