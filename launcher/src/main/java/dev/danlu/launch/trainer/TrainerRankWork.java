@@ -3,6 +3,7 @@ package dev.danlu.launch.trainer;
 import dev.danlu.launch.RankContext;
 import dev.danlu.launch.RankWork;
 import dev.danlu.train.comm.Communicator;
+import dev.danlu.train.comm.LocalCommunicator;
 import dev.danlu.train.comm.RingListener;
 import dev.danlu.train.comm.TcpRingOptions;
 import dev.danlu.train.config.ConfigLoader;
@@ -10,9 +11,11 @@ import dev.danlu.train.config.TrainConfig;
 import dev.danlu.train.recipe.PretrainRecipe;
 import dev.danlu.train.recipe.TrainContext;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -20,10 +23,10 @@ import java.util.Locale;
  * the trainer's {@link PretrainRecipe}, which runs unchanged (and resumes from the newest committed
  * checkpoint under output_dir, as a retried stage requires).
  *
- * <p>The TCP ring listens on the very host:port the launcher bound and published through allGather:
- * the launcher's plain ServerSocket is closed and the port re-bound at once as the ring's channel
- * listener. A peer that connects in between is refused and the ring's connect retries until the
- * port is back, so the addresses the rendezvous gathered stay valid.
+ * <p>The TCP ring listens on a port of its own; its address travels to the other ranks over the
+ * listener the launcher bound and published through the barrier's allGather ({@link
+ * ListenerRendezvous}). Re-binding the published port instead races: a peer's connection queued on
+ * the old socket is reset when it closes.
  */
 public final class TrainerRankWork implements RankWork {
   @Override
@@ -38,14 +41,9 @@ public final class TrainerRankWork implements RankWork {
               + "' is not wired into the Spark launcher yet; use communicator=tcp");
     }
     String mine = ctx.peerAddresses().get(ctx.rank());
-    int colon = mine.lastIndexOf(':');
-    String host = mine.substring(0, colon);
-    int port = Integer.parseInt(mine.substring(colon + 1));
-    ctx.listener().close();
-    RingListener listener = RingListener.bind(host, port);
+    String host = mine.substring(0, mine.lastIndexOf(':'));
     PrintStream log = prefixed(System.err, ctx.logPrefix() + " ");
-    try (Communicator comm =
-        join(listener, ctx.rank(), ctx.peerAddresses(), ctx.jobSecret(), ctx.worldSize())) {
+    try (Communicator comm = join(ctx, host)) {
       PretrainRecipe.Result r =
           new PretrainRecipe(log)
               .run(
@@ -69,13 +67,26 @@ public final class TrainerRankWork implements RankWork {
     }
   }
 
-  private static Communicator join(
-      RingListener listener, int rank, java.util.List<String> peers, byte[] secret, int worldSize) {
-    if (worldSize == 1) {
-      listener.close();
-      return dev.danlu.train.comm.LocalCommunicator.group(1).get(0);
+  /**
+   * Joins the TCP ring: a fresh listener on this executor's host, its address exchanged through the
+   * launcher's listeners ({@link ListenerRendezvous}), which are closed once everyone is known.
+   */
+  private static Communicator join(RankContext ctx, String host) throws IOException {
+    if (ctx.worldSize() == 1) {
+      ctx.listener().close();
+      return LocalCommunicator.group(1).get(0);
     }
-    return listener.join(rank, peers, secret, TcpRingOptions.defaults());
+    RingListener ring = RingListener.bind(host, 0);
+    List<String> addresses;
+    try {
+      addresses = new ListenerRendezvous(ctx).allGather(ring.address());
+    } catch (RuntimeException e) {
+      ring.close();
+      throw e;
+    } finally {
+      ctx.listener().close();
+    }
+    return ring.join(ctx.rank(), addresses, ctx.jobSecret(), TcpRingOptions.defaults());
   }
 
   /** A PrintStream that starts every line with {@code prefix} (executor logs carry the rank). */
