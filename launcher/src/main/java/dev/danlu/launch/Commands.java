@@ -47,5 +47,9 @@ final class Commands {
         "merge",
         "merge a PEFT LoRA adapter into its base model (Hugging Face safetensors out)",
         dev.danlu.train.checkpoint.MergeCli::run);
+    Main.register(
+        "demo",
+        "the whole pipeline on a built-in small corpus and tiny model, Spark local mode",
+        dev.danlu.launch.DemoCommand::run);
   }
 }

@@ -81,12 +81,11 @@ class PreflightTest {
   }
 
   @Test
-  void withoutTheTrainerAdapterTheDefaultWorkClassIsExplained() throws Exception {
+  void aWorkClassMissingFromTheClasspathIsNamed() throws Exception {
     TrainFixture f = new TrainFixture(tmp, 2, 4);
-    String m = failWith("--config", f.config.toString());
-    assertTrue(
-        m.contains(TrainCommand.DEFAULT_WORK_CLASS + " is not on the driver's classpath"), m);
-    assertTrue(m.contains("--work-class dev.danlu.launch.smoke.RingSmokeWork"), m);
+    String m =
+        failWith("--config", f.config.toString(), "--work-class", "dev.danlu.launch.NoSuchWork");
+    assertTrue(m.contains("dev.danlu.launch.NoSuchWork is not on the driver's classpath"), m);
   }
 
   @Test
