@@ -81,8 +81,9 @@ final class RankTask extends AbstractFunction1<Iterator<Integer>, Iterator<Strin
     // kill visible to the work (interrupt) and free the port, so a rank blocked on a dead peer
     // exits instead of holding the slot the retry needs.
     Thread watchdog = killWatchdog(task, worker, listener, prefix);
-    try (HttpProgressReporter progress =
-        new HttpProgressReporter(progressUrl, progressToken, rank, attempt, prefix)) {
+    HttpProgressReporter progress =
+        new HttpProgressReporter(progressUrl, progressToken, rank, attempt, prefix);
+    try {
       RankContext ctx =
           new RankContext(
               rank,
@@ -102,7 +103,10 @@ final class RankTask extends AbstractFunction1<Iterator<Integer>, Iterator<Strin
       closeQuietly(listener);
       Throwable root = RankFailure.rootCause(t);
       LOG.error("{} failed on {}: {}", prefix, host, root.toString(), t);
+      progress.reportFailure(root.toString());
       throw new RankFailure(rank, worldSize, attempt, host, executorId(), t);
+    } finally {
+      progress.close();
     }
     watchdog.interrupt();
     closeQuietly(listener);

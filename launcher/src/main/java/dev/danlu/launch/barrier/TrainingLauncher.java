@@ -128,7 +128,11 @@ public final class TrainingLauncher implements AutoCloseable {
       } catch (java.util.concurrent.TimeoutException e) {
         LOG.warn("danlu: listener bus still busy; the failure causes may be incomplete");
       }
-      List<String> causes = new ArrayList<>(recorder.causes(attempt));
+      // What the ranks said themselves comes first, root causes before their consequences
+      // (a rank whose peer died fails too, with a broken pipe or a timeout): Spark keeps only
+      // the first task failure it hears of, which may be the consequence.
+      List<String> causes = new ArrayList<>(rootCausesFirst(board.failures()));
+      causes.addAll(recorder.causes(attempt));
       causes.addAll(recorder.drainExecutorLosses());
       if (causes.isEmpty()) {
         causes.add(String.valueOf(last.getMessage()));
@@ -215,6 +219,28 @@ public final class TrainingLauncher implements AutoCloseable {
     if (slots < plan.worldSize()) {
       throw new TrainingFailedException(SlotCounter.notEnough(jsc.sc(), plan.worldSize()), null);
     }
+  }
+
+  /** Orders failures so that those which look like a dead peer's consequence come last. */
+  public static List<String> rootCausesFirst(List<String> failures) {
+    List<String> roots = new ArrayList<>();
+    List<String> consequences = new ArrayList<>();
+    for (String f : failures) {
+      (looksLikeConsequence(f) ? consequences : roots).add(f);
+    }
+    roots.addAll(consequences);
+    return roots;
+  }
+
+  private static boolean looksLikeConsequence(String failure) {
+    String f = failure.toLowerCase(java.util.Locale.ROOT);
+    return f.contains("broken pipe")
+        || f.contains("connection reset")
+        || f.contains("socketexception")
+        || f.contains("eofexception")
+        || f.contains("interrupted")
+        || f.contains("closedchannelexception")
+        || f.contains("timeout");
   }
 
   private static boolean sameRootCauses(List<String> a, List<String> b) {

@@ -72,6 +72,17 @@ public final class HttpProgressReporter implements ProgressReporter, AutoCloseab
     }
   }
 
+  /**
+   * Tells the driver, synchronously, why this rank is failing. Called before the task throws, so
+   * the driver can report the root cause even if Spark delivers another rank's consequence first.
+   */
+  public void reportFailure(String why) {
+    LOG.error("{} failing: {}", logPrefix, why);
+    if (url != null) {
+      post(RankProgress.failure(rank, attempt, why));
+    }
+  }
+
   private void sendLoop() {
     while (true) {
       RankProgress p = pending.getAndSet(null);

@@ -53,6 +53,7 @@ public final class ProgressBoard {
   private final int worldSize;
   private int attempt;
   private final Map<Integer, RankProgress> latest = new TreeMap<>();
+  private final Map<Integer, String> failures = new TreeMap<>();
   private final TreeMap<Long, double[]> lossSums = new TreeMap<>(); // step → {sum, count}
   private long updates;
 
@@ -64,12 +65,24 @@ public final class ProgressBoard {
   public synchronized void startAttempt(int attempt) {
     this.attempt = attempt;
     latest.clear();
+    failures.clear();
+  }
+
+  /** Failures the ranks of the current attempt reported themselves, as "rank r: cause". */
+  public synchronized List<String> failures() {
+    List<String> out = new java.util.ArrayList<>();
+    failures.forEach((rank, why) -> out.add("rank " + rank + " reported: " + why));
+    return out;
   }
 
   /** Records a report; returns false if it belongs to another attempt or an unknown rank. */
   public synchronized boolean record(RankProgress p) {
     if (p.attempt() != attempt || p.rank() < 0 || p.rank() >= worldSize) {
       return false;
+    }
+    if (p.failure() != null) {
+      failures.putIfAbsent(p.rank(), p.failure());
+      return true;
     }
     RankProgress old = latest.get(p.rank());
     if (old != null && old.step() > p.step()) {

@@ -100,4 +100,42 @@ class ProgressServerTest {
     assertEquals(0, board.summary().ranksReporting(), "a new attempt starts with no ranks");
     assertEquals(2, board.lossCurve().size(), "the curve survives a retry");
   }
+
+  @Test
+  void failureReportsTravelAsJsonAndAreKeptPerAttempt() throws Exception {
+    com.fasterxml.jackson.databind.ObjectMapper json =
+        new com.fasterxml.jackson.databind.ObjectMapper();
+    RankProgress sent = RankProgress.failure(1, 0, "java.io.IOException: simulated GPU fault");
+    RankProgress got = json.readValue(json.writeValueAsString(sent), RankProgress.class);
+    assertEquals(sent, got);
+    RankProgress plain =
+        json.readValue(
+            "{\"rank\":0,\"attempt\":0,\"step\":3,\"maxSteps\":5,\"loss\":1.0,"
+                + "\"tokensPerSec\":1,\"etaSeconds\":1,\"stepSeconds\":1,"
+                + "\"receivedAtMillis\":0}",
+            RankProgress.class);
+    assertEquals(null, plain.failure(), "older senders without the field still parse");
+
+    ProgressBoard board = new ProgressBoard(2);
+    board.record(new RankProgress(0, 0, 3, 5, 1.0, 1, 1, 1, 0));
+    assertEquals(true, board.record(got));
+    assertEquals(
+        java.util.List.of("rank 1 reported: java.io.IOException: simulated GPU fault"),
+        board.failures());
+    assertEquals(3, board.summary().step(), "a failure report is not progress");
+    board.startAttempt(1);
+    assertEquals(java.util.List.of(), board.failures(), "a new attempt forgets old failures");
+  }
+
+  @Test
+  void rootCausesComeBeforeADeadPeersConsequences() {
+    assertEquals(
+        java.util.List.of(
+            "rank 1 reported: java.io.IOException: simulated GPU fault at step 3",
+            "rank 0 reported: java.net.SocketException: Broken pipe"),
+        dev.danlu.launch.barrier.TrainingLauncher.rootCausesFirst(
+            java.util.List.of(
+                "rank 0 reported: java.net.SocketException: Broken pipe",
+                "rank 1 reported: java.io.IOException: simulated GPU fault at step 3")));
+  }
 }
