@@ -5,6 +5,7 @@ import dev.danlu.jobs.prep.PrepReport;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
@@ -77,10 +78,19 @@ public final class PrepBench {
       Path in = Files.createDirectories(work.resolve("in"));
       long bytes = sample(corpus, in, (long) (mb * (1 << 20)));
       Path all = work.resolve("all.txt");
-      try (OutputStream o = Files.newOutputStream(all);
+      // spm_encode gets the same examples: each file's non-empty lines (one trailing CR removed),
+      // one per line, so a file without a final newline does not merge with the next one.
+      try (PrintStream o =
+              new PrintStream(Files.newOutputStream(all), false, StandardCharsets.UTF_8);
           Stream<Path> s = Files.list(in)) {
         for (Path f : s.sorted().toList()) {
-          Files.copy(f, o);
+          for (String line : Files.readString(f, StandardCharsets.UTF_8).split("\n", -1)) {
+            String l = line.endsWith("\r") ? line.substring(0, line.length() - 1) : line;
+            if (!l.isEmpty()) {
+              o.print(l);
+              o.print('\n');
+            }
+          }
         }
       }
       System.out.printf(

@@ -54,7 +54,8 @@ public final class PrepCli {
     try {
       PrepJob.run(JavaSparkContext.fromSparkContext(spark.sparkContext()), o, tok, out);
       return 0;
-    } catch (PrepJob.PrepException | java.io.FileNotFoundException e) {
+    } catch (IOException e) {
+      // Our errors name the file and what to do; a stack trace would only bury that.
       err.println("danlu prep: " + e.getMessage());
       return 1;
     } finally {

@@ -1,20 +1,14 @@
 package dev.danlu.jobs.prep;
 
-import dev.danlu.data.chunk.ChunkingMode;
 import dev.danlu.data.chunk.SourceScan;
 import dev.danlu.data.chunk.SplitChunker;
 import dev.danlu.data.manifest.Manifest;
-import dev.danlu.data.shard.RollingShardWriter;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -25,8 +19,6 @@ import java.util.stream.Collectors;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaSparkContext;
-import org.apache.spark.util.LongAccumulator;
-import org.apache.spark.util.SerializableConfiguration;
 
 /**
  * The driver of {@code danlu prep}: list → decide what to reuse → scan changed files → tokenize
@@ -83,12 +75,12 @@ public final class PrepJob {
                 + ": it holds version "
                 + prevCommitted.get().version()
                 + " made with different parameters ("
-                + paramDiff(prevCommitted.get().params(), params)
+                + PlanText.paramDiff(prevCommitted.get().params(), params)
                 + "); pass --rebuild to re-tokenize everything into it, or choose another --output");
       }
       console.println(
           "prep: --rebuild: parameters changed ("
-              + paramDiff(prevCommitted.get().params(), params)
+              + PlanText.paramDiff(prevCommitted.get().params(), params)
               + "), re-tokenizing everything");
     }
     Manifest prev = prevCommitted.filter(m -> m.params().sameContentAs(params)).orElse(null);
@@ -105,81 +97,12 @@ public final class PrepJob {
     List<InputLister.FileRef> toScan = new ArrayList<>();
     for (InputLister.FileRef f : files) {
       Manifest.SourceEntry p = prevByPath.get(f.path());
-      if (p == null || p.size() != f.size() || p.mtime() != f.mtime()) {
+      if (o.rehash() || p == null || p.size() != f.size() || p.mtime() != f.mtime()) {
         toScan.add(f);
       }
     }
 
-    // ---- scan (hash, UTF-8, NUL, split plan) ----
-    long splitBytes = o.chunking() == ChunkingMode.FILE ? Long.MAX_VALUE : o.splitBytes();
-    Map<String, SourceScan.Result> scans = new HashMap<>();
-    if (!toScan.isEmpty()) {
-      long scanBytes = toScan.stream().mapToLong(InputLister.FileRef::size).sum();
-      LongAccumulator sBytes = jsc.sc().longAccumulator("prep scan bytes");
-      LongAccumulator sFiles = jsc.sc().longAccumulator("prep scan files");
-      jsc.setJobGroup(
-          "danlu-prep",
-          String.format(
-              Locale.ROOT,
-              "danlu prep 1/2: scan %d files (%.1f MB): hash, UTF-8, split plan",
-              toScan.size(),
-              scanBytes / 1048576.0),
-          true);
-      ScanTask task = new ScanTask(splitBytes, o.maxLineBytes(), sBytes, sFiles);
-      SerializableConfiguration sconf = new SerializableConfiguration(conf);
-      int slices = Math.max(1, Math.min(toScan.size(), jsc.defaultParallelism() * 4));
-      List<ScanTask.Outcome> outcomes;
-      try (ProgressReporter pr =
-          new ProgressReporter(
-              "scan",
-              console,
-              o.progressSeconds(),
-              sBytes,
-              null,
-              sFiles,
-              scanBytes,
-              toScan.size())) {
-        outcomes = jsc.parallelize(toScan, slices).map(f -> task.scan(f, sconf.value())).collect();
-      }
-      List<String> errors = new ArrayList<>();
-      for (ScanTask.Outcome oc : outcomes) {
-        if (oc.error() != null) {
-          errors.add(oc.file().path() + ": " + oc.error());
-        } else {
-          scans.put(oc.file().path(), oc.result());
-        }
-      }
-      if (!errors.isEmpty()) {
-        throw new PrepException(
-            "cannot read "
-                + errors.size()
-                + " input file(s); fix permissions or remove them from --input:\n  "
-                + String.join("\n  ", errors));
-      }
-      if (o.utf8().equals("fail")) {
-        List<String> bad = new ArrayList<>();
-        for (InputLister.FileRef f : toScan) {
-          SourceScan.Result r = scans.get(f.path());
-          if (!r.binary() && r.firstInvalidUtf8Offset() >= 0) {
-            bad.add(
-                f.path()
-                    + ": invalid UTF-8 at byte offset "
-                    + r.firstInvalidUtf8Offset()
-                    + " ("
-                    + r.utf8Replacements()
-                    + " malformed sequences)");
-          }
-        }
-        if (!bad.isEmpty()) {
-          throw new PrepException(
-              "--utf8 fail: "
-                  + bad.size()
-                  + " file(s) are not valid UTF-8; fix or remove them, or pass --utf8 replace:\n  "
-                  + String.join("\n  ", bad));
-        }
-      }
-    }
-
+    Map<String, SourceScan.Result> scans = ScanStage.run(jsc, o, toScan, console);
     time.lap("scan");
     // ---- plan ----
     List<String> tokenize = new ArrayList<>();
@@ -243,7 +166,7 @@ public final class PrepJob {
       tokenize.add(f.path());
       bytesToTokenize += f.size();
       entries.put(f.path(), null); // filled from the task results
-      String prefix = hash8(f.path()) + "-" + r.sha256().substring(0, 16);
+      String prefix = ShardNames.prefix(f.path(), r.sha256());
       List<SourceScan.SplitPoint> sp = r.splits();
       // Splits where no group starts get no task; their bytes are read by the task before them,
       // so a unit's size (for scheduling and progress) runs to the next unit's start.
@@ -277,7 +200,7 @@ public final class PrepJob {
     List<String> removed =
         prevByPath.keySet().stream().filter(p -> !current.contains(p)).sorted().toList();
     String plan =
-        plan(
+        PlanText.plan(
             o,
             prevCommitted.orElse(null),
             files.size(),
@@ -309,66 +232,8 @@ public final class PrepJob {
     }
 
     time.lap("plan");
-    // ---- tokenize ----
-    List<WorkUnit.Result> results = List.of();
-    if (!units.isEmpty()) {
-      jsc.addFile(tok.shipFile().toString());
-      units.sort(Comparator.comparingLong(WorkUnit::estimatedBytes).reversed());
-      SplitTask.Config cfg =
-          new SplitTask.Config(
-              outRoot.toString(),
-              tok.shipFile().getFileName().toString(),
-              tok.sha256(),
-              tok.bosId(),
-              tok.eosId(),
-              o.blockSize(),
-              o.chunking(),
-              o.validationFraction(),
-              o.maxLineBytes(),
-              RollingShardWriter.rowsForTargetBytes(o.shardBytes(), o.blockSize()));
-      LongAccumulator tBytes = jsc.sc().longAccumulator("prep bytes tokenized");
-      LongAccumulator tTokens = jsc.sc().longAccumulator("prep tokens");
-      LongAccumulator tUnits = jsc.sc().longAccumulator("prep splits done");
-      SplitTask task = new SplitTask(cfg, tBytes, tTokens, tUnits);
-      SerializableConfiguration sconf = new SerializableConfiguration(conf);
-      long unitBytes = units.stream().mapToLong(WorkUnit::estimatedBytes).sum();
-      jsc.setJobGroup(
-          "danlu-prep",
-          String.format(
-              Locale.ROOT,
-              "danlu prep 2/2: tokenize %d files (%.1f MB) in %d splits -> %s",
-              tokenize.size(),
-              bytesToTokenize / 1048576.0,
-              units.size(),
-              o.output()),
-          true);
-      try (ProgressReporter pr =
-          new ProgressReporter(
-              "tokenize",
-              console,
-              o.progressSeconds(),
-              tBytes,
-              tTokens,
-              tUnits,
-              unitBytes,
-              units.size())) {
-        List<List<WorkUnit>> tasks = packTasks(units, jsc.defaultParallelism());
-        results =
-            jsc.parallelize(tasks, tasks.size())
-                .flatMap(
-                    batch -> {
-                      List<WorkUnit.Result> rs = new ArrayList<>();
-                      for (WorkUnit u : batch) {
-                        rs.add(task.run(u, sconf.value()));
-                      }
-                      return rs.iterator();
-                    })
-                .collect();
-        console.println(pr.line());
-      }
-      jsc.clearJobGroup();
-    }
-
+    List<WorkUnit.Result> results =
+        TokenizeStage.run(jsc, o, tok, params, units, tokenize.size(), bytesToTokenize, console);
     time.lap("tokenize");
     // ---- manifest ----
     Map<String, List<WorkUnit.Result>> byPath = new HashMap<>();
@@ -523,37 +388,6 @@ public final class PrepJob {
         plan);
   }
 
-  /**
-   * Groups units into Spark tasks: a unit per task would spend more on scheduling than on work for
-   * corpora of many small files. Units go, largest first, to the least loaded of {@code n} tasks
-   * (LPT), with {@code n} = the larger of 4 tasks per core and one task per 64 MB of input (so
-   * progress and retries stay fine-grained), at most one per unit.
-   */
-  static List<List<WorkUnit>> packTasks(List<WorkUnit> units, int cores) {
-    long total = units.stream().mapToLong(WorkUnit::estimatedBytes).sum();
-    int n = (int) Math.min(units.size(), Math.max(4L * cores, total / (64L << 20) + 1));
-    List<List<WorkUnit>> tasks = new ArrayList<>();
-    java.util.PriorityQueue<long[]> load =
-        new java.util.PriorityQueue<>(
-            Comparator.<long[]>comparingLong(a -> a[0]).thenComparingLong(a -> a[1]));
-    for (int i = 0; i < n; i++) {
-      tasks.add(new ArrayList<>());
-      load.add(new long[] {0, i});
-    }
-    List<WorkUnit> sorted = new ArrayList<>(units);
-    sorted.sort(Comparator.comparingLong(WorkUnit::estimatedBytes).reversed());
-    for (WorkUnit u : sorted) {
-      long[] least = load.poll();
-      tasks.get((int) least[1]).add(u);
-      least[0] += u.estimatedBytes();
-      load.add(least);
-    }
-    tasks.sort(
-        Comparator.comparingLong(
-            (List<WorkUnit> t) -> -t.stream().mapToLong(WorkUnit::estimatedBytes).sum()));
-    return tasks;
-  }
-
   private static Manifest.Totals totals(
       List<Manifest.SourceEntry> sources, List<Manifest.ShardEntry> shards) {
     long ok = 0,
@@ -597,97 +431,6 @@ public final class PrepJob {
         ok, skipped, bytes, lines, tokens, blocks, train, val, dropped, repl, over);
   }
 
-  private static String paramDiff(Manifest.Params a, Manifest.Params b) {
-    List<String> d = new ArrayList<>();
-    if (!a.tokenizerSha256().equals(b.tokenizerSha256())) {
-      d.add(
-          "tokenizer sha256 "
-              + a.tokenizerSha256()
-              + " ("
-              + a.tokenizerFile()
-              + ") vs "
-              + b.tokenizerSha256()
-              + " ("
-              + b.tokenizerFile()
-              + ")");
-    }
-    if (a.blockSize() != b.blockSize()) {
-      d.add("block size " + a.blockSize() + " vs " + b.blockSize());
-    }
-    if (!a.chunking().equals(b.chunking())) {
-      d.add("chunking " + a.chunking() + " vs " + b.chunking());
-    }
-    if (Double.compare(a.validationFraction(), b.validationFraction()) != 0) {
-      d.add("validation fraction " + a.validationFraction() + " vs " + b.validationFraction());
-    }
-    if (!a.utf8Policy().equals(b.utf8Policy())) {
-      d.add("utf8 policy " + a.utf8Policy() + " vs " + b.utf8Policy());
-    }
-    if (a.maxLineBytes() != b.maxLineBytes()) {
-      d.add("max line bytes " + a.maxLineBytes() + " vs " + b.maxLineBytes());
-    }
-    if (a.bosId() != b.bosId() || a.eosId() != b.eosId()) {
-      d.add("bos/eos " + a.bosId() + "/" + a.eosId() + " vs " + b.bosId() + "/" + b.eosId());
-    }
-    return "existing vs requested: " + String.join("; ", d);
-  }
-
-  private static String plan(
-      PrepOptions o,
-      Manifest prev,
-      int listed,
-      int scanned,
-      List<String> tokenize,
-      List<String> reused,
-      List<String> removed,
-      List<String> skipped,
-      long bytes,
-      int units,
-      Map<String, Manifest.SourceEntry> entries,
-      Map<String, SourceScan.Result> scans) {
-    StringBuilder sb = new StringBuilder();
-    sb.append(
-        String.format(
-            Locale.ROOT,
-            "prep plan for %s (%s):%n  %d files listed, %d scanned (new, or size/mtime changed)%n"
-                + "  tokenize %d files, %.1f MB, %d tasks%n  reuse %d files; remove %d files; skip %d files%n",
-            o.output(),
-            prev == null ? "new dataset" : "on top of version " + prev.version(),
-            listed,
-            scanned,
-            tokenize.size(),
-            bytes / 1048576.0,
-            units,
-            reused.size(),
-            removed.size(),
-            skipped.size()));
-    int shown = 0;
-    for (String p : tokenize) {
-      if (shown++ == 20) {
-        sb.append("    ... ").append(tokenize.size() - 20).append(" more\n");
-        break;
-      }
-      SourceScan.Result r = scans.get(p);
-      sb.append(
-          String.format(
-              Locale.ROOT,
-              "    + %s (%d lines%s)%n",
-              p,
-              r.lines(),
-              r.utf8Replacements() > 0
-                  ? ", " + r.utf8Replacements() + " invalid UTF-8 sequences replaced"
-                  : ""));
-    }
-    for (String p : removed) {
-      sb.append("    - ").append(p).append('\n');
-    }
-    for (String p : skipped) {
-      Manifest.SourceEntry e = entries.get(p);
-      sb.append("    ! ").append(p).append(": skipped, ").append(e.skipReason()).append('\n');
-    }
-    return sb.toString();
-  }
-
   /** Wall time per phase, for the summary line. */
   private static final class Timings {
     private final StringBuilder sb = new StringBuilder();
@@ -703,17 +446,6 @@ public final class PrepJob {
     @Override
     public String toString() {
       return sb.toString();
-    }
-  }
-
-  static String hash8(String s) {
-    try {
-      return HexFormat.of()
-          .formatHex(
-              MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)))
-          .substring(0, 8);
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
     }
   }
 }

@@ -26,6 +26,7 @@ public record PrepOptions(
     long splitBytes,
     boolean dryRun,
     boolean rebuild,
+    boolean rehash,
     String utf8,
     int maxLineBytes,
     String pattern,
@@ -49,6 +50,7 @@ public record PrepOptions(
         --progress-seconds <s>         console progress period (default 10, 0 = off)
         --dry-run                      scan and print the plan, write nothing
         --rebuild                      allow a different tokenizer/block size/params: re-tokenize all
+        --rehash                       read and hash every file, even those with unchanged size+mtime
       """;
 
   public static PrepOptions parse(String[] args) {
@@ -63,6 +65,7 @@ public record PrepOptions(
     double splitMb = 32;
     boolean dryRun = false;
     boolean rebuild = false;
+    boolean rehash = false;
     String utf8 = "replace";
     double maxLineMb = LineRules.DEFAULT_MAX_LINE_BYTES / (double) (1 << 20);
     String pattern = "*.txt";
@@ -74,6 +77,7 @@ public record PrepOptions(
       switch (flag) {
         case "--dry-run" -> dryRun = true;
         case "--rebuild" -> rebuild = true;
+        case "--rehash" -> rehash = true;
         case "-h", "--help" -> throw new UsageException("");
         default -> {
           if (!flag.startsWith("--")) {
@@ -137,6 +141,7 @@ public record PrepOptions(
         Math.max(1, (long) (splitMb * (1 << 20))),
         dryRun,
         rebuild,
+        rehash,
         utf8,
         (int) (maxLineMb * (1 << 20)),
         pattern,

@@ -59,6 +59,22 @@ final class ProgressReporter implements AutoCloseable {
     }
   }
 
+  /** Bytes done, throughput and ETA, for a Spark job description. */
+  String summary() {
+    double secs = Math.max(1e-3, (System.nanoTime() - startNanos) / 1e9);
+    long b = bytes.value();
+    return String.format(
+        Locale.ROOT,
+        "%.1f/%.1f MB done (%.0f%%), %.2f MB/s%s",
+        b / 1048576.0,
+        totalBytes / 1048576.0,
+        totalBytes == 0 ? 100.0 : 100.0 * b / totalBytes,
+        b / secs / 1048576.0,
+        b > 0 && totalBytes > b
+            ? String.format(Locale.ROOT, ", ETA %.0fs", (totalBytes - b) / (b / secs))
+            : "");
+  }
+
   /** The current progress line (also used for the final summary). */
   String line() {
     double secs = Math.max(1e-3, (System.nanoTime() - startNanos) / 1e9);

@@ -37,6 +37,7 @@ final class SplitTask implements Serializable {
   /** Everything a task needs besides its unit; shipped once in the closure. */
   record Config(
       String outputRoot,
+      String shardDir,
       String tokenizerShipName,
       String tokenizerSha256,
       int bos,
@@ -178,7 +179,7 @@ final class SplitTask implements Serializable {
 
     String rel(int part) {
       return String.format(
-          Locale.ROOT, "shards/%s/%s-p%03d.arrow", split, unit.shardPrefix(), part);
+          Locale.ROOT, "%s/%s/%s-p%03d.arrow", cfg.shardDir(), split, unit.shardPrefix(), part);
     }
 
     Path tmp(int part) {

@@ -169,6 +169,8 @@ class PrepExactnessTest {
     assertEquals(totals[1], m.totals().droppedTokens());
     assertEquals(m.totals().tokens(), m.totals().blocks() * blockSize + m.totals().droppedTokens());
     assertTrue(m.totals().validationBlocks() > 0 && m.totals().trainBlocks() > 0);
+    // Every shard the job wrote reads back the same with an independent Arrow implementation.
+    nodeReadsTheSameRows(out, m);
     // What the Spark UI shows for the two jobs.
     assertTrue(
         JOB_DESCRIPTIONS.stream()
@@ -181,6 +183,77 @@ class PrepExactnessTest {
                     d.startsWith("danlu prep 2/2: tokenize " + files.size() + " files")
                         && d.contains(r.tasks() + " splits")),
         JOB_DESCRIPTIONS.toString());
+  }
+
+  /** The apache-arrow npm package reads each shard; rows and metadata must match our reader. */
+  static void nodeReadsTheSameRows(Path out, Manifest m) throws Exception {
+    Path nm = PrepTestSupport.cacheDir().resolve("corpora/node/node_modules");
+    if (!Files.isDirectory(nm.resolve("apache-arrow")) || !PrepTestSupport.onPath("node")) {
+      System.out.println(
+          "skipped node read-back: " + nm.resolve("apache-arrow") + " or node missing");
+      return;
+    }
+    Path js = out.resolve("read-shards.js");
+    Files.writeString(
+        js,
+        """
+        const fs = require("fs");
+        const { tableFromIPC } = require("apache-arrow");
+        const crypto = require("crypto");
+        const out = [];
+        for (const f of process.argv.slice(2)) {
+          const t = tableFromIPC(fs.readFileSync(f));
+          const col = t.getChild("input_ids");
+          const h = crypto.createHash("sha256");
+          for (let i = 0; i < t.numRows; i++) h.update(col.get(i).toArray().join(",") + ";");
+          out.push({ rows: t.numRows, block: t.schema.fields[0].type.listSize,
+                     tokenizer: t.schema.metadata.get("danlu.tokenizer_sha256"), rowsSha: h.digest("hex") });
+        }
+        console.log(JSON.stringify(out));
+        """);
+    List<String> cmd = new ArrayList<>(List.of("node", js.toString()));
+    m.shards().forEach(s -> cmd.add(out.resolve(s.path()).toString()));
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
+    pb.environment().put("NODE_PATH", nm.toString());
+    Process p = pb.start();
+    com.fasterxml.jackson.databind.JsonNode res;
+    try {
+      res = new com.fasterxml.jackson.databind.ObjectMapper().readTree(p.getInputStream());
+      assertTrue(
+          p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS) && p.exitValue() == 0,
+          "node failed");
+    } finally {
+      p.destroyForcibly();
+    }
+    try (org.apache.arrow.memory.BufferAllocator root =
+        new org.apache.arrow.memory.RootAllocator()) {
+      for (int k = 0; k < m.shards().size(); k++) {
+        Manifest.ShardEntry e = m.shards().get(k);
+        java.security.MessageDigest h = java.security.MessageDigest.getInstance("SHA-256");
+        try (dev.danlu.data.shard.ShardReader r =
+            dev.danlu.data.shard.ShardReader.open(
+                root,
+                out.resolve(e.path()),
+                new dev.danlu.data.shard.ShardReader.Expect(
+                    m.params().blockSize(), m.params().tokenizerSha256()))) {
+          int[] row = new int[m.params().blockSize()];
+          for (long i = 0; i < r.rows(); i++) {
+            r.readRow(i, row);
+            StringBuilder sb = new StringBuilder();
+            for (int j = 0; j < row.length; j++) {
+              sb.append(j == 0 ? "" : ",").append(row[j]);
+            }
+            h.update((sb + ";").getBytes(StandardCharsets.US_ASCII));
+          }
+        }
+        com.fasterxml.jackson.databind.JsonNode n = res.get(k);
+        assertEquals(e.rows(), n.get("rows").asLong(), e.path());
+        assertEquals(m.params().blockSize(), n.get("block").asInt(), e.path());
+        assertEquals(m.params().tokenizerSha256(), n.get("tokenizer").asText(), e.path());
+        assertEquals(
+            java.util.HexFormat.of().formatHex(h.digest()), n.get("rowsSha").asText(), e.path());
+      }
+    }
   }
 
   @Test

@@ -116,13 +116,29 @@ class PrepIncrementalTest {
     assertEquals(r1.manifest().totals().tokens() + added.tokens(), r2.manifest().totals().tokens());
     assertFalse(prep(in, out).committed());
 
+    // Same size, same mtime, other bytes (a rewrite within the mtime granularity): trusted by
+    // default, found by --rehash.
+    Path sneaky = in.resolve(SPEECHES.get(3));
+    FileTime mtime = Files.getLastModifiedTime(sneaky);
+    byte[] bytes = Files.readAllBytes(sneaky);
+    bytes[0] = (byte) (bytes[0] == 'X' ? 'Y' : 'X');
+    Files.write(sneaky, bytes);
+    Files.setLastModifiedTime(sneaky, mtime);
+    assertEquals(List.of(), prep(in, out).tokenized());
+    PrepReport rehashed = prep(in, out, "--rehash");
+    assertEquals(4, rehashed.filesScanned());
+    assertEquals(
+        List.of(SPEECHES.get(3)),
+        rehashed.tokenized().stream().map(PrepIncrementalTest::name).toList());
+    assertEquals(3, rehashed.version());
+
     // Change one file: only it is re-tokenized, its shards get new names.
     Path changed = in.resolve(SPEECHES.get(1));
     Files.writeString(changed, Files.readString(changed) + "\nOne more line for the refresh.\n");
     PrepReport r3 = prep(in, out);
     assertEquals(
         List.of(SPEECHES.get(1)), r3.tokenized().stream().map(PrepIncrementalTest::name).toList());
-    assertEquals(3, r3.version());
+    assertEquals(4, r3.version());
 
     // Touch a file without changing it: read and hashed, not tokenized; the mtime is recorded.
     Path touched = in.resolve(SPEECHES.get(0));
@@ -147,10 +163,11 @@ class PrepIncrementalTest {
     assertEquals(sum, r5.manifest().shards().stream().mapToLong(Manifest.ShardEntry::rows).sum());
 
     // Older versions are kept; manifest.json is the newest.
-    for (long v = 1; v <= 5; v++) {
+    for (long v = 2; v <= 6; v++) {
       assertTrue(Files.exists(out.resolve(ManifestIo.versionPath(v))), "version " + v + " kept");
     }
-    assertEquals(5, ManifestIo.readCurrent(out).version());
+    assertFalse(Files.exists(out.resolve(ManifestIo.versionPath(1))), "beyond --keep-versions 5");
+    assertEquals(6, ManifestIo.readCurrent(out).version());
     // The blocks still equal a fresh run's on the same input.
     prep(in, tmp.resolve("fresh2"));
     assertEquals(
@@ -188,17 +205,30 @@ class PrepIncrementalTest {
     assertTrue(e.getMessage().contains("tokenizer sha256"), e.getMessage());
     assertEquals(1, ManifestIo.readCurrent(out).version(), "a refused run commits nothing");
 
-    PrepReport rebuilt = prep(in, out, "--block-size", "128", "--rebuild", "--keep-versions", "1");
+    Manifest v1 = ManifestIo.readCurrent(out);
+    PrepReport rebuilt = prep(in, out, "--block-size", "128", "--rebuild");
     assertEquals(2, rebuilt.tokenized().size());
     assertEquals(2, rebuilt.version());
     assertEquals(128, ManifestIo.readCurrent(out).params().blockSize());
-    // keep-versions 1: the block-256 shards and version 1 are garbage-collected.
+    // Version 1 is still kept and intact: a rebuild writes new files, never over old ones.
+    for (Manifest.ShardEntry s : v1.shards()) {
+      byte[] bytes = Files.readAllBytes(out.resolve(s.path()));
+      assertEquals(
+          s.sha256(),
+          java.util.HexFormat.of()
+              .formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes)),
+          s.path());
+    }
+    // With --keep-versions 1 the next commit collects version 1 and its block-256 shards.
+    Files.copy(
+        PrepTestSupport.corpus("english").resolve(SPEECHES.get(2)), in.resolve(SPEECHES.get(2)));
+    PrepReport v3 = prep(in, out, "--block-size", "128", "--keep-versions", "1");
+    assertEquals(3, v3.version());
     assertEquals(
-        rebuilt.manifest().shards().stream()
-            .map(Manifest.ShardEntry::path)
-            .collect(Collectors.toSet()),
+        v3.manifest().shards().stream().map(Manifest.ShardEntry::path).collect(Collectors.toSet()),
         shardFiles(out));
     assertFalse(Files.exists(out.resolve(ManifestIo.versionPath(1))));
+    assertFalse(Files.exists(out.resolve(ManifestIo.versionPath(2))));
   }
 
   @Test
@@ -228,6 +258,7 @@ class PrepIncrementalTest {
     Path in = input(1);
     Path out = tmp.resolve("out");
     prep(in, out);
+    Files.createDirectories(out.resolve("shards/train"));
     Path stray = out.resolve("shards/train/.deadbeef-p000.arrow.tmp-3.0.0.7");
     Files.writeString(stray, "partial");
     Path orphan = out.resolve("shards/train/00000000-0000000000000000-s00000-p000.arrow");

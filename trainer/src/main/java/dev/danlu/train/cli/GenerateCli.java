@@ -102,7 +102,7 @@ public final class GenerateCli {
       int[] ids = new int[text.length + 1];
       ids[0] = tok.bosId();
       System.arraycopy(text, 0, ids, 1, text.length);
-      int maxLen = Math.max(1, ids.length + maxNew - 1);
+      int maxLen = ids.length + Math.max(0, maxNew - 1);
       err.printf(
           "danlu generate: %s, %d prompt tokens, loaded in %.1f s%n",
           model, ids.length, (System.nanoTime() - t0) / 1e9);

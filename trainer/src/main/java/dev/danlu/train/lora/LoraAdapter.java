@@ -1,5 +1,6 @@
 package dev.danlu.train.lora;
 
+import dev.danlu.train.checkpoint.VocabResize;
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaWeights;
 import dev.danlu.train.tensor.Buf;
@@ -93,6 +94,33 @@ public final class LoraAdapter {
    * embed_tokens / lm_head start from the base (untied, as PEFT's modules_to_save copies are).
    */
   public static LoraAdapter init(LoraConfig lc, LlamaWeights base) {
+    return init(lc, base, base.config().vocabSize(), VocabResize.Init.NORMAL);
+  }
+
+  /**
+   * Resized copy of a (vocab, dim) matrix through the checkpoint package's VocabResize (new rows
+   * N(0, 0.02) as transformers 4.35, or the mean of old rows), seeded by (seed, tag) so that
+   * embed_tokens and an untied lm_head get independent new rows.
+   */
+  private static INDArray resized(
+      INDArray old, int newVocab, VocabResize.Init rowInit, long seed, int tag) {
+    int rows = (int) old.size(0);
+    int cols = (int) old.size(1);
+    float[] data = old.castTo(DataType.FLOAT).reshape(-1).toFloatVector();
+    float[] out =
+        VocabResize.resize(
+            data, rows, cols, newVocab, rowInit, 0.02, CounterRng.key(seed, 0x70CAB, tag));
+    return LlamaWeights.fromFloats(out, new long[] {newVocab, cols}, old.dataType());
+  }
+
+  /**
+   * A fresh adapter whose trained embed_tokens / lm_head copies are resized to {@code newVocab}
+   * rows (see {@link VocabResize}); both must be trained (modules_to_save) when the size changes,
+   * since the frozen base matrices cannot hold new tokens. With tied base embeddings the LM head
+   * starts as a copy of the resized embeddings, as HF re-ties them after a resize.
+   */
+  public static LoraAdapter init(
+      LoraConfig lc, LlamaWeights base, int newVocab, VocabResize.Init rowInit) {
     LlamaConfig c = base.config();
     DataType dt = base.dataType();
     int layers = c.numLayers();
@@ -115,8 +143,31 @@ public final class LoraAdapter {
         b[l][m.ordinal()] = Nd4j.zeros(dt, out, lc.rank());
       }
     }
-    INDArray embed = lc.trainEmbedTokens() ? base.embedTokens().dup('c') : null;
-    INDArray head = lc.trainLmHead() ? base.lmHead().dup('c') : null;
+    if (newVocab != c.vocabSize() && !(lc.trainEmbedTokens() && lc.trainLmHead())) {
+      throw new IllegalArgumentException(
+          "resizing the vocabulary "
+              + c.vocabSize()
+              + " -> "
+              + newVocab
+              + " needs embed_tokens and lm_head in modules_to_save (trained in full)");
+    }
+    INDArray embed = null;
+    INDArray head = null;
+    if (lc.trainEmbedTokens()) {
+      embed =
+          newVocab == c.vocabSize()
+              ? base.embedTokens().dup('c')
+              : resized(base.embedTokens(), newVocab, rowInit, lc.seed(), 0);
+    }
+    if (lc.trainLmHead()) {
+      if (newVocab == c.vocabSize()) {
+        head = base.lmHead().dup('c');
+      } else if (c.tieWordEmbeddings()) {
+        head = embed.dup('c');
+      } else {
+        head = resized(base.lmHead(), newVocab, rowInit, lc.seed(), 1);
+      }
+    }
     return new LoraAdapter(lc, c, a, b, embed, head);
   }
 

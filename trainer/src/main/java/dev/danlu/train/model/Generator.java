@@ -121,7 +121,7 @@ public final class Generator {
       throw new IllegalArgumentException("prompt must hold at least one token (BOS)");
     }
     // the last sampled token is never fed back, so it needs no cache slot
-    if (prompt.length + maxNewTokens - 1 > maxLen) {
+    if (prompt.length + Math.max(0, maxNewTokens - 1) > maxLen) {
       throw new IllegalArgumentException(
           "prompt ("
               + prompt.length

@@ -146,7 +146,7 @@ public final class Llama {
             Kernels.ropePermute(s.vRows, s.batch, s.seq, c.numKvHeads(), hd, null, null, 0, a.vh));
     time(
         "attention",
-        () -> Attention.forward(c, s.batch, s.attentionMask, a.qhS, a.khS, a.vhS, a.probsS, a.ohS));
+        () -> Attention.forward(c, s.seq, s.attentionMask, a.q3, a.kh, a.vh, a.probs3, a.o3));
     time(
         "rope/permute",
         () ->
@@ -187,8 +187,7 @@ public final class Llama {
         "attention",
         () ->
             Attention.backward(
-                c, s.batch, a.qhS, a.khS, a.vhS, a.probsS, s.dOhS, s.dProbs, s.dQhS, s.dKh, s.dKhS,
-                s.dVh, s.dVhS));
+                c, s.seq, a.q3, a.kh, a.vh, a.probs3, s.dO3, s.dProbs3, s.dQ3, s.dKh, s.dVh));
     Rope r = s.rope;
     time(
         "rope/permute",

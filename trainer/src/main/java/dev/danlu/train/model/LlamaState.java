@@ -30,11 +30,9 @@ public final class LlamaState {
     final INDArray up; // (rows, ffn)
     final INDArray h; // (rows, ffn) silu(gate) * up, down_proj input
     final INDArray[] loraH; // per module (rows, r): A dropout(x), or null
-    final INDArray[] qhS; // per (batch, head) (seq, headDim) views of qh; likewise below
-    final INDArray[] khS;
-    final INDArray[] vhS;
-    final INDArray[] probsS;
-    final INDArray[] ohS;
+    final INDArray q3; // qh viewed (batch*kvHeads, group*seq, headDim), see Attention
+    final INDArray probs3; // probs viewed (batch*kvHeads, group*seq, seq)
+    final INDArray o3; // oh viewed (batch*kvHeads, group*seq, headDim)
 
     LayerActs(LlamaConfig c, int batch, int seq, LoraConfig lora, DataType dt) {
       int rows = batch * seq;
@@ -53,11 +51,9 @@ public final class LlamaState {
       gate = Nd4j.create(dt, rows, c.intermediateSize());
       up = Nd4j.create(dt, rows, c.intermediateSize());
       h = Nd4j.create(dt, rows, c.intermediateSize());
-      qhS = slices(qh);
-      khS = slices(kh);
-      vhS = slices(vh);
-      probsS = slices(probs);
-      ohS = slices(oh);
+      q3 = grouped(c, batch, qh);
+      probs3 = grouped(c, batch, probs);
+      o3 = grouped(c, batch, oh);
       loraH = new INDArray[LoraModule.values().length];
       if (lora != null) {
         for (LoraModule m : lora.targets()) {
@@ -99,11 +95,9 @@ public final class LlamaState {
   final INDArray dQh; // (batch*heads, seq, headDim)
   final INDArray dKh; // (batch*kvHeads, seq, headDim)
   final INDArray dVh; // (batch*kvHeads, seq, headDim)
-  final INDArray[] dOhS; // per-(batch, head) views, as in LayerActs
-  final INDArray[] dQhS;
-  final INDArray[] dKhS;
-  final INDArray[] dVhS;
-  final INDArray dProbs; // (seq, seq)
+  final INDArray dO3; // dOh viewed (batch*kvHeads, group*seq, headDim)
+  final INDArray dQ3; // dQh viewed likewise
+  final INDArray dProbs3; // (batch*kvHeads, group*seq, seq)
   final INDArray dLoraH; // (rows, r) or null
   final INDArray[] dropScratch; // (rows, dim), (rows, ffn) x2 each, only with LoRA dropout
   final byte[] dropMask; // (rows, max(dim, ffn)) keep flags of the current module's dropout
@@ -153,11 +147,9 @@ public final class LlamaState {
     dQh = Nd4j.create(dt, (long) batch * c.numHeads(), seq, c.headDim());
     dKh = Nd4j.create(dt, (long) batch * c.numKvHeads(), seq, c.headDim());
     dVh = Nd4j.create(dt, (long) batch * c.numKvHeads(), seq, c.headDim());
-    dOhS = slices(dOh);
-    dQhS = slices(dQh);
-    dKhS = slices(dKh);
-    dVhS = slices(dVh);
-    dProbs = Nd4j.create(dt, seq, seq);
+    dO3 = grouped(c, batch, dOh);
+    dQ3 = grouped(c, batch, dQh);
+    dProbs3 = Nd4j.create(dt, (long) batch * c.numKvHeads(), (long) group(c) * seq, seq);
     dLoraH = lora == null ? null : Nd4j.create(dt, rows, lora.rank());
     if (lora != null && lora.dropout() > 0) {
       dropScratch =
@@ -174,13 +166,14 @@ public final class LlamaState {
     }
   }
 
-  /** The 2-D views a[i] of a 3-D array, created once. */
-  static INDArray[] slices(INDArray a) {
-    INDArray[] out = new INDArray[(int) a.size(0)];
-    for (int i = 0; i < out.length; i++) {
-      out[i] = a.slice(i);
-    }
-    return out;
+  static int group(LlamaConfig c) {
+    return c.numHeads() / c.numKvHeads();
+  }
+
+  /** [batch*heads, seq, x] viewed as [batch*kvHeads, group*seq, x] (no copy: c-order). */
+  static INDArray grouped(LlamaConfig c, int batch, INDArray headMajor) {
+    return headMajor.reshape(
+        'c', (long) batch * c.numKvHeads(), group(c) * headMajor.size(1), headMajor.size(2));
   }
 
   /** The final hidden state (rows, dim) after the last forward (before the final norm). */

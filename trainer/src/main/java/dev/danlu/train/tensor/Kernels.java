@@ -205,23 +205,27 @@ public final class Kernels {
   }
 
   /**
-   * In-place causal softmax over a [seq, seq] score block of one (batch, head): query t sees keys
-   * 0..t whose {@code keyMask} entry is non-zero (null = all keys valid). Masked entries become
-   * exactly 0. A query with no visible key (a fully padded row) gets all zeros, so it contributes
-   * nothing, instead of HF's uniform weights over masked keys; such rows carry label -100 anyway.
+   * In-place causal softmax of scaled scores, over rows of length {@code seq} laid out [batch,
+   * heads, seq] (query t = row % seq, batch = row / (heads * seq)): query t sees keys 0..t whose
+   * {@code keyMask[batch * seq + j]} is non-zero (null = all valid). Masked entries become exactly
+   * 0. A query with no visible key (only when the first token is padding) gets all zeros, instead
+   * of HF's uniform weights over masked keys; such rows carry label -100 anyway.
    */
-  public static void causalSoftmax(INDArray scores, int[] keyMask, int keyOffset) {
-    int seq = (int) scores.size(0);
+  public static void causalSoftmax(
+      INDArray scores, int seq, int heads, int[] keyMask, double scale) {
     Buf s = Buf.of(scores);
+    int rows = (int) (scores.length() / seq);
     Par.rows(
+        rows,
         seq,
-        seq,
-        t -> {
-          int base = t * seq;
+        r -> {
+          int t = r % seq;
+          int maskOff = r / (heads * seq) * seq;
+          int base = r * seq;
           double max = Double.NEGATIVE_INFINITY;
           for (int j = 0; j <= t; j++) {
-            if (keyMask == null || keyMask[keyOffset + j] != 0) {
-              max = Math.max(max, s.get(base + j));
+            if (keyMask == null || keyMask[maskOff + j] != 0) {
+              max = Math.max(max, s.get(base + j) * scale);
             }
           }
           if (max == Double.NEGATIVE_INFINITY) {
@@ -232,9 +236,8 @@ public final class Kernels {
           }
           double sum = 0;
           for (int j = 0; j <= t; j++) {
-            if (keyMask == null || keyMask[keyOffset + j] != 0) {
-              double e = Math.exp(s.get(base + j) - max);
-              s.set(base + j, e);
+            if (keyMask == null || keyMask[maskOff + j] != 0) {
+              s.set(base + j, Math.exp(s.get(base + j) * scale - max));
               sum += s.get(base + j);
             } else {
               s.set(base + j, 0);
@@ -251,18 +254,20 @@ public final class Kernels {
   }
 
   /**
-   * Softmax backward in place: dProbs becomes dScores = scale * P * (dP - sum_j dP_j P_j), where
-   * {@code scale} is the 1/sqrt(headDim) applied before the softmax.
+   * Softmax backward in place over rows laid out as in {@link #causalSoftmax}: dProbs becomes
+   * dScores = scale * P * (dP - sum_j dP_j P_j), where {@code scale} is the 1/sqrt(headDim) applied
+   * before the softmax.
    */
-  public static void softmaxBackward(INDArray probs, INDArray dProbs, double scale) {
-    int seq = (int) probs.size(0);
+  public static void softmaxBackward(INDArray probs, INDArray dProbs, int seq, double scale) {
     Buf p = Buf.of(probs);
     Buf d = Buf.of(dProbs);
+    int rows = (int) (probs.length() / seq);
     Par.rows(
+        rows,
         seq,
-        seq,
-        t -> {
-          int base = t * seq;
+        r -> {
+          int t = r % seq;
+          int base = r * seq;
           double dot = 0;
           for (int j = 0; j <= t; j++) {
             dot += p.get(base + j) * d.get(base + j);

@@ -113,6 +113,14 @@ class GenerateCliTest {
   }
 
   @Test
+  void zeroNewTokensEchoesThePrompt() throws Exception {
+    String[] r =
+        run("--model", model().toString(), "--prompt", "Once upon", "--max-new-tokens", "0");
+    assertEquals("0", r[0], r[2]);
+    assertEquals("Once upon\n", r[1]);
+  }
+
+  @Test
   void missingOptionsAreUsageErrors() throws Exception {
     String[] r = run("--prompt", "x");
     assertEquals("2", r[0]);
