@@ -1,11 +1,11 @@
 package dev.danlu.train.recipe;
 
 import dev.danlu.data.manifest.Manifest;
-import dev.danlu.train.checkpoint.VocabResize;
 import dev.danlu.train.config.TrainConfig;
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.lora.LoraConfig;
 import dev.danlu.train.lora.LoraModule;
+import dev.danlu.train.lora.VocabResize;
 import dev.danlu.train.model.HfLlama;
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaWeights;
@@ -24,7 +24,6 @@ import java.util.EnumSet;
 import java.util.HexFormat;
 import java.util.List;
 import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * The frozen base model and a fresh adapter for a run, checked against the dataset's tokenizer:
@@ -58,42 +57,33 @@ record ModelSetup(
     LoraConfig lc =
         new LoraConfig(
             cfg.loraRank(), cfg.loraAlpha(), cfg.loraDropout(), targets, embed, head, cfg.seed());
-    LoraAdapter ad = LoraAdapter.init(lc, w);
     int tokVocab = data.vocabSize();
     int vocab = mc.vocabSize();
     int resizedFrom = -1;
-    if (tokVocab != vocab) {
-      if (embed && head) {
-        VocabResize.Init init =
+    if (tokVocab > vocab && !(embed && head)) {
+      throw new IllegalArgumentException(
+          "the dataset's tokenizer has "
+              + tokVocab
+              + " pieces but the model "
+              + dir
+              + " only "
+              + vocab
+              + " embeddings; add embed_tokens and lm_head to modules_to_save so they are"
+              + " resized and trained, or prepare the data with the model's tokenizer");
+    }
+    if (tokVocab != vocab && embed && head) {
+      resizedFrom = vocab;
+      vocab = tokVocab;
+    }
+    LoraAdapter ad =
+        LoraAdapter.init(
+            lc,
+            w,
+            vocab,
             cfg.vocabResizeInit() == TrainConfig.VocabInit.MEAN
                 ? VocabResize.Init.MEAN
-                : VocabResize.Init.NORMAL;
-        INDArray e = resize(ad.embedTokens, vocab, tokVocab, init, cfg.seed());
-        INDArray h = resize(ad.lmHead, vocab, tokVocab, init, cfg.seed() + 1);
-        ad = LoraAdapter.of(lc, mc, ad.loraA, ad.loraB, e, h);
-        resizedFrom = vocab;
-        vocab = tokVocab;
-      } else if (tokVocab > vocab) {
-        throw new IllegalArgumentException(
-            "the dataset's tokenizer has "
-                + tokVocab
-                + " pieces but the model "
-                + dir
-                + " only "
-                + vocab
-                + " embeddings; add embed_tokens and lm_head to modules_to_save so they are"
-                + " resized and trained, or prepare the data with the model's tokenizer");
-      }
-    }
+                : VocabResize.Init.NORMAL);
     return new ModelSetup(mc.withVocabSize(vocab), w, ad, fingerprint(dir), resizedFrom);
-  }
-
-  private static INDArray resize(
-      INDArray m, int oldRows, int newRows, VocabResize.Init init, long seed) {
-    int cols = (int) m.size(1);
-    float[] v =
-        VocabResize.resize(m.reshape(-1).toFloatVector(), oldRows, cols, newRows, init, 0.02, seed);
-    return LlamaWeights.fromFloats(v, new long[] {newRows, cols}, DataType.FLOAT);
   }
 
   /**

@@ -172,15 +172,18 @@ public final class PretrainRecipe {
         tokens += (long) b.batch() * b.seq();
         Llama.backward(model.weights(), model.adapter(), state, scaler.scale());
       }
+      long t1 = System.nanoTime();
       af.moveGradsToFlat();
       Zero2Optimizer.StepResult r = opt.step((double) accum * world);
       af.copyParamsToModel();
+      long t2 = System.nanoTime();
       long done = step + 1;
       float[] loss = {(float) lossSum};
       comm.allReduce(loss, 0, 1, ReduceOp.SUM);
       lastLoss = loss[0] / ((double) accum * world);
       double secs = (System.nanoTime() - t0) / 1e9;
-      stepLog.step(done, lastLoss, r, tokens, secs, ctx.progress());
+      stepLog.step(
+          done, lastLoss, r, tokens, secs, (t1 - t0) / 1e9, (t2 - t1) / 1e9, ctx.progress());
       if (cfg.evalSteps() > 0 && done % cfg.evalSteps() == 0) {
         evalLoss = evaluate(eval, rank, done);
       }

@@ -7,7 +7,9 @@ import java.util.Locale;
 /**
  * Per-step progress: every step goes to the {@link ProgressListener}; every {@code logging_steps}
  * (and the first step) rank 0 prints loss, learning rate, gradient norm, loss scale, throughput of
- * the whole job and the ETA, like Hugging Face's Trainer log lines.
+ * the whole job and the ETA, like Hugging Face's Trainer log lines, plus the mean split of a step
+ * into forward+backward (all micro-batches) and optimizer (gradient hand-over, ZeRO-2 step with its
+ * collectives, parameter copy-back) over the window.
  */
 final class StepLog {
   private final PrintStream out;
@@ -19,6 +21,9 @@ final class StepLog {
   private final boolean first;
   private final long t0 = System.nanoTime();
   private long windowTokens;
+  private long windowSteps;
+  private double windowFwdBwd;
+  private double windowOpt;
   private long windowStart = System.nanoTime();
 
   StepLog(PrintStream out, int rank, int world, long total, long start, int every, boolean first) {
@@ -37,8 +42,13 @@ final class StepLog {
       Zero2Optimizer.StepResult r,
       long tokens,
       double secs,
+      double forwardBackwardSecs,
+      double optimizerSecs,
       ProgressListener progress) {
     windowTokens += tokens;
+    windowSteps++;
+    windowFwdBwd += forwardBackwardSecs;
+    windowOpt += optimizerSecs;
     double elapsed = (System.nanoTime() - t0) / 1e9;
     double eta = (total - done) * elapsed / Math.max(1, done - start);
     progress.onStep(done, total, loss, tokens / Math.max(secs, 1e-9), eta, secs);
@@ -48,7 +58,7 @@ final class StepLog {
       out.printf(
           Locale.ROOT,
           "[rank %d] step %d/%d loss %.4f lr %.3e grad_norm %.4f loss_scale %.0f%s tokens/s %.0f"
-              + " eta %s%n",
+              + " eta %s (per step: forward+backward %.1f ms, optimizer %.1f ms)%n",
           rank,
           done,
           total,
@@ -58,8 +68,13 @@ final class StepLog {
           r.lossScale(),
           r.skipped() ? " (overflow: step skipped)" : "",
           windowTokens * world / Math.max(window, 1e-9),
-          hms(eta));
+          hms(eta),
+          1e3 * windowFwdBwd / windowSteps,
+          1e3 * windowOpt / windowSteps);
       windowTokens = 0;
+      windowSteps = 0;
+      windowFwdBwd = 0;
+      windowOpt = 0;
       windowStart = System.nanoTime();
     }
   }

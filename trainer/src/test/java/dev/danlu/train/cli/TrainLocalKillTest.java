@@ -21,7 +21,7 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code train-local} with 2 worker JVMs on the TCP ring: kill -9 of one worker after a checkpoint
  * committed fails the run with that rank's exit code and last lines and stops the other rank; the
  * re-run resumes and ends with the weights of an uninterrupted in-process run (relative error ≤
- * 1e-6: the TCP ring and the local group sum in different orders).
+ * 1e-6: the TCP ring and the local group sum in different orders), on 2 processes and on 3.
  */
 class TrainLocalKillTest {
   @TempDir Path tmp;
@@ -93,6 +93,32 @@ class TrainLocalKillTest {
         0, ProcessHandle.current().descendants().filter(TrainLocalKillTest::isWorker).count());
     assertTrue(Files.notExists(out.resolve("pt_lora_model")), first);
 
+    // the same interrupted state, resumed by 3 processes (global batch kept: 3 x 2 = 2 x 3)
+    Path out3 = tmp.resolve("out3");
+    copyTree(out, out3);
+    ByteArrayOutputStream log3 = new ByteArrayOutputStream();
+    int rc3 =
+        TrainLocalCli.run(
+            new String[] {
+              "--config",
+              yaml.toString(),
+              "--nproc",
+              "3",
+              "output_dir=" + out3,
+              "gradient_accumulation_steps=2"
+            },
+            Map.of(),
+            new PrintStream(log3, true, StandardCharsets.UTF_8));
+    String third = log3.toString(StandardCharsets.UTF_8);
+    assertEquals(0, rc3, third);
+    assertTrue(third.contains("at step 3 (written by 2 ranks, now 3)"), third);
+    double err3 =
+        RecipeTestSupport.relError(
+            RecipeTestSupport.tensors(out3.resolve("pt_lora_model/adapter_model.safetensors")),
+            reference);
+    System.out.printf("train-local kill -9, resume on 3 processes: relative error %.3e%n", err3);
+    assertTrue(err3 <= 1e-6, "relative error " + err3 + "\n" + third);
+
     ByteArrayOutputStream log2 = new ByteArrayOutputStream();
     int rc2 =
         TrainLocalCli.run(
@@ -109,5 +135,18 @@ class TrainLocalKillTest {
             reference);
     System.out.printf("train-local kill -9 + resume vs uninterrupted: relative error %.3e%n", err);
     assertTrue(err <= 1e-6, "relative error " + err + "\n" + second);
+  }
+
+  private static void copyTree(Path from, Path to) throws java.io.IOException {
+    try (java.util.stream.Stream<Path> all = Files.walk(from)) {
+      for (Path p : all.toList()) {
+        Path dst = to.resolve(from.relativize(p).toString());
+        if (Files.isDirectory(p)) {
+          Files.createDirectories(dst);
+        } else {
+          Files.copy(p, dst);
+        }
+      }
+    }
   }
 }
