@@ -1,11 +1,11 @@
 package dev.danlu.train.recipe;
 
 import dev.danlu.data.manifest.Manifest;
+import dev.danlu.train.checkpoint.VocabResize;
 import dev.danlu.train.config.TrainConfig;
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.lora.LoraConfig;
 import dev.danlu.train.lora.LoraModule;
-import dev.danlu.train.lora.VocabResize;
 import dev.danlu.train.model.HfLlama;
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaWeights;
