@@ -12,6 +12,7 @@ import dev.danlu.train.recipe.TrainContext;
 import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.Locale;
 
@@ -20,10 +21,15 @@ import java.util.Locale;
  * the trainer's {@link PretrainRecipe}, which runs unchanged (and resumes from the newest committed
  * checkpoint under output_dir, as a retried stage requires).
  *
- * <p>The TCP ring listens on the very host:port the launcher bound and published through allGather:
- * the launcher's plain ServerSocket is closed and the port re-bound at once as the ring's channel
- * listener. A peer that connects in between is refused and the ring's connect retries until the
- * port is back, so the addresses the rendezvous gathered stay valid.
+ * <p>The TCP ring listens on the very socket the launcher bound and published through allGather:
+ * the launcher's listener is channel-backed and the ring adopts its channel. (Closing it and
+ * binding the port again, as a first version did, resets the connections a faster peer already
+ * queued in the backlog: on a real cluster the ranks start seconds apart and both ranks failed
+ * their handshake with "Connection reset".) A listener without a channel is still closed and
+ * re-bound.
+ *
+ * <p>Env {@code DANLU_STEP_DELAY_MS} (as for {@code danlu worker}) slows every step down: the
+ * cluster test kills an executor mid-run and needs a run that lasts ({@code spark.executorEnv.…}).
  */
 public final class TrainerRankWork implements RankWork {
   @Override
@@ -41,9 +47,16 @@ public final class TrainerRankWork implements RankWork {
     int colon = mine.lastIndexOf(':');
     String host = mine.substring(0, colon);
     int port = Integer.parseInt(mine.substring(colon + 1));
-    ctx.listener().close();
-    RingListener listener = RingListener.bind(host, port);
+    ServerSocketChannel channel = ctx.listener().getChannel();
+    RingListener listener;
+    if (channel != null) {
+      listener = RingListener.adopt(channel, mine);
+    } else {
+      ctx.listener().close();
+      listener = RingListener.bind(host, port);
+    }
     PrintStream log = prefixed(System.err, ctx.logPrefix() + " ");
+    long delayMillis = Long.parseLong(System.getenv().getOrDefault("DANLU_STEP_DELAY_MS", "0"));
     try (Communicator comm =
         join(listener, ctx.rank(), ctx.peerAddresses(), ctx.jobSecret(), ctx.worldSize())) {
       PretrainRecipe.Result r =
@@ -54,18 +67,32 @@ public final class TrainerRankWork implements RankWork {
                       ctx.worldSize(),
                       comm,
                       config,
-                      (step, max, loss, tps, eta, secs) ->
-                          ctx.progress().report(step, max, loss, tps, eta, secs)));
+                      (step, max, loss, tps, eta, secs) -> {
+                        ctx.progress().report(step, max, loss, tps, eta, secs);
+                        pause(delayMillis);
+                      }));
       return String.format(
           Locale.ROOT,
-          "%s %d steps, last loss %.4f, eval loss %.4f, adapter %s",
+          "%s %d steps, last loss %.4f, eval loss %.4f, adapter %s, gpus %s",
           ctx.logPrefix(),
           r.steps(),
           r.lastLoss(),
           r.evalLoss(),
-          r.adapterDir());
+          r.adapterDir(),
+          ctx.gpuAddresses());
     } finally {
       log.close();
+    }
+  }
+
+  private static void pause(long millis) {
+    if (millis > 0) {
+      try {
+        Thread.sleep(millis);
+      } catch (InterruptedException e) {
+        // the launcher's watchdog interrupts a cancelled task: keep the flag so the ring sees it
+        Thread.currentThread().interrupt();
+      }
     }
   }
 
