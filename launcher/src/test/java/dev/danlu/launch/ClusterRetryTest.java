@@ -35,9 +35,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The acceptance test of the launcher on a real multi-JVM standalone cluster on 127.0.0.1 (Master +
- * 2 Workers + 2 executors, each its own JVM): a 2-rank run during which one executor JVM is killed
- * with SIGKILL finishes through the driver's retry, with the same final state as the uninterrupted
- * computation; progress is read from the Spark UI while the tasks run.
+ * 2 Workers + 2 executors, each its own JVM): a 2-rank run of the real trainer (TrainerRankWork on
+ * a tiny random-init LLaMA) during which one executor JVM is killed with SIGKILL after a committed
+ * checkpoint finishes through the driver's retry with the adapter of an uninterrupted run; progress
+ * is read from the Spark UI while the tasks run.
  */
 @Tag("cluster")
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
