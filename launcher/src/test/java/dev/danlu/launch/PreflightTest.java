@@ -91,6 +91,14 @@ class PreflightTest {
   }
 
   @Test
+  void aWorkClassMissingFromTheClasspathIsNamed() throws Exception {
+    TrainFixture f = new TrainFixture(tmp, 2, 4);
+    String m =
+        failWith("--config", f.config.toString(), "--work-class", "dev.danlu.launch.NoSuchWork");
+    assertTrue(m.contains("dev.danlu.launch.NoSuchWork is not on the driver's classpath"), m);
+  }
+
+  @Test
   void unknownConfigKeyIsNamedWithItsFix() throws Exception {
     TrainFixture f = new TrainFixture(tmp, 2, 4);
     String m = failWith(args(f, "learning_rte=1e-4"));

@@ -7,9 +7,7 @@ import java.io.IOException;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.ServerSocket;
-import java.nio.channels.ServerSocketChannel;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -141,15 +139,9 @@ final class RankTask extends AbstractFunction1<Iterator<Integer>, Iterator<Strin
   }
 
   /** Port 0: the kernel picks a free port, so executors sharing a host never clash. */
-  /**
-   * Channel-backed, so that a work built on NIO (the trainer's TCP ring) can take over the very
-   * socket, with the connections peers already queued in its backlog, instead of re-binding.
-   */
   private static ServerSocket bind(String host) {
     try {
-      ServerSocketChannel ch = ServerSocketChannel.open();
-      ch.bind(new InetSocketAddress(InetAddress.getByName(host), 0), 64);
-      return ch.socket();
+      return new ServerSocket(0, 64, InetAddress.getByName(host));
     } catch (IOException e) {
       throw new UncheckedIOException("cannot bind a rank listener on " + host, e);
     }

@@ -3,6 +3,7 @@ package dev.danlu.launch.trainer;
 import dev.danlu.launch.RankContext;
 import dev.danlu.launch.RankWork;
 import dev.danlu.train.comm.Communicator;
+import dev.danlu.train.comm.LocalCommunicator;
 import dev.danlu.train.comm.RingListener;
 import dev.danlu.train.comm.TcpRingOptions;
 import dev.danlu.train.config.ConfigLoader;
@@ -10,10 +11,11 @@ import dev.danlu.train.config.TrainConfig;
 import dev.danlu.train.recipe.PretrainRecipe;
 import dev.danlu.train.recipe.TrainContext;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
-import java.nio.channels.ServerSocketChannel;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -21,12 +23,10 @@ import java.util.Locale;
  * the trainer's {@link PretrainRecipe}, which runs unchanged (and resumes from the newest committed
  * checkpoint under output_dir, as a retried stage requires).
  *
- * <p>The TCP ring listens on the very socket the launcher bound and published through allGather:
- * the launcher's listener is channel-backed and the ring adopts its channel. (Closing it and
- * binding the port again, as a first version did, resets the connections a faster peer already
- * queued in the backlog: on a real cluster the ranks start seconds apart and both ranks failed
- * their handshake with "Connection reset".) A listener without a channel is still closed and
- * re-bound.
+ * <p>The TCP ring listens on a port of its own; its address travels to the other ranks over the
+ * listener the launcher bound and published through the barrier's allGather ({@link
+ * ListenerRendezvous}). Re-binding the published port instead races: a peer's connection queued on
+ * the old socket is reset when it closes.
  *
  * <p>Env {@code DANLU_STEP_DELAY_MS} (as for {@code danlu worker}) slows every step down: the
  * cluster test kills an executor mid-run and needs a run that lasts ({@code spark.executorEnv.…}).
@@ -44,21 +44,10 @@ public final class TrainerRankWork implements RankWork {
               + "' is not wired into the Spark launcher yet; use communicator=tcp");
     }
     String mine = ctx.peerAddresses().get(ctx.rank());
-    int colon = mine.lastIndexOf(':');
-    String host = mine.substring(0, colon);
-    int port = Integer.parseInt(mine.substring(colon + 1));
-    ServerSocketChannel channel = ctx.listener().getChannel();
-    RingListener listener;
-    if (channel != null) {
-      listener = RingListener.adopt(channel, mine);
-    } else {
-      ctx.listener().close();
-      listener = RingListener.bind(host, port);
-    }
+    String host = mine.substring(0, mine.lastIndexOf(':'));
     PrintStream log = prefixed(System.err, ctx.logPrefix() + " ");
     long delayMillis = Long.parseLong(System.getenv().getOrDefault("DANLU_STEP_DELAY_MS", "0"));
-    try (Communicator comm =
-        join(listener, ctx.rank(), ctx.peerAddresses(), ctx.jobSecret(), ctx.worldSize())) {
+    try (Communicator comm = join(ctx, host)) {
       PretrainRecipe.Result r =
           new PretrainRecipe(log)
               .run(
@@ -96,13 +85,26 @@ public final class TrainerRankWork implements RankWork {
     }
   }
 
-  private static Communicator join(
-      RingListener listener, int rank, java.util.List<String> peers, byte[] secret, int worldSize) {
-    if (worldSize == 1) {
-      listener.close();
-      return dev.danlu.train.comm.LocalCommunicator.group(1).get(0);
+  /**
+   * Joins the TCP ring: a fresh listener on this executor's host, its address exchanged through the
+   * launcher's listeners ({@link ListenerRendezvous}), which are closed once everyone is known.
+   */
+  private static Communicator join(RankContext ctx, String host) throws IOException {
+    if (ctx.worldSize() == 1) {
+      ctx.listener().close();
+      return LocalCommunicator.group(1).get(0);
     }
-    return listener.join(rank, peers, secret, TcpRingOptions.defaults());
+    RingListener ring = RingListener.bind(host, 0);
+    List<String> addresses;
+    try {
+      addresses = new ListenerRendezvous(ctx).allGather(ring.address());
+    } catch (RuntimeException e) {
+      ring.close();
+      throw e;
+    } finally {
+      ctx.listener().close();
+    }
+    return ring.join(ctx.rank(), addresses, ctx.jobSecret(), TcpRingOptions.defaults());
   }
 
   /** A PrintStream that starts every line with {@code prefix} (executor logs carry the rank). */

@@ -29,6 +29,10 @@ public final class TrainLocalCli {
 
   private TrainLocalCli() {}
 
+  public static void main(String[] args) {
+    System.exit(run(args));
+  }
+
   public static int run(String[] args) {
     return run(args, Map.of(), System.err);
   }

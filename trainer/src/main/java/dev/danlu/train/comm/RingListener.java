@@ -46,19 +46,6 @@ public final class RingListener implements AutoCloseable {
     }
   }
 
-  /**
-   * Takes over a channel someone else already bound and published as {@code address} (the Spark
-   * launcher binds before its rendezvous). Closing it and binding the port again would reset the
-   * connections peers already made into its backlog (they connect as soon as they learn the
-   * address), so the very channel is kept.
-   */
-  public static RingListener adopt(ServerSocketChannel bound, String address) {
-    if (!bound.isOpen()) {
-      throw new CommException("cannot adopt the listener for " + address + ": already closed");
-    }
-    return new RingListener(bound, address);
-  }
-
   /** {@code host:port} to publish to the other ranks. */
   public String address() {
     return address;

@@ -6,7 +6,6 @@ import dev.danlu.data.shard.ShardDataset;
 import dev.danlu.data.shard.ShardReader;
 import dev.danlu.train.model.Batch;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -151,10 +150,6 @@ public final class ShardBlocks implements AutoCloseable {
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }
-  }
-
-  static String sha256(String s) {
-    return sha256(s.getBytes(StandardCharsets.UTF_8));
   }
 
   @Override

@@ -6,6 +6,7 @@ import dev.danlu.train.zero.NamedParam;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -16,12 +17,12 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * once per optimizer step, updated parameters back out. Bulk copies through the arrays' native
  * buffers; the order is {@link LoraAdapter#trainable()}'s, which the flat layout was built from.
  */
-final class AdapterFlat {
+public final class AdapterFlat {
   private final List<LoraAdapter.NamedParam> params;
   private final FlatParams flat;
   private final float[] scratch;
 
-  AdapterFlat(LoraAdapter adapter, int worldSize, int alignment) {
+  public AdapterFlat(LoraAdapter adapter, int worldSize, int alignment) {
     this.params = adapter.trainable();
     List<NamedParam> named = new ArrayList<>();
     int max = 0;
@@ -38,12 +39,12 @@ final class AdapterFlat {
     this.scratch = new float[max];
   }
 
-  FlatParams flat() {
+  public FlatParams flat() {
     return flat;
   }
 
   /** Adds the model's accumulated gradients into the flat buffer and zeroes the model's. */
-  void moveGradsToFlat() {
+  public void moveGradsToFlat() {
     float[] g = flat.grads();
     for (int i = 0; i < params.size(); i++) {
       INDArray grad = params.get(i).grad();
@@ -53,12 +54,14 @@ final class AdapterFlat {
       for (int k = 0; k < s.length(); k++) {
         g[s.offset() + k] += scratch[k];
       }
-      grad.assign(0);
+      // zero through the same view: one memset-like pass, no ND4J op dispatch (OpenMP wake-up)
+      Arrays.fill(scratch, 0, s.length(), 0f);
+      buffer(grad).put(scratch, 0, s.length());
     }
   }
 
   /** Copies the replicated flat parameters into the model's arrays. */
-  void copyParamsToModel() {
+  public void copyParamsToModel() {
     float[] p = flat.params();
     for (int i = 0; i < params.size(); i++) {
       FlatParams.Slot s = flat.slots().get(i);

@@ -4,7 +4,6 @@ import dev.danlu.train.checkpoint.TrainerState;
 import dev.danlu.train.checkpoint.TrainingCheckpoint;
 import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.comm.ReduceOp;
-import dev.danlu.train.config.ConfigLoader;
 import dev.danlu.train.config.TrainConfig;
 import dev.danlu.train.data.BatchPlan;
 import dev.danlu.train.data.ShardBlocks;
@@ -311,10 +310,5 @@ public final class PretrainRecipe {
               + key
               + "=... on the command line");
     }
-  }
-
-  /** The config hash recorded in checkpoints. */
-  static String configSha(TrainConfig cfg) {
-    return ConfigLoader.sha256(cfg);
   }
 }
