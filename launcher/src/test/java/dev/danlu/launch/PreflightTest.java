@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.danlu.launch.preflight.Preflight;
 import dev.danlu.launch.smoke.RingSmokeWork;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -78,6 +79,15 @@ class PreflightTest {
     m = failWith("--config", f.config.toString(), "--max-attempts", "0");
     assertTrue(m.contains("--max-attempts needs a whole number ≥ 1, got '0'"), m);
     assertEquals(0, contexts.get());
+  }
+
+  @Test
+  void theDefaultWorkClassIsTheTrainerAdapterAndPassesTheCheck() throws Exception {
+    assertEquals(
+        dev.danlu.launch.trainer.TrainerRankWork.class.getName(), TrainCommand.DEFAULT_WORK_CLASS);
+    TrainFixture f = new TrainFixture(tmp, 2, 4);
+    // no PreflightException: the class loads, implements RankWork, has a no-arg constructor
+    Preflight.checkInputs(f.config, List.of(), TrainCommand.DEFAULT_WORK_CLASS);
   }
 
   @Test

@@ -199,11 +199,7 @@ public final class Preflight {
       problems.add(
           "--work-class "
               + workClass
-              + " is not on the driver's classpath (is it in the danlu jar you submitted?)"
-              + (workClass.equals(dev.danlu.launch.TrainCommand.DEFAULT_WORK_CLASS)
-                  ? "; this build has no trainer adapter yet: pass --work-class"
-                      + " dev.danlu.launch.smoke.RingSmokeWork to check the cluster path"
-                  : ""));
+              + " is not on the driver's classpath (is it in the danlu jar you submitted?)");
     } catch (NoSuchMethodException e) {
       problems.add("--work-class " + workClass + " has no public no-argument constructor");
     }

@@ -27,6 +27,9 @@ import java.util.Locale;
  * listener the launcher bound and published through the barrier's allGather ({@link
  * ListenerRendezvous}). Re-binding the published port instead races: a peer's connection queued on
  * the old socket is reset when it closes.
+ *
+ * <p>Env {@code DANLU_STEP_DELAY_MS} (as for {@code danlu worker}) slows every step down: the
+ * cluster test kills an executor mid-run and needs a run that lasts ({@code spark.executorEnv.…}).
  */
 public final class TrainerRankWork implements RankWork {
   @Override
@@ -43,6 +46,7 @@ public final class TrainerRankWork implements RankWork {
     String mine = ctx.peerAddresses().get(ctx.rank());
     String host = mine.substring(0, mine.lastIndexOf(':'));
     PrintStream log = prefixed(System.err, ctx.logPrefix() + " ");
+    long delayMillis = Long.parseLong(System.getenv().getOrDefault("DANLU_STEP_DELAY_MS", "0"));
     try (Communicator comm = join(ctx, host)) {
       PretrainRecipe.Result r =
           new PretrainRecipe(log)
@@ -52,18 +56,32 @@ public final class TrainerRankWork implements RankWork {
                       ctx.worldSize(),
                       comm,
                       config,
-                      (step, max, loss, tps, eta, secs) ->
-                          ctx.progress().report(step, max, loss, tps, eta, secs)));
+                      (step, max, loss, tps, eta, secs) -> {
+                        ctx.progress().report(step, max, loss, tps, eta, secs);
+                        pause(delayMillis);
+                      }));
       return String.format(
           Locale.ROOT,
-          "%s %d steps, last loss %.4f, eval loss %.4f, adapter %s",
+          "%s %d steps, last loss %.4f, eval loss %.4f, adapter %s, gpus %s",
           ctx.logPrefix(),
           r.steps(),
           r.lastLoss(),
           r.evalLoss(),
-          r.adapterDir());
+          r.adapterDir(),
+          ctx.gpuAddresses());
     } finally {
       log.close();
+    }
+  }
+
+  private static void pause(long millis) {
+    if (millis > 0) {
+      try {
+        Thread.sleep(millis);
+      } catch (InterruptedException e) {
+        // the launcher's watchdog interrupts a cancelled task: keep the flag so the ring sees it
+        Thread.currentThread().interrupt();
+      }
     }
   }
 
