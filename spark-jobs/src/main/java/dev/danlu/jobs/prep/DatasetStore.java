@@ -13,9 +13,7 @@ import java.util.regex.Pattern;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
-import org.apache.hadoop.fs.LocatedFileStatus;
 import org.apache.hadoop.fs.Path;
-import org.apache.hadoop.fs.RemoteIterator;
 
 /**
  * A dataset directory on any Hadoop file system: reading the committed manifest, committing a new
@@ -96,9 +94,7 @@ final class DatasetStore {
     Path shards = new Path(root, ManifestIo.SHARDS_DIR);
     if (fs.exists(shards)) {
       String base = fs.makeQualified(root).toUri().getPath();
-      RemoteIterator<LocatedFileStatus> it = fs.listFiles(shards, true);
-      while (it.hasNext()) {
-        LocatedFileStatus st = it.next();
+      for (FileStatus st : HadoopFs.listFilesRecursive(fs, shards)) {
         String rel = st.getPath().toUri().getPath().substring(base.length()).replaceFirst("^/", "");
         if (!live.contains(rel)) {
           fs.delete(st.getPath(), false);

@@ -3,9 +3,13 @@ package dev.danlu.jobs.prep;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileContext;
+import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.LocalFileSystem;
 import org.apache.hadoop.fs.Options;
@@ -36,6 +40,28 @@ final class HadoopFs {
       out.hsync();
     }
     replace(fs, tmp, dst, conf);
+  }
+
+  /**
+   * The files under {@code dir}, recursively, as plain {@link FileStatus}es. Not {@code
+   * FileSystem.listFiles}: its {@code LocatedFileStatus} reads each file's permissions, which
+   * Hadoop's local file system does by forking {@code ls -ld} per file when native IO is absent —
+   * for a corpus of 1300 small files that was most of prep's wall time.
+   */
+  static List<FileStatus> listFilesRecursive(FileSystem fs, Path dir) throws IOException {
+    List<FileStatus> out = new ArrayList<>();
+    ArrayDeque<Path> todo = new ArrayDeque<>();
+    todo.add(dir);
+    while (!todo.isEmpty()) {
+      for (FileStatus st : fs.listStatus(todo.poll())) {
+        if (st.isDirectory()) {
+          todo.add(st.getPath());
+        } else if (st.isFile()) {
+          out.add(st);
+        }
+      }
+    }
+    return out;
   }
 
   /** Renames {@code src} to {@code dst}, replacing {@code dst} if it exists. */

@@ -10,9 +10,7 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.GlobPattern;
-import org.apache.hadoop.fs.LocatedFileStatus;
 import org.apache.hadoop.fs.Path;
-import org.apache.hadoop.fs.RemoteIterator;
 
 /**
  * Expands {@code --input} into source files: a file is taken as is; a directory is searched
@@ -45,11 +43,8 @@ final class InputLister {
         out.add(ref(st));
         continue;
       }
-      RemoteIterator<LocatedFileStatus> it;
       try {
-        it = fs.listFiles(st.getPath(), true);
-        while (it.hasNext()) {
-          LocatedFileStatus f = it.next();
+        for (FileStatus f : HadoopFs.listFilesRecursive(fs, st.getPath())) {
           String name = f.getPath().getName();
           if (f.isFile() && !hidden(f.getPath(), st.getPath()) && names.matches(name)) {
             out.add(ref(f));
