@@ -36,12 +36,8 @@ public final class PrepBench {
   private PrepBench() {}
 
   public static void main(String[] args) throws Exception {
-    Path cache =
-        Path.of(
-            System.getProperty(
-                "danlu.cache.dir",
-                Path.of(System.getProperty("user.home"), ".cache", "danlu").toString()));
-    Path shared = Path.of(System.getProperty("danlu.shared.dir", "../shared"));
+    Path cache = BenchDirs.cache();
+    Path shared = BenchDirs.shared();
     Path corpus = cache.resolve("corpora/chinese");
     Path tokenizer = shared.resolve("fixtures/tokenizers/chinese-llama2-tokenizer.model");
     double mb = 16;

@@ -52,12 +52,8 @@ public final class TokenizerBench {
                     + " [--mb N] [--repeats N]");
       }
     }
-    Path cache =
-        Path.of(
-            System.getProperty(
-                "danlu.cache.dir",
-                Path.of(System.getProperty("user.home"), ".cache", "danlu").toString()));
-    Path shared = Path.of(System.getProperty("danlu.shared.dir", "../shared"));
+    Path cache = BenchDirs.cache();
+    Path shared = BenchDirs.shared();
     System.out.printf(
         "TokenizerBench: %d cores, load average %.2f, %s%n",
         Runtime.getRuntime().availableProcessors(),

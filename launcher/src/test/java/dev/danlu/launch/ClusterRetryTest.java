@@ -112,15 +112,7 @@ class ClusterRetryTest {
               Duration.ofSeconds(1));
       try (TrainingLauncher launcher = new TrainingLauncher(jsc, plan, out)) {
         LiveProgressTest.get(ui + "/api/v1/applications/" + app + "/jobs"); // warm up Jersey
-        CompletableFuture<TrainingLauncher.Result> run =
-            CompletableFuture.supplyAsync(
-                () -> {
-                  try {
-                    return launcher.run();
-                  } catch (Exception e) {
-                    throw new IllegalStateException(e);
-                  }
-                });
+        CompletableFuture<TrainingLauncher.Result> run = LiveProgressTest.runInBackground(launcher);
 
         // Progress in the Spark UI while the barrier tasks are running: step, real loss, job row.
         JsonNode live = null;

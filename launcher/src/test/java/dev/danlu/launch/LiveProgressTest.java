@@ -82,15 +82,7 @@ class LiveProgressTest {
         // Warm the UI's REST layer up first (its first request initialises Jersey, seconds on a
         // busy machine), so polling during the run measures the run.
         get(ui + "/api/v1/applications/" + app + "/jobs");
-        CompletableFuture<TrainingLauncher.Result> run =
-            CompletableFuture.supplyAsync(
-                () -> {
-                  try {
-                    return launcher.run();
-                  } catch (Exception e) {
-                    throw new IllegalStateException(e);
-                  }
-                });
+        CompletableFuture<TrainingLauncher.Result> run = runInBackground(launcher);
         JsonNode seen = null;
         long deadline = System.currentTimeMillis() + 30_000;
         while (System.currentTimeMillis() < deadline && !run.isDone()) {
@@ -128,5 +120,17 @@ class LiveProgressTest {
     }
     String out = console.toString(StandardCharsets.UTF_8);
     assertTrue(out.contains("danlu: attempt 1: step "), out);
+  }
+
+  /** The launcher's run on another thread, so a test can poll the UI while the stage runs. */
+  static CompletableFuture<TrainingLauncher.Result> runInBackground(TrainingLauncher launcher) {
+    return CompletableFuture.supplyAsync(
+        () -> {
+          try {
+            return launcher.run();
+          } catch (Exception e) {
+            throw new IllegalStateException(e);
+          }
+        });
   }
 }

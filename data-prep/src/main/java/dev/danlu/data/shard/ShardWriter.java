@@ -10,9 +10,11 @@ import org.apache.arrow.vector.ipc.ArrowFileWriter;
 
 /**
  * Writes blocks into one Arrow IPC file: batches of {@link ShardMeta#batchRows()} rows, every batch
- * full except the last. Memory is one batch, in a child allocator closed with the writer.
+ * full except the last. Memory is at most one batch, in a child allocator closed with the writer.
  */
 public final class ShardWriter implements AutoCloseable {
+  private static final int FIRST_BATCH_ROWS = 64;
+
   private final ShardMeta meta;
   private final BufferAllocator allocator;
   private final VectorSchemaRoot root;
@@ -33,17 +35,23 @@ public final class ShardWriter implements AutoCloseable {
       this.ids = (IntVector) list.getDataVector();
       this.writer = new ArrowFileWriter(root, null, out);
       writer.start();
-      allocateBatch();
+      allocateBatch(Math.min(meta.batchRows(), FIRST_BATCH_ROWS));
     } catch (IOException | RuntimeException e) {
       allocator.close();
       throw e;
     }
   }
 
-  private void allocateBatch() {
-    list.setInitialCapacity(meta.batchRows());
+  /**
+   * The first batch starts small and doubles as it fills: a shard of a small source file holds a
+   * few dozen rows, and allocating (and zeroing) a full 2 MB batch for each was a measurable part
+   * of prep on corpora of many small files. Capacity does not show in the file: Arrow writes
+   * buffers cut to the value count.
+   */
+  private void allocateBatch(int capacityRows) {
+    list.setInitialCapacity(capacityRows);
     list.allocateNew();
-    ids.allocateNew(meta.batchRows() * meta.blockSize());
+    ids.allocateNew(capacityRows * meta.blockSize());
     batchFill = 0;
   }
 
@@ -52,6 +60,10 @@ public final class ShardWriter implements AutoCloseable {
     if (block.length != meta.blockSize()) {
       throw new IllegalArgumentException(
           "block of " + block.length + " ids, shard block size is " + meta.blockSize());
+    }
+    while (batchFill >= list.getValueCapacity()
+        || (batchFill + 1) * meta.blockSize() > ids.getValueCapacity()) {
+      list.reAlloc();
     }
     int base = batchFill * meta.blockSize();
     for (int j = 0; j < block.length; j++) {
@@ -62,7 +74,7 @@ public final class ShardWriter implements AutoCloseable {
     rows++;
     if (batchFill == meta.batchRows()) {
       flushBatch();
-      allocateBatch();
+      allocateBatch(meta.batchRows());
     }
   }
 

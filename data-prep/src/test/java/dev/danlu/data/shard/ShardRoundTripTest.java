@@ -26,6 +26,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Writer → files → reader, with the allocator closed after each test so a leak fails it. */
 class ShardRoundTripTest {
@@ -173,6 +175,31 @@ class ShardRoundTripTest {
         assertArrayEquals(blocks.get(i), row, "row " + i);
       }
       assertThrows(IndexOutOfBoundsException.class, () -> ds.readRow(2500, row));
+    }
+  }
+
+  /**
+   * The writer's first batch starts at 64 rows and grows by reallocation; rows on either side of
+   * every growth step and of the batch boundary must read back, with every batch but the last full.
+   */
+  @ParameterizedTest
+  @ValueSource(ints = {1, 63, 64, 65, 128, 129, 299, 300, 301, 777})
+  void batchesGrowFromSmallAndEveryRowReadsBack(int n) throws Exception {
+    ShardMeta meta = new ShardMeta(16, TOK, 1, 2, 300, Map.of());
+    List<int[]> blocks = randomBlocks(n, 16, n);
+    Path sub = Files.createDirectories(dir.resolve("n" + n));
+    List<RollingShardWriter.Part> parts = write(root, sub, "g", meta, blocks, 100_000);
+    assertEquals(1, parts.size());
+    Files.write(
+        sub.resolve(ManifestIo.CURRENT), ManifestIo.toJson(manifestFor(sub, "g", meta, parts)));
+    try (ShardDataset ds =
+        ShardDataset.open(root, sub, Manifest.TRAIN, new ShardReader.Expect(16, TOK))) {
+      assertEquals(n, ds.rows());
+      int[] row = new int[16];
+      for (int i = n - 1; i >= 0; i--) {
+        ds.readRow(i, row);
+        assertArrayEquals(blocks.get(i), row, "row " + i + " of " + n);
+      }
     }
   }
 

@@ -49,14 +49,7 @@ final class PlanText {
   static String plan(
       PrepOptions o,
       Manifest prev,
-      int listed,
-      int scanned,
-      List<String> tokenize,
-      List<String> reused,
-      List<String> removed,
-      List<String> skipped,
-      long bytes,
-      int units,
+      PrepReport.Work work,
       Map<String, Manifest.SourceEntry> entries,
       Map<String, SourceScan.Result> scans) {
     StringBuilder sb = new StringBuilder();
@@ -67,14 +60,15 @@ final class PlanText {
                 + "  tokenize %d files, %.1f MB, %d tasks%n  reuse %d files; remove %d files; skip %d files%n",
             o.output(),
             prev == null ? "new dataset" : "on top of version " + prev.version(),
-            listed,
-            scanned,
-            tokenize.size(),
-            bytes / 1048576.0,
-            units,
-            reused.size(),
-            removed.size(),
-            skipped.size()));
+            work.filesListed(),
+            work.filesScanned(),
+            work.tokenized().size(),
+            work.bytesTokenized() / 1048576.0,
+            work.tasks(),
+            work.reused().size(),
+            work.removed().size(),
+            work.skipped().size()));
+    List<String> tokenize = work.tokenized();
     int shown = 0;
     for (String p : tokenize) {
       if (shown++ == 20) {
@@ -92,10 +86,10 @@ final class PlanText {
                   ? ", " + r.utf8Replacements() + " invalid UTF-8 sequences replaced"
                   : ""));
     }
-    for (String p : removed) {
+    for (String p : work.removed()) {
       sb.append("    - ").append(p).append('\n');
     }
-    for (String p : skipped) {
+    for (String p : work.skipped()) {
       Manifest.SourceEntry e = entries.get(p);
       sb.append("    ! ").append(p).append(": skipped, ").append(e.skipReason()).append('\n');
     }

@@ -199,10 +199,8 @@ public final class PrepJob {
     Set<String> current = files.stream().map(InputLister.FileRef::path).collect(Collectors.toSet());
     List<String> removed =
         prevByPath.keySet().stream().filter(p -> !current.contains(p)).sorted().toList();
-    String plan =
-        PlanText.plan(
-            o,
-            prevCommitted.orElse(null),
+    PrepReport.Work work =
+        new PrepReport.Work(
             files.size(),
             toScan.size(),
             tokenize,
@@ -210,25 +208,12 @@ public final class PrepJob {
             removed,
             skipped,
             bytesToTokenize,
-            units.size(),
-            entries,
-            scans);
+            units.size());
+    String plan = PlanText.plan(o, prevCommitted.orElse(null), work, entries, scans);
     console.print(plan);
     if (o.dryRun()) {
       return new PrepReport(
-          false,
-          true,
-          prevCommitted.map(Manifest::version).orElse(0L),
-          files.size(),
-          toScan.size(),
-          tokenize,
-          reused,
-          removed,
-          skipped,
-          bytesToTokenize,
-          units.size(),
-          null,
-          plan);
+          false, true, prevCommitted.map(Manifest::version).orElse(0L), work, null, plan);
     }
 
     time.lap("plan");
@@ -323,20 +308,7 @@ public final class PrepJob {
               + " is up to date at version "
               + prevVersion
               + "; nothing committed");
-      return new PrepReport(
-          false,
-          false,
-          prevVersion,
-          files.size(),
-          toScan.size(),
-          tokenize,
-          reused,
-          removed,
-          skipped,
-          bytesToTokenize,
-          units.size(),
-          prevCommitted.get(),
-          plan);
+      return new PrepReport(false, false, prevVersion, work, prevCommitted.get(), plan);
     }
     Manifest committed =
         new Manifest(
@@ -372,20 +344,7 @@ public final class PrepJob {
           gc.shardBytes() / 1048576.0,
           gc.manifestVersions());
     }
-    return new PrepReport(
-        true,
-        false,
-        committed.version(),
-        files.size(),
-        toScan.size(),
-        tokenize,
-        reused,
-        removed,
-        skipped,
-        bytesToTokenize,
-        units.size(),
-        committed,
-        plan);
+    return new PrepReport(true, false, committed.version(), work, committed, plan);
   }
 
   private static Manifest.Totals totals(
