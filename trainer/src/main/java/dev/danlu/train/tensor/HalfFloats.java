@@ -1,20 +1,20 @@
-package dev.danlu.train.checkpoint;
+package dev.danlu.train.tensor;
 
 /**
  * IEEE binary16 and bfloat16 conversions. Java 17 has no {@code Float.float16ToFloat} (added in
  * 20), so these are written out; narrowing rounds to nearest-even like PyTorch's {@code .half()}
  * and {@code .bfloat16()}, so a file we write equals one written by PyTorch from the same floats.
  */
-final class HalfFloats {
+public final class HalfFloats {
   private HalfFloats() {}
 
   /** bfloat16 bits (low 16 bits of {@code h}) to float: bf16 is the top half of a float32. */
-  static float bf16ToFloat(int h) {
+  public static float bf16ToFloat(int h) {
     return Float.intBitsToFloat((h & 0xffff) << 16);
   }
 
   /** float to bfloat16 bits, round to nearest even; NaN stays a (quiet) NaN. */
-  static short floatToBf16(float f) {
+  public static short floatToBf16(float f) {
     int bits = Float.floatToRawIntBits(f);
     if (Float.isNaN(f)) {
       return (short) ((bits >>> 16) | 0x0040);
@@ -24,7 +24,7 @@ final class HalfFloats {
   }
 
   /** binary16 bits (low 16 bits of {@code h}) to float, exact (every half is a float). */
-  static float f16ToFloat(int h) {
+  public static float f16ToFloat(int h) {
     int sign = (h & 0x8000) << 16;
     int exp = (h >>> 10) & 0x1f;
     int mant = h & 0x3ff;
@@ -43,7 +43,7 @@ final class HalfFloats {
   }
 
   /** float to binary16 bits, round to nearest even, overflow to infinity, NaN kept. */
-  static short floatToF16(float f) {
+  public static short floatToF16(float f) {
     int bits = Float.floatToRawIntBits(f);
     int sign = (bits >>> 16) & 0x8000;
     int exp = (bits >>> 23) & 0xff;
