@@ -13,11 +13,14 @@ public final class HalfFloats {
     return Float.intBitsToFloat((h & 0xffff) << 16);
   }
 
-  /** float to bfloat16 bits, round to nearest even; NaN stays a (quiet) NaN. */
+  /**
+   * float to bfloat16 bits, round to nearest even (overflow to infinity); every NaN becomes 0x7fc0,
+   * as c10::BFloat16 (torch 1.13's vectorized CPU cast writes 0xffff, also a NaN).
+   */
   public static short floatToBf16(float f) {
     int bits = Float.floatToRawIntBits(f);
     if (Float.isNaN(f)) {
-      return (short) ((bits >>> 16) | 0x0040);
+      return (short) 0x7fc0;
     }
     int rounding = 0x7fff + ((bits >>> 16) & 1);
     return (short) ((bits + rounding) >>> 16);
@@ -42,14 +45,17 @@ public final class HalfFloats {
     return Float.intBitsToFloat(sign | ((exp + 112) << 23) | (mant << 13));
   }
 
-  /** float to binary16 bits, round to nearest even, overflow to infinity, NaN kept. */
+  /**
+   * float to binary16 bits, round to nearest even, overflow to infinity; a NaN becomes the quiet
+   * NaN 0x7e00 with its sign, as torch's {@code .half()}.
+   */
   public static short floatToF16(float f) {
     int bits = Float.floatToRawIntBits(f);
     int sign = (bits >>> 16) & 0x8000;
     int exp = (bits >>> 23) & 0xff;
     int mant = bits & 0x7fffff;
     if (exp == 0xff) {
-      return (short) (sign | 0x7c00 | (mant != 0 ? 0x200 | (mant >>> 13) : 0));
+      return (short) (sign | (mant != 0 ? 0x7e00 : 0x7c00));
     }
     int e = exp - 127 + 15;
     if (e >= 0x1f) {
