@@ -2,6 +2,7 @@ package dev.danlu.train.tensor;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.nio.ShortBuffer;
 import java.util.Arrays;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -115,8 +116,9 @@ public final class HalfArrays {
 
   /**
    * dst (float32, same shape and length) = src widened, exactly: every binary16 and bfloat16 value
-   * is a float32. ND4J's typed assign does the conversion natively (multi-threaded on CPU, on the
-   * device under CUDA).
+   * is a float32. ND4J's typed assign does it natively (on the device under CUDA), except binary16
+   * on the CPU backend, where a parallel Java table lookup measured 1.25-1.4x faster than the
+   * assign (for bfloat16, a plain shift, the assign is faster; docs/precision.md).
    */
   public static void upcast(INDArray src, INDArray dst) {
     if (src.length() != dst.length() || dst.dataType() != DataType.FLOAT) {
@@ -128,7 +130,61 @@ public final class HalfArrays {
               + dst.dataType()
               + Arrays.toString(dst.shape()));
     }
+    if (src.dataType() == DataType.HALF && onCpu() && contiguous(src) && contiguous(dst)) {
+      upcastF16Java(src, dst);
+    } else {
+      upcastNd4j(src, dst);
+    }
+  }
+
+  /** The generic widening: ND4J's typed assign. */
+  static void upcastNd4j(INDArray src, INDArray dst) {
     dst.assign(src);
+  }
+
+  /** binary16 -> float32 through a 64K-entry table, in parallel 64K-element blocks. */
+  static void upcastF16Java(INDArray src, INDArray dst) {
+    ShortBuffer s = hostShorts(src);
+    Nd4j.getAffinityManager().ensureLocation(dst, AffinityManager.Location.HOST);
+    FloatBuffer d = dst.data().asNio().order(ByteOrder.nativeOrder()).asFloatBuffer();
+    int so = Math.toIntExact(src.offset());
+    int dOff = Math.toIntExact(dst.offset());
+    int n = Math.toIntExact(src.length());
+    int blocks = (n + BLOCK - 1) / BLOCK;
+    Par.rows(
+        blocks,
+        BLOCK,
+        blk -> {
+          int end = Math.min(n, (blk + 1) * BLOCK);
+          for (int i = blk * BLOCK; i < end; i++) {
+            d.put(dOff + i, F16_TABLE[s.get(so + i) & 0xffff]);
+          }
+        });
+    written(dst);
+  }
+
+  private static final int BLOCK = 1 << 16;
+  private static final float[] F16_TABLE = new float[1 << 16];
+
+  static {
+    for (int i = 0; i < F16_TABLE.length; i++) {
+      F16_TABLE[i] = HalfFloats.f16ToFloat(i);
+    }
+  }
+
+  private static volatile Boolean cpu;
+
+  private static boolean onCpu() {
+    Boolean c = cpu;
+    if (c == null) {
+      c = Backend.loaded() == Backend.Kind.CPU;
+      cpu = c;
+    }
+    return c;
+  }
+
+  private static boolean contiguous(INDArray a) {
+    return a.ordering() == 'c' && (a.length() <= 1 || a.elementWiseStride() == 1);
   }
 
   /**

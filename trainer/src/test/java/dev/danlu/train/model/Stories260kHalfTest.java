@@ -64,7 +64,9 @@ class Stories260kHalfTest {
           text.equals(published) ? "IDENTICAL to" : "differs from",
           same,
           published.length());
-
+      if (t != DataType.HALF) {
+        return; // the CLI path is the same for both types; run it once
+      }
       ByteArrayOutputStream out = new ByteArrayOutputStream();
       ByteArrayOutputStream err = new ByteArrayOutputStream();
       int rc =

@@ -79,6 +79,26 @@ class HalfRoundingTest {
       INDArray f = org.nd4j.linalg.factory.Nd4j.create(DataType.FLOAT, 256, 256);
       HalfArrays.upcast(h, f);
       float[] got = f.reshape(-1).toFloatVector();
+      // the CPU fast path for binary16 and ND4J's assign (the CUDA path) agree bit for bit,
+      // also into an offset view like the scratch's
+      INDArray big = org.nd4j.linalg.factory.Nd4j.create(DataType.FLOAT, 3 * 65536);
+      INDArray view =
+          big.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(65536, 2 * 65536))
+              .reshape('c', 256, 256);
+      HalfArrays.upcastNd4j(h, view);
+      float[] viaNd4j = view.reshape(-1).toFloatVector();
+      for (int i = 0; i < got.length; i++) {
+        assertEquals(Float.floatToIntBits(viaNd4j[i]), Float.floatToIntBits(got[i]), t + " " + i);
+      }
+      if (t == DataType.HALF) {
+        HalfArrays.upcastF16Java(h, view);
+        assertEquals(0f, big.getFloat(65535), "nothing written before the view");
+        assertEquals(0f, big.getFloat(2 * 65536), "nothing written after the view");
+        float[] viaJava = view.reshape(-1).toFloatVector();
+        for (int i = 0; i < got.length; i++) {
+          assertEquals(Float.floatToIntBits(got[i]), Float.floatToIntBits(viaJava[i]), "java " + i);
+        }
+      }
       for (int i = 0; i < got.length; i++) {
         float want = HalfArrays.value((short) i, t);
         if (Float.isNaN(want)) {
