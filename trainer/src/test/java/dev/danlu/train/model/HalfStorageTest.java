@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.lora.LoraConfig;
+import dev.danlu.train.lora.LoraMerge;
 import dev.danlu.train.lora.LoraModule;
 import dev.danlu.train.tensor.HalfArrays;
 import java.util.List;
@@ -150,6 +151,23 @@ class HalfStorageTest {
     }
     assertEquals(
         4 * Math.max(layerFloats, (long) c.vocabSize() * c.hiddenSize()), wh.scratchBytes());
+  }
+
+  @ParameterizedTest
+  @EnumSource(Half.class)
+  void inMemoryMergeKeepsHalfStorageRoundingTheSumOnce(Half h) {
+    LlamaWeights wh = w32.withStorage(h.t);
+    LlamaWeights wr = rounded(h.t);
+    LoraConfig lc = new LoraConfig(4, 8.0, 0.0, LoraConfig.allTargets(), false, false, 7);
+    LoraAdapter ad = TinyModels.trainedAdapter(wr, lc, 3);
+    LlamaWeights mh = LoraMerge.merge(wh, ad);
+    LlamaWeights mr = LoraMerge.merge(wr, ad);
+    for (LoraModule m : LoraModule.values()) {
+      assertEquals(h.t, mh.layers()[1].linear(m).dataType(), m.name());
+      float[] want = HalfArrays.round(mr.layers()[1].linear(m).reshape(-1).toFloatVector(), h.t);
+      assertArrayEquals(want, mh.linear(1, m).reshape(-1).toFloatVector(), m.name());
+    }
+    assertSame(wh.embedTokens(), mh.embedTokens(), "frozen embedding shared, still half");
   }
 
   @ParameterizedTest
