@@ -84,7 +84,8 @@ def module_path(layer, proj):
 
 
 # ---- a minimal safetensors writer (header JSON + raw little-endian bytes) --------------------
-DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
+DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.int16: "I16",
+          torch.float16: "F16", torch.bfloat16: "BF16"}
 
 
 def write_safetensors(path, tensors):
@@ -92,7 +93,9 @@ def write_safetensors(path, tensors):
     header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
     for name, t in tensors:
         t = t.detach().contiguous()
-        data = t.numpy().astype(t.numpy().dtype.newbyteorder("<"), copy=False).tobytes()
+        # numpy has no bfloat16: write its 16-bit patterns (little-endian, as safetensors)
+        a = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy()
+        data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
         header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape),
                         "data_offsets": [off, off + len(data)]}
         blobs.append(data)
@@ -351,7 +354,78 @@ def main(out_dir):
     grads += [(PREFIX + "model.embed_tokens.weight", stored(embed.grad)),
               (PREFIX + "lm_head.weight", stored(head.grad))]
     write_safetensors(os.path.join(out_dir, "grads.safetensors"), grads)
+    half_fixtures(out_dir, p, lora, embed, head, input_ids, attention_mask, labels, base_ids)
+    rounding_fixture(out_dir)
     print("loss %.10f; wrote %s" % (loss.item(), os.path.normpath(out_dir)), file=sys.stderr)
+
+
+# ---- half-precision storage (torch_dtype float16 / bfloat16) ---------------------------------
+HALF_TYPES = [("f16", torch.float16, "float16"), ("bf16", torch.bfloat16, "bfloat16")]
+
+
+def half_fixtures(out_dir, p, lora, embed, head, input_ids, attention_mask, labels, base_ids):
+    """What a model loaded with torch_dtype=float16 / bfloat16 computes when the math is float32
+    (danlu's design): every frozen base weight is .half().float() / .bfloat16().float(); LoRA and
+    the trained embed_tokens / lm_head stay as they are. The outputs are computed in float64 from
+    those rounded values like everything else here. Also writes the rounded base model as torch
+    saves it in that dtype (tiny-llama-f16/, tiny-llama-bf16/: F16 / BF16 tensors)."""
+    tensors = []
+    for tag, hdt, name in HALF_TYPES:
+        ph = {k: v.to(torch.float32).to(hdt).to(DT) for k, v in p.items()}
+        la = {k: v.detach().clone().requires_grad_() for k, v in lora.items()}
+        e = embed.detach().clone().requires_grad_()
+        h = head.detach().clone().requires_grad_()
+        pa = dict(ph)
+        pa["model.embed_tokens.weight"] = e
+        pa["lm_head.weight"] = h
+        logits = forward(Cfg(hf_config(NEW_VOCAB)), pa, input_ids, attention_mask, la)
+        loss = causal_lm_loss(logits, labels)
+        loss.backward()
+        with torch.no_grad():
+            base_logits = forward(Cfg(hf_config(BASE_VOCAB)), ph, base_ids, attention_mask)
+        tensors += [(tag + ".logits", stored(logits)), (tag + ".loss", stored(loss)),
+                    (tag + ".base_logits", stored(base_logits))]
+        tensors += [(tag + ".grad." + PREFIX + k, stored(v.grad)) for k, v in la.items()]
+        tensors += [(tag + ".grad." + PREFIX + "model.embed_tokens.weight", stored(e.grad)),
+                    (tag + ".grad." + PREFIX + "lm_head.weight", stored(h.grad))]
+        cfg = hf_config(BASE_VOCAB)
+        cfg["torch_dtype"] = name
+        write_json(os.path.join(out_dir, "tiny-llama-" + tag, "config.json"), cfg)
+        write_safetensors(os.path.join(out_dir, "tiny-llama-" + tag, "model.safetensors"),
+                          [(k, p[k].to(torch.float32).to(hdt)) for k in hf_order(p)])
+    write_safetensors(os.path.join(out_dir, "half.safetensors"), tensors)
+
+
+def f32_bits(bits):
+    return torch.tensor(bits, dtype=torch.int64).to(torch.int32).view(torch.float32)
+
+
+def rounding_fixture(out_dir):
+    """torch's float32 -> float16 / bfloat16 rounding on edge cases and random bit patterns."""
+    u = lambda b: b - (1 << 32) if b >= 1 << 31 else b  # noqa: E731 (uint32 -> int32)
+    edges = [
+        0x00000000, 0x80000000,  # +-0
+        0x3f800000, 0xbf800000, 0x3eaaaaab,  # 1, -1, 1/3
+        0x3f801000, 0x3f803000, 0x3f801001, 0xbf801000,  # f16 ties at 1 (to even), above, negative
+        0x477fe000, 0x477fefff, 0x477ff000, 0x477ff001, 0x47800000,  # 65504 .. 65520 (tie -> inf)
+        0x501502f9, 0x7f7fffff, 0xff7fffff,  # 1e10, +-max float: overflow
+        0x38800000, 0x387fffff, 0x387fe000, 0x387ff000,  # f16 min normal and just below
+        0x33800000, 0x33000000, 0x33000001, 0x33c00000, 0x34200000, 0x32ffffff,  # f16 subnormals
+        0x00000001, 0x00400000, 0x80000001,  # float subnormals
+        0x3f808000, 0x3f818000, 0x3f808001, 0xbf808000,  # bf16 ties at 1
+        0x7f7f8000, 0x7f7effff, 0x00010000, 0x00008000, 0x00018000,  # bf16 overflow, subnormals
+        0x7f800000, 0xff800000,  # +-inf
+        0x7fc00000, 0xffc00000, 0x7fc12345, 0x7f800001, 0xff812345,  # NaNs: quiet, payload, signaling
+    ]
+    gen = torch.Generator().manual_seed(16)
+    rand_bits = torch.randint(0, 1 << 32, (2000,), generator=gen, dtype=torch.int64).tolist()
+    x = torch.cat([f32_bits([u(b) for b in edges + rand_bits]),
+                   torch.randn(2000, generator=gen, dtype=torch.float32) * 10 ** torch.randint(-9, 6, (2000,), generator=gen).float()])
+    write_safetensors(os.path.join(out_dir, "rounding.safetensors"), [
+        ("input", x),
+        ("f16_bits", x.to(torch.float16).view(torch.int16)),
+        ("bf16_bits", x.to(torch.bfloat16).view(torch.int16)),
+    ])
 
 
 def read_safetensors(path):

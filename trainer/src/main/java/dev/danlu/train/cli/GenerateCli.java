@@ -9,6 +9,7 @@ import dev.danlu.train.model.HfLlama;
 import dev.danlu.train.model.LlamaWeights;
 import dev.danlu.train.model.Sampler;
 import dev.danlu.train.tensor.Backend;
+import dev.danlu.train.tensor.TorchDtype;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -26,7 +27,9 @@ public final class GenerateCli {
 
   static final String USAGE =
       "usage: danlu generate --model <hf dir> [--adapter <peft dir>] --prompt <text>"
-          + " --max-new-tokens N [--temperature t (0 = greedy)] [--top-p p (0.9)] [--seed s (0)]";
+          + " --max-new-tokens N [--temperature t (0 = greedy)] [--top-p p (0.9)] [--seed s (0)]"
+          + " [--torch-dtype auto|float32|float16|bfloat16 (auto: the checkpoint's on CUDA,"
+          + " float32 on CPU)]";
 
   public static int run(String[] args) throws Exception {
     return run(args, System.out, System.err);
@@ -40,6 +43,7 @@ public final class GenerateCli {
     double temperature = 0;
     double topP = 0.9;
     long seed = 0;
+    TorchDtype torchDtype = TorchDtype.AUTO;
     for (int i = 0; i < args.length; i++) {
       String a = args[i];
       if (a.equals("-h") || a.equals("--help")) {
@@ -60,6 +64,7 @@ public final class GenerateCli {
           case "--temperature" -> temperature = Double.parseDouble(v);
           case "--top-p" -> topP = Double.parseDouble(v);
           case "--seed" -> seed = Long.parseLong(v);
+          case "--torch-dtype" -> torchDtype = TorchDtype.parse(v);
           default -> {
             err.println("danlu generate: unknown option " + a + "\n" + USAGE);
             return 2;
@@ -67,6 +72,9 @@ public final class GenerateCli {
         }
       } catch (NumberFormatException e) {
         err.println("danlu generate: " + a + " expects a number, got '" + v + "'");
+        return 2;
+      } catch (IllegalArgumentException e) {
+        err.println("danlu generate: " + e.getMessage() + "\n" + USAGE);
         return 2;
       }
     }
@@ -80,9 +88,9 @@ public final class GenerateCli {
           "danlu generate: " + tokFile + " not found (the model directory needs its tokenizer)");
       return 1;
     }
-    Backend.select();
+    Backend.Kind backend = Backend.select();
     long t0 = System.nanoTime();
-    LlamaWeights w = HfLlama.load(model, DataType.FLOAT);
+    LlamaWeights w = HfLlama.load(model, torchDtype, backend);
     if (adapter != null) {
       LoraAdapter ad = PeftBridge.load(adapter, w.config(), DataType.FLOAT);
       w = LoraMerge.merge(w, ad);
@@ -104,8 +112,12 @@ public final class GenerateCli {
       System.arraycopy(text, 0, ids, 1, text.length);
       int maxLen = ids.length + Math.max(0, maxNew - 1);
       err.printf(
-          "danlu generate: %s, %d prompt tokens, loaded in %.1f s%n",
-          model, ids.length, (System.nanoTime() - t0) / 1e9);
+          "danlu generate: %s, %d prompt tokens, weights stored as %s (%d MB), loaded in %.1f s%n",
+          model,
+          ids.length,
+          w.storageType(),
+          w.storageBytes() >> 20,
+          (System.nanoTime() - t0) / 1e9);
       long t1 = System.nanoTime();
       Generator g = new Generator(w, maxLen);
       // stop at EOS, and at BOS as llama2.c does (a story model starts a new story with BOS)

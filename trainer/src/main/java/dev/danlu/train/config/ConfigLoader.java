@@ -67,7 +67,6 @@ public final class ConfigLoader {
           Map.entry("logging_strategy", "logging is by logging_steps"),
           Map.entry("save_strategy", "saving is by save_steps"),
           Map.entry("evaluation_strategy", "evaluation is by eval_steps"),
-          Map.entry("torch_dtype", "weight storage follows fp16/bf16 and the backend"),
           Map.entry("report_to", "progress goes to the console, logs and the Spark UI"));
 
   private ConfigLoader() {}

@@ -46,6 +46,7 @@ final class Defaults {
     d.set(
         "modules_to_save", JsonNodeFactory.instance.arrayNode().add("embed_tokens").add("lm_head"));
     d.put("vocab_resize_init", "normal");
+    d.put("torch_dtype", "auto");
     d.put("fp16", false);
     d.put("bf16", false);
     d.put("gradient_checkpointing", false);

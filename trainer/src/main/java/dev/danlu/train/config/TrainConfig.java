@@ -1,6 +1,8 @@
 package dev.danlu.train.config;
 
+import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.annotation.JsonProperty;
+import dev.danlu.train.tensor.TorchDtype;
 import java.util.List;
 
 /**
@@ -43,6 +45,7 @@ public record TrainConfig(
     @JsonProperty("modules_to_save") List<String> modulesToSave,
     @JsonProperty("vocab_resize_init") VocabInit vocabResizeInit,
     // --- precision and memory ---
+    @JsonProperty("torch_dtype") String torchDtype,
     @JsonProperty("fp16") boolean fp16,
     @JsonProperty("bf16") boolean bf16,
     @JsonProperty("gradient_checkpointing") boolean gradientCheckpointing,
@@ -90,6 +93,16 @@ public record TrainConfig(
    * Keys whose value types are lists: a comma-separated string is accepted, as run_pt.sh passes.
    */
   static final List<String> LIST_KEYS = List.of("trainable", "modules_to_save");
+
+  /**
+   * Storage dtype of the frozen base weights (run_pt.sh's {@code --torch_dtype}): {@code auto} is
+   * the checkpoint's dtype on CUDA and float32 on CPU; float16 / bfloat16 halve the frozen weights'
+   * memory while all math, trainable weights, gradients and optimizer state stay float32.
+   */
+  @JsonIgnore
+  public TorchDtype torchDtypeSetting() {
+    return TorchDtype.parse(torchDtype);
+  }
 
   /** LoRA scaling applied to {@code B·A}: {@code alpha / r}, as PEFT. */
   public double loraScaling() {

@@ -1,5 +1,6 @@
 package dev.danlu.train.config;
 
+import dev.danlu.train.tensor.TorchDtype;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -58,6 +59,11 @@ final class Validation {
     }
     subset(p, "trainable", c.trainable(), LORA_TARGETS);
     subset(p, "modules_to_save", c.modulesToSave(), SAVABLE_MODULES);
+    try {
+      TorchDtype.parse(c.torchDtype());
+    } catch (IllegalArgumentException e) {
+      p.add(e.getMessage() + " (auto = the checkpoint's dtype on CUDA, float32 on CPU)");
+    }
     if (c.fp16() && c.bf16()) {
       p.add("fp16 and bf16 are both true: choose one");
     }

@@ -103,14 +103,14 @@ public final class LoraAdapter {
    * embed_tokens and an untied lm_head get independent new rows.
    */
   private static INDArray resized(
-      INDArray old, int newVocab, VocabResize.Init rowInit, long seed, int tag) {
+      INDArray old, int newVocab, VocabResize.Init rowInit, long seed, int tag, DataType dt) {
     int rows = (int) old.size(0);
     int cols = (int) old.size(1);
     float[] data = old.castTo(DataType.FLOAT).reshape(-1).toFloatVector();
     float[] out =
         VocabResize.resize(
             data, rows, cols, newVocab, rowInit, 0.02, CounterRng.key(seed, 0x70CAB, tag));
-    return LlamaWeights.fromFloats(out, new long[] {newVocab, cols}, old.dataType());
+    return LlamaWeights.fromFloats(out, new long[] {newVocab, cols}, dt);
   }
 
   /**
@@ -156,16 +156,16 @@ public final class LoraAdapter {
     if (lc.trainEmbedTokens()) {
       embed =
           newVocab == c.vocabSize()
-              ? base.embedTokens().dup('c')
-              : resized(base.embedTokens(), newVocab, rowInit, lc.seed(), 0);
+              ? base.embedTokens().castTo(dt).dup('c')
+              : resized(base.embedTokens(), newVocab, rowInit, lc.seed(), 0, dt);
     }
     if (lc.trainLmHead()) {
       if (newVocab == c.vocabSize()) {
-        head = base.lmHead().dup('c');
+        head = base.lmHead().castTo(dt).dup('c');
       } else if (c.tieWordEmbeddings()) {
         head = embed.dup('c');
       } else {
-        head = resized(base.lmHead(), newVocab, rowInit, lc.seed(), 1);
+        head = resized(base.lmHead(), newVocab, rowInit, lc.seed(), 1, dt);
       }
     }
     return new LoraAdapter(lc, c, a, b, embed, head);

@@ -2,6 +2,7 @@ package dev.danlu.train.lora;
 
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaWeights;
+import dev.danlu.train.tensor.HalfArrays;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -12,6 +13,18 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 public final class LoraMerge {
   private LoraMerge() {}
 
+  /**
+   * W + delta in W's storage dtype: half-precision weights get the float32 sum rounded once to
+   * nearest-even (torch adds in the weight's dtype, which can differ by one rounding of delta).
+   */
+  private static INDArray merged(INDArray w, INDArray delta) {
+    if (!HalfArrays.isHalf(w.dataType())) {
+      return w.add(delta);
+    }
+    INDArray sum = w.castTo(delta.dataType()).addi(delta);
+    return LlamaWeights.fromFloats(sum.reshape(-1).toFloatVector(), w.shape(), w.dataType());
+  }
+
   public static LlamaWeights merge(LlamaWeights base, LoraAdapter ad) {
     LlamaConfig c = base.config();
     LlamaWeights.Layer[] layers = new LlamaWeights.Layer[c.numLayers()];
@@ -20,7 +33,7 @@ public final class LoraMerge {
       INDArray[] lin = new INDArray[LoraModule.values().length];
       for (LoraModule m : LoraModule.values()) {
         INDArray w = b.linear(m);
-        lin[m.ordinal()] = ad.targets(m) ? w.add(ad.deltaWeight(l, m)) : w;
+        lin[m.ordinal()] = ad.targets(m) ? merged(w, ad.deltaWeight(l, m)) : w;
       }
       layers[l] =
           new LlamaWeights.Layer(

@@ -1,5 +1,6 @@
 package dev.danlu.train.model;
 
+import dev.danlu.train.lora.LoraModule;
 import dev.danlu.train.tensor.Buf;
 import dev.danlu.train.tensor.Kernels;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -10,6 +11,11 @@ import org.nd4j.linalg.factory.Nd4j;
  * Token-by-token inference with a key/value cache (batch 1), for generation. It uses the same
  * kernels as training; LoRA adapters are merged into the weights beforehand (see {@code
  * LoraMerge}), so there is no adapter path here.
+ *
+ * <p>Half-precision weights (torch_dtype float16/bfloat16) are widened a layer at a time through
+ * {@link LlamaWeights#linear} at every token: memory stays at 16 bits per weight plus one float32
+ * layer, at the price of one widening pass over all weights per token (batch-1 decoding reads every
+ * weight once per token anyway, so this costs a constant factor, not a different order).
  */
 public final class Generator {
   private final LlamaWeights w;
@@ -85,30 +91,30 @@ public final class Generator {
       rope = Rope.forLength(c, pos + 1, w.dataType() == DataType.FLOAT);
     }
     int hd = c.headDim();
-    Kernels.embeddingForward(new int[] {token}, w.embedTokens(), x);
+    w.embed(new int[] {token}, x);
     for (int l = 0; l < c.numLayers(); l++) {
       LlamaWeights.Layer lw = w.layers()[l];
       Kernels.rmsnormForward(x, lw.inputNorm(), c.rmsNormEps(), xn, rstd);
-      Nd4j.gemm(xn, lw.wq(), q, false, true, 1.0, 0.0);
-      Nd4j.gemm(xn, lw.wk(), k, false, true, 1.0, 0.0);
-      Nd4j.gemm(xn, lw.wv(), v, false, true, 1.0, 0.0);
+      Nd4j.gemm(xn, w.linear(l, LoraModule.Q), q, false, true, 1.0, 0.0);
+      Nd4j.gemm(xn, w.linear(l, LoraModule.K), k, false, true, 1.0, 0.0);
+      Nd4j.gemm(xn, w.linear(l, LoraModule.V), v, false, true, 1.0, 0.0);
       // with batch = seq = 1 the head-major layout equals the row layout
       Kernels.ropePermute(q, 1, 1, c.numHeads(), hd, rope.cos, rope.sin, pos, qRot);
       Kernels.ropePermute(k, 1, 1, c.numKvHeads(), hd, rope.cos, rope.sin, pos, kRot);
       keys[l].getRow(pos).assign(kRot);
       values[l].getRow(pos).assign(v);
       attend(l, pos);
-      Nd4j.gemm(att, lw.wo(), tmp, false, true, 1.0, 0.0);
+      Nd4j.gemm(att, w.linear(l, LoraModule.O), tmp, false, true, 1.0, 0.0);
       Kernels.addInPlace(x, tmp);
       Kernels.rmsnormForward(x, lw.postAttentionNorm(), c.rmsNormEps(), xn, rstd);
-      Nd4j.gemm(xn, lw.wGate(), gate, false, true, 1.0, 0.0);
-      Nd4j.gemm(xn, lw.wUp(), up, false, true, 1.0, 0.0);
+      Nd4j.gemm(xn, w.linear(l, LoraModule.GATE), gate, false, true, 1.0, 0.0);
+      Nd4j.gemm(xn, w.linear(l, LoraModule.UP), up, false, true, 1.0, 0.0);
       Kernels.swigluForward(gate, up, h);
-      Nd4j.gemm(h, lw.wDown(), tmp, false, true, 1.0, 0.0);
+      Nd4j.gemm(h, w.linear(l, LoraModule.DOWN), tmp, false, true, 1.0, 0.0);
       Kernels.addInPlace(x, tmp);
     }
     Kernels.rmsnormForward(x, w.norm(), c.rmsNormEps(), xn, rstd);
-    Nd4j.gemm(xn, w.lmHead(), logits, false, true, 1.0, 0.0);
+    Nd4j.gemm(xn, w.lmHeadF32(), logits, false, true, 1.0, 0.0);
     return logits.reshape(-1).toFloatVector();
   }
 

@@ -49,8 +49,11 @@ public final class Llama {
     if (s.rope == null || s.rope.positions != s.seq) {
       s.rope = Rope.forLength(c, s.seq, s.dt == org.nd4j.linalg.api.buffer.DataType.FLOAT);
     }
-    INDArray embed = ad != null && ad.embedTokens != null ? ad.embedTokens : w.embedTokens();
-    time("embedding", () -> Kernels.embeddingForward(in.inputIds(), embed, s.resid[0]));
+    if (ad != null && ad.embedTokens != null) {
+      time("embedding", () -> Kernels.embeddingForward(in.inputIds(), ad.embedTokens, s.resid[0]));
+    } else {
+      time("embedding", () -> w.embed(in.inputIds(), s.resid[0]));
+    }
     for (int l = 0; l < c.numLayers(); l++) {
       layerForward(w, ad, s, l, acts(s, l));
     }
@@ -116,7 +119,7 @@ public final class Llama {
   }
 
   private static INDArray lmHead(LlamaWeights w, LoraAdapter ad) {
-    return ad != null && ad.lmHead != null ? ad.lmHead : w.lmHead();
+    return ad != null && ad.lmHead != null ? ad.lmHead : w.lmHeadF32();
   }
 
   /** resid[l] -> resid[l + 1], filling {@code a}. */
@@ -222,7 +225,7 @@ public final class Llama {
       INDArray x,
       INDArray y,
       LlamaState.LayerActs a) {
-    time("gemm", () -> Nd4j.gemm(x, w.layers()[l].linear(m), y, false, true, 1.0, 0.0));
+    time("gemm", () -> Nd4j.gemm(x, w.linear(l, m), y, false, true, 1.0, 0.0));
     if (ad == null || !ad.targets(m)) {
       return;
     }
@@ -250,9 +253,7 @@ public final class Llama {
       boolean accumulate,
       LlamaState.LayerActs a) {
     time(
-        "gemm",
-        () ->
-            Nd4j.gemm(dY, w.layers()[l].linear(m), dX, false, false, 1.0, accumulate ? 1.0 : 0.0));
+        "gemm", () -> Nd4j.gemm(dY, w.linear(l, m), dX, false, false, 1.0, accumulate ? 1.0 : 0.0));
     if (ad == null || !ad.targets(m)) {
       return;
     }

@@ -9,6 +9,7 @@ import dev.danlu.train.lora.LoraModule;
 import dev.danlu.train.model.HfLlama;
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaWeights;
+import dev.danlu.train.tensor.Backend;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -23,7 +24,6 @@ import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.HexFormat;
 import java.util.List;
-import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * The frozen base model and a fresh adapter for a run, checked against the dataset's tokenizer:
@@ -46,7 +46,9 @@ record ModelSetup(
 
   static ModelSetup load(TrainConfig cfg, Manifest.Params data) throws IOException {
     Path dir = Path.of(cfg.modelNameOrPath());
-    LlamaWeights w = HfLlama.load(dir, DataType.FLOAT);
+    // frozen weights in torch_dtype (auto: the checkpoint's on CUDA, float32 on CPU); the
+    // adapter, its gradients and the optimizer are float32 whatever this is
+    LlamaWeights w = HfLlama.load(dir, cfg.torchDtypeSetting(), Backend.loaded());
     LlamaConfig mc = w.config();
     EnumSet<LoraModule> targets = EnumSet.noneOf(LoraModule.class);
     for (String t : cfg.trainable()) {

@@ -11,11 +11,12 @@ import org.nd4j.linalg.factory.Nd4j;
  * states what the operator expects, and a mismatch fails at start-up instead of silently training
  * on the wrong device.
  *
- * <p>Precision: on CPU everything is float32 (ND4J's HALF/BF16 gemm on CPU is hundreds of times
- * slower, REFERENCE.md). On GPU the plan is fp16/bf16 storage of the frozen base weights with
- * float32 math (activations, LoRA weights, gradients, optimizer state); the fused kernels in {@link
- * Kernels} read host memory through {@link Buf}, so the CUDA backend currently runs them on
- * host-synchronised buffers — correct, but not a GPU-speed path.
+ * <p>Precision: all math is float32 (ND4J's HALF/BF16 gemm on CPU is hundreds of times slower,
+ * REFERENCE.md). The frozen base weights may be stored in fp16/bf16 ({@link TorchDtype}, default
+ * float32 on CPU and the checkpoint's dtype on CUDA) and are widened a layer at a time;
+ * activations, LoRA weights, gradients and optimizer state stay float32 (docs/precision.md). The
+ * fused kernels in {@link Kernels} read host memory through {@link Buf}, so the CUDA backend
+ * currently runs them on host-synchronised buffers — correct, but not a GPU-speed path.
  */
 public final class Backend {
   /** The two backends danlu knows. */

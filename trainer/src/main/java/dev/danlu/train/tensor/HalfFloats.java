@@ -1,30 +1,33 @@
-package dev.danlu.train.checkpoint;
+package dev.danlu.train.tensor;
 
 /**
  * IEEE binary16 and bfloat16 conversions. Java 17 has no {@code Float.float16ToFloat} (added in
  * 20), so these are written out; narrowing rounds to nearest-even like PyTorch's {@code .half()}
  * and {@code .bfloat16()}, so a file we write equals one written by PyTorch from the same floats.
  */
-final class HalfFloats {
+public final class HalfFloats {
   private HalfFloats() {}
 
   /** bfloat16 bits (low 16 bits of {@code h}) to float: bf16 is the top half of a float32. */
-  static float bf16ToFloat(int h) {
+  public static float bf16ToFloat(int h) {
     return Float.intBitsToFloat((h & 0xffff) << 16);
   }
 
-  /** float to bfloat16 bits, round to nearest even; NaN stays a (quiet) NaN. */
-  static short floatToBf16(float f) {
+  /**
+   * float to bfloat16 bits, round to nearest even (overflow to infinity); every NaN becomes 0x7fc0,
+   * as c10::BFloat16 (torch 1.13's vectorized CPU cast writes 0xffff, also a NaN).
+   */
+  public static short floatToBf16(float f) {
     int bits = Float.floatToRawIntBits(f);
     if (Float.isNaN(f)) {
-      return (short) ((bits >>> 16) | 0x0040);
+      return (short) 0x7fc0;
     }
     int rounding = 0x7fff + ((bits >>> 16) & 1);
     return (short) ((bits + rounding) >>> 16);
   }
 
   /** binary16 bits (low 16 bits of {@code h}) to float, exact (every half is a float). */
-  static float f16ToFloat(int h) {
+  public static float f16ToFloat(int h) {
     int sign = (h & 0x8000) << 16;
     int exp = (h >>> 10) & 0x1f;
     int mant = h & 0x3ff;
@@ -42,14 +45,17 @@ final class HalfFloats {
     return Float.intBitsToFloat(sign | ((exp + 112) << 23) | (mant << 13));
   }
 
-  /** float to binary16 bits, round to nearest even, overflow to infinity, NaN kept. */
-  static short floatToF16(float f) {
+  /**
+   * float to binary16 bits, round to nearest even, overflow to infinity; a NaN becomes the quiet
+   * NaN 0x7e00 with its sign, as torch's {@code .half()}.
+   */
+  public static short floatToF16(float f) {
     int bits = Float.floatToRawIntBits(f);
     int sign = (bits >>> 16) & 0x8000;
     int exp = (bits >>> 23) & 0xff;
     int mant = bits & 0x7fffff;
     if (exp == 0xff) {
-      return (short) (sign | 0x7c00 | (mant != 0 ? 0x200 | (mant >>> 13) : 0));
+      return (short) (sign | (mant != 0 ? 0x7e00 : 0x7c00));
     }
     int e = exp - 127 + 15;
     if (e >= 0x1f) {
