@@ -73,7 +73,8 @@ public final class Zero2Optimizer {
   private long appliedSteps;
   private int readyFrom; // grads [readyFrom, padded) were handed to the stream this step
   private GradReduceStream stream; // this step's overlapped reduction, or null
-  private long lastCommNanos; // time spent reducing gradients in the last step, for benchmarks
+  private long lastCommNanos; // time step() spent on the gradient reduce-scatter, for benchmarks
+  private long lastBackgroundNanos; // time the communication thread spent in collectives
 
   public Zero2Optimizer(Communicator comm, FlatParams flat, Config cfg, DynamicLossScaler scaler) {
     if (flat.padded() % comm.worldSize() != 0) {
@@ -135,6 +136,15 @@ public final class Zero2Optimizer {
     return lastCommNanos;
   }
 
+  /**
+   * Nanoseconds the communication thread spent in collectives during the last step (0 without
+   * overlap): the reduce-scatter work that ran while backward was still computing, or was waited
+   * for.
+   */
+  public long lastBackgroundNanos() {
+    return lastBackgroundNanos;
+  }
+
   public ShardInfo shard() {
     return shard;
   }
@@ -172,10 +182,9 @@ public final class Zero2Optimizer {
       GradReduceStream s = stream;
       stream = null;
       readyFrom = flat.padded();
-      if (s != null) {
-        s.finish();
-      }
+      lastBackgroundNanos = s != null ? s.finish() : 0;
     } else {
+      lastBackgroundNanos = 0;
       for (int start = 0; start < p; start += cfg.bucketFloats()) {
         comm.reduceScatter(g, start, Math.min(cfg.bucketFloats(), p - start), p);
       }
