@@ -32,6 +32,16 @@ class AdapterFlatTest {
 
   @Test
   void hookRegionsAreSuffixesAndMoveTheSameGradients() {
+    check(false);
+  }
+
+  /** Recomputing a layer's forward inside backward must not move the hook. */
+  @Test
+  void sameWithGradientCheckpointing() {
+    check(true);
+  }
+
+  private static void check(boolean checkpointing) {
     LlamaConfig c = new LlamaConfig(16, 24, LAYERS, 4, 2, 40, 1e-5, 1e4, null, false, 32);
     LlamaWeights w = LlamaWeights.random(c, 5, DataType.FLOAT);
     LoraAdapter ad =
@@ -56,7 +66,7 @@ class AdapterFlatTest {
       ids[t] = rnd.nextInt(40);
     }
     Batch b = new Batch(1, seq, ids, null, ids, new long[] {1}, 1, true);
-    LlamaState s = new LlamaState(c, 1, seq, ad.config, false, DataType.FLOAT);
+    LlamaState s = new LlamaState(c, 1, seq, ad.config, checkpointing, DataType.FLOAT);
 
     List<int[]> calls = new ArrayList<>();
     Llama.forward(w, ad, s, b);
