@@ -132,6 +132,15 @@ public interface Communicator extends AutoCloseable {
     return allGatherBytes(rank() == root ? data : new byte[0])[root];
   }
 
+  /**
+   * Whether the {@code ByteBuffer} collectives on a direct buffer are cheaper than the {@code
+   * float[]} ones (the TCP ring sends from and gathers into it in place), so callers that can keep
+   * their data in native memory should; other backends copy it through an array.
+   */
+  default boolean zeroCopyBuffers() {
+    return false;
+  }
+
   /** Which backend this is, for logs ("local", "tcp", "nccl"). */
   String kind();
 

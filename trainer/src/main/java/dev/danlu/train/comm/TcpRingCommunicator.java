@@ -126,6 +126,11 @@ public final class TcpRingCommunicator implements Communicator {
     return "tcp";
   }
 
+  @Override
+  public boolean zeroCopyBuffers() {
+    return true;
+  }
+
   /**
    * Payload bytes this rank has written to its successor in float collectives (control messages
    * excluded): what tests and benchmarks use to check how much a collective puts on the wire.

@@ -3,6 +3,7 @@ package dev.danlu.train.recipe;
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.zero.FlatParams;
 import dev.danlu.train.zero.NamedParam;
+import dev.danlu.train.zero.ShardInfo;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
@@ -31,9 +32,19 @@ public final class AdapterFlat {
   private final int[] depth; // per slot: -1 embed_tokens, l for layer l, numLayers for lm_head
   private final FlatParams flat;
   private final float[] scratch;
+  private final float[] tile = new float[4096];
   private int movedFrom; // slots [movedFrom, size) were moved into the flat buffer this step
 
   public AdapterFlat(LoraAdapter adapter, int worldSize, int alignment) {
+    this(adapter, worldSize, alignment, false);
+  }
+
+  /**
+   * @param directGrads keep the flat gradients in a direct buffer (for a communicator with {@link
+   *     dev.danlu.train.comm.Communicator#zeroCopyBuffers()}) when they fit one (2 GB); otherwise,
+   *     and when false, in an array
+   */
+  public AdapterFlat(LoraAdapter adapter, int worldSize, int alignment, boolean directGrads) {
     Map<INDArray, Integer> depthOf = new IdentityHashMap<>();
     int layers = adapter.loraA.length;
     for (int l = 0; l < layers; l++) {
@@ -73,7 +84,13 @@ public final class AdapterFlat {
       named.add(new NamedParam(p.name(), v, new float[v.length]));
       max = Math.max(max, v.length);
     }
-    this.flat = FlatParams.of(named, worldSize, alignment);
+    long total = 0;
+    for (NamedParam p : named) {
+      total += p.data().length;
+    }
+    boolean direct =
+        directGrads && FlatParams.fitsDirect(ShardInfo.paddedTotal(total, worldSize, alignment));
+    this.flat = FlatParams.of(named, worldSize, alignment, direct);
     this.scratch = new float[max];
     this.movedFrom = ordered.size();
   }
@@ -109,14 +126,26 @@ public final class AdapterFlat {
   }
 
   private void move(int from, int to) {
-    float[] g = flat.grads();
+    float[] g = flat.directGrads() ? null : flat.grads();
+    FloatBuffer gd = flat.directGrads() ? flat.gradFloats() : null;
     for (int i = from; i < to; i++) {
       INDArray grad = params.get(i).grad();
       FlatParams.Slot s = flat.slots().get(i);
       FloatBuffer fb = buffer(grad);
       fb.get(scratch, 0, s.length());
-      for (int k = 0; k < s.length(); k++) {
-        g[s.offset() + k] += scratch[k];
+      if (g != null) {
+        for (int k = 0; k < s.length(); k++) {
+          g[s.offset() + k] += scratch[k];
+        }
+      } else {
+        for (int k = 0; k < s.length(); k += tile.length) { // through an L1-sized tile
+          int n = Math.min(tile.length, s.length() - k);
+          gd.get(s.offset() + k, tile, 0, n);
+          for (int j = 0; j < n; j++) {
+            tile[j] += scratch[k + j];
+          }
+          gd.put(s.offset() + k, tile, 0, n);
+        }
       }
       // zero through the same view: one memset-like pass, no ND4J op dispatch (OpenMP wake-up)
       Arrays.fill(scratch, 0, s.length(), 0f);

@@ -102,7 +102,7 @@ public final class PretrainRecipe {
     long total = plan.totalSteps(cfg.maxSteps(), cfg.numTrainEpochs());
     long warmup = cfg.warmupStepsFor((int) total);
     LrSchedule schedule = schedule(cfg.lrSchedulerType(), warmup, total);
-    AdapterFlat af = new AdapterFlat(model.adapter(), world, ALIGNMENT);
+    AdapterFlat af = new AdapterFlat(model.adapter(), world, ALIGNMENT, comm.zeroCopyBuffers());
     DynamicLossScaler scaler =
         cfg.fp16()
             ? new DynamicLossScaler(
@@ -130,12 +130,13 @@ public final class PretrainRecipe {
         rank,
         String.format(
             Locale.ROOT,
-            "world %d (%s, overlap_comm %s), %d train / %d validation blocks of %d tokens, global batch %d,"
+            "world %d (%s, overlap_comm %s, %s gradients), %d train / %d validation blocks of %d tokens, global batch %d,"
                 + " %d steps (%d per epoch), warmup %d; trainable %d; optimizer state on this rank"
                 + " %d bytes = 12 x %d (partition of %d padded)",
             world,
             comm.kind(),
             cfg.overlapComm(),
+            af.flat().directGrads() ? "direct" : "array",
             data.trainRows(),
             data.validationRows(),
             data.blockSize(),

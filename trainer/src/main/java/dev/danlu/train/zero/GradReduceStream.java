@@ -8,7 +8,8 @@ import java.util.concurrent.LinkedBlockingQueue;
  * Reduces regions of the flat gradient buffer to their owners on a thread of its own while the
  * caller (backward) keeps computing: one instance per optimizer step. Each region is cut at the
  * ZeRO partition boundaries into a reduce-scatter-v ({@link Communicator#reduceScatterV}), so a
- * region that touches only two partitions still moves each element once.
+ * region that touches only two partitions still moves each element once. Direct gradients ({@link
+ * FlatParams#directGrads()}) take the communicator's zero-copy path.
  *
  * <p>The communicator is used by this thread only between the first {@link #submit} and {@link
  * #finish}; the caller must not issue collectives in between (backward does not). A failure stops
@@ -19,7 +20,7 @@ final class GradReduceStream {
   private static final int[] END = new int[0];
 
   private final Communicator comm;
-  private final float[] grads;
+  private final FlatParams flat;
   private final int partition;
   private final LinkedBlockingQueue<int[]> queue = new LinkedBlockingQueue<>();
   private final Thread thread;
@@ -27,9 +28,9 @@ final class GradReduceStream {
   private volatile String failedRegion;
   private long busyNanos;
 
-  GradReduceStream(Communicator comm, float[] grads, int partition) {
+  GradReduceStream(Communicator comm, FlatParams flat, int partition) {
     this.comm = comm;
-    this.grads = grads;
+    this.flat = flat;
     this.partition = partition;
     this.thread = new Thread(this::run, "danlu-grad-reduce-" + comm.rank());
     thread.setDaemon(true); // a training thread that dies must not be kept alive by this one
@@ -106,6 +107,10 @@ final class GradReduceStream {
       offsets[i] = Math.min(a, hi);
       counts[i] = Math.max(0, b - a);
     }
-    comm.reduceScatterV(grads, offsets, counts);
+    if (flat.directGrads()) {
+      comm.reduceScatterV(flat.gradBuffer(), offsets, counts); // zero-copy on the TCP ring
+    } else {
+      comm.reduceScatterV(flat.grads(), offsets, counts);
+    }
   }
 }

@@ -120,7 +120,7 @@ public final class Zero2Optimizer {
     }
     if (comm.worldSize() > 1) {
       if (stream == null) {
-        stream = new GradReduceStream(comm, flat.grads(), shard.size());
+        stream = new GradReduceStream(comm, flat, shard.size());
       }
       // buckets bound what one collective stages (NCCL's device copy, the local backend's sums)
       int piece = (int) Math.min(Integer.MAX_VALUE, (long) cfg.bucketFloats() * comm.worldSize());
@@ -174,7 +174,7 @@ public final class Zero2Optimizer {
    *     (micro-batches per rank × world size for a per-micro-batch mean loss)
    */
   public StepResult step(double gradDivisor) {
-    float[] g = flat.grads();
+    GradView g = new GradView(flat);
     int p = shard.size();
     long c0 = System.nanoTime();
     if (readyFrom < flat.padded()) {
@@ -186,24 +186,34 @@ public final class Zero2Optimizer {
     } else {
       lastBackgroundNanos = 0;
       for (int start = 0; start < p; start += cfg.bucketFloats()) {
-        comm.reduceScatter(g, start, Math.min(cfg.bucketFloats(), p - start), p);
+        int chunk = Math.min(cfg.bucketFloats(), p - start);
+        if (flat.directGrads()) {
+          comm.reduceScatter(flat.gradBuffer(), start, chunk, p); // zero-copy on the TCP ring
+        } else {
+          comm.reduceScatter(flat.grads(), start, chunk, p);
+        }
       }
     }
     lastCommNanos = System.nanoTime() - c0;
 
     double sq = 0;
     boolean overflow = false;
-    for (int i = shard.offset(); i < shard.end(); i++) {
-      float x = g[i];
-      overflow |= !Float.isFinite(x);
-      sq += (double) x * x;
+    for (int lo = shard.offset(); lo < shard.end(); lo += GradView.TILE) {
+      int n = Math.min(GradView.TILE, shard.end() - lo);
+      float[] a = g.tile(lo, n);
+      int o = g.tileOffset(lo);
+      for (int i = o; i < o + n; i++) {
+        float x = a[i];
+        overflow |= !Float.isFinite(x);
+        sq += (double) x * x;
+      }
     }
     float[] flag = {overflow ? 1f : 0f};
     comm.allReduce(flag, 0, 1, ReduceOp.MAX);
     double scale = scaler.scale();
     if (flag[0] > 0) {
       scaler.update(true);
-      Arrays.fill(g, 0f);
+      g.zero();
       return new StepResult(true, Double.NaN, currentLr(), scale, appliedSteps);
     }
 
@@ -226,18 +236,19 @@ public final class Zero2Optimizer {
     for (FlatParams.Slot s : flat.slots()) {
       int lo = Math.max(s.offset(), shard.offset());
       int hiEnd = Math.min(s.offset() + s.length(), shard.end());
-      if (lo < hiEnd) {
-        double wd = s.decay() ? cfg.weightDecay() : 0.0;
+      double wd = s.decay() ? cfg.weightDecay() : 0.0;
+      for (int a = lo; a < hiEnd; a += GradView.TILE) { // element-wise: tiling changes no bits
+        int n = Math.min(GradView.TILE, hiEnd - a);
         cfg.adam()
             .update(
                 master,
                 expAvg,
                 expAvgSq,
-                lo - shard.offset(),
-                g,
-                lo,
+                a - shard.offset(),
+                g.tile(a, n),
+                g.tileOffset(a),
                 gradScale,
-                hiEnd - lo,
+                n,
                 lr,
                 wd,
                 t);
@@ -249,7 +260,7 @@ public final class Zero2Optimizer {
     float[] params = flat.params();
     System.arraycopy(master, 0, params, shard.offset(), p);
     comm.allGather(params, 0, p);
-    Arrays.fill(g, 0f);
+    g.zero();
     return new StepResult(false, gradNorm, lr, scale, appliedSteps);
   }
 

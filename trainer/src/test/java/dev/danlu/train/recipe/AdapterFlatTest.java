@@ -91,6 +91,16 @@ class AdapterFlatTest {
       assertEquals(expect, from, "final suffix after depth " + d);
     }
 
+    // the same through direct gradients, as the recipe keeps them for the TCP ring
+    AdapterFlat direct = new AdapterFlat(ad, 3, 4, true);
+    assertTrue(direct.flat().directGrads());
+    Llama.forward(w, ad, s, b);
+    Llama.backward(w, ad, s, 1.0, d -> direct.moveFinalGrads(d));
+    direct.moveGradsToFlat();
+    float[] viaDirect = new float[direct.flat().padded()];
+    direct.flat().gradFloats().get(0, viaDirect);
+    assertArrayEquals(overlapped, viaDirect);
+
     java.util.Arrays.fill(af.flat().grads(), 0f);
     Llama.forward(w, ad, s, b);
     Llama.backward(w, ad, s, 1.0);

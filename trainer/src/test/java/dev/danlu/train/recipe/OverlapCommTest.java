@@ -82,9 +82,13 @@ class OverlapCommTest {
       List<TcpRingCommunicator> ring =
           RankThreads.tcpRing(2, "t".getBytes(StandardCharsets.UTF_8), opts);
       try {
-        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, "UTF-8");
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        PrintStream ps = new PrintStream(log, true, "UTF-8");
         RankThreads.run(
-            2, r -> new PretrainRecipe(quiet).run(new TrainContext(r, 2, ring.get(r), c, null)));
+            2, r -> new PretrainRecipe(ps).run(new TrainContext(r, 2, ring.get(r), c, null)));
+        String text = log.toString(StandardCharsets.UTF_8);
+        // the ring's zero-copy path: gradients in a direct buffer
+        assertTrue(text.contains("overlap_comm " + overlap + ", direct gradients"), text);
       } finally {
         ring.forEach(TcpRingCommunicator::close);
       }

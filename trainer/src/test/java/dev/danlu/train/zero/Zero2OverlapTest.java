@@ -46,7 +46,13 @@ class Zero2OverlapTest {
    * announced at once, so reductions run while the next ones are still being written.
    */
   static Outcome train(Communicator comm, boolean overlap, int bucket) {
-    FlatParams flat = FlatParams.of(LeastSquaresProblem.initialParams(), comm.worldSize(), 4);
+    return train(comm, overlap, bucket, false);
+  }
+
+  /** With {@code direct}, the gradients live in a direct buffer (the ring's zero-copy path). */
+  static Outcome train(Communicator comm, boolean overlap, int bucket, boolean direct) {
+    FlatParams flat =
+        FlatParams.of(LeastSquaresProblem.initialParams(), comm.worldSize(), 4, direct);
     Zero2Optimizer opt =
         new Zero2Optimizer(
             comm,
@@ -63,20 +69,27 @@ class Zero2OverlapTest {
         LeastSquaresProblem.addSampleGrad(
             flat.params(), local, sample, (float) opt.scaler().scale());
       }
-      float[] g = flat.grads();
       if (overlap) {
         List<FlatParams.Slot> slots = flat.slots();
         for (int k = slots.size() - 1; k >= 0; k--) {
           FlatParams.Slot s = slots.get(k);
-          System.arraycopy(local, s.offset(), g, s.offset(), s.length());
+          write(flat, local, s.offset(), s.length());
           opt.gradientsReady(s.offset());
         }
       } else {
-        System.arraycopy(local, 0, g, 0, g.length);
+        write(flat, local, 0, flat.padded());
       }
       assertTrue(!opt.step(GLOBAL_BATCH).skipped());
     }
     return new Outcome(flat.params().clone(), sent(comm) - bytes0);
+  }
+
+  private static void write(FlatParams flat, float[] src, int off, int len) {
+    if (flat.directGrads()) {
+      flat.gradFloats().put(off, src, off, len);
+    } else {
+      System.arraycopy(src, off, flat.grads(), off, len);
+    }
   }
 
   private static long sent(Communicator c) {
@@ -128,6 +141,36 @@ class Zero2OverlapTest {
       } finally {
         ring.forEach(TcpRingCommunicator::close);
       }
+    }
+  }
+
+  /**
+   * Gradients in a direct buffer take the ring's zero-copy path: same bits and bytes as the array,
+   * with and without overlap.
+   */
+  @Test
+  void directGradientsEqualArrayGradientsBitwiseOnTcpRing() throws Exception {
+    int n = 3;
+    List<TcpRingCommunicator> ring = RankThreads.tcpRing(n, SECRET, OPTS);
+    try {
+      List<Outcome[]> out =
+          RankThreads.run(
+              n,
+              r ->
+                  new Outcome[] {
+                    train(ring.get(r), false, 7, false),
+                    train(ring.get(r), false, 7, true),
+                    train(ring.get(r), true, 7, true)
+                  });
+      for (int r = 0; r < n; r++) {
+        Outcome[] o = out.get(r);
+        assertArrayEquals(o[0].params(), o[1].params(), "rank " + r + ": direct, no overlap");
+        assertArrayEquals(o[0].params(), o[2].params(), "rank " + r + ": direct with overlap");
+        assertEquals(o[0].bytes(), o[1].bytes());
+        assertEquals(o[0].bytes(), o[2].bytes());
+      }
+    } finally {
+      ring.forEach(TcpRingCommunicator::close);
     }
   }
 
