@@ -180,8 +180,12 @@ public final class CommBench {
       if (r2 != null && r2.containsKey("optstep")) {
         double opt2 = r2.get("optstep");
         System.out.printf(
-            "ZeRO-2 optimizer step, %d params, N=2 TCP ring processes (reduce-scatter + AdamW on half + all-gather): %.3f s = %.1f%% of forward+backward%n",
+            "ZeRO-2 optimizer step, %d params, N=2 TCP ring processes (reduce-scatter + AdamW on half + all-gather), float[] gradients: %.3f s = %.1f%% of forward+backward%n",
             optParams, opt2, 100 * opt2 / fb);
+        double opt2d = r2.get("optstep.direct");
+        System.out.printf(
+            "ZeRO-2 optimizer step, %d params, N=2 TCP ring processes, direct gradients (the ring's zero-copy path, what the trainer uses on TCP): %.3f s = %.1f%% of forward+backward; %.2fx the float[] step%n",
+            optParams, opt2d, 100 * opt2d / fb, opt2d / opt2);
       }
     }
   }
@@ -397,9 +401,11 @@ public final class CommBench {
         }
       }
       if (optParams > 0) {
-        double s = optimizerStep(c, optParams);
+        double s = optimizerStep(c, optParams, false);
+        double sd = optimizerStep(c, optParams, true);
         if (c.rank() == 0) {
           System.out.println("RESULT optstep=" + s);
+          System.out.println("RESULT optstep.direct=" + sd);
         }
       }
     }
@@ -558,12 +564,17 @@ public final class CommBench {
 
   // ---- optimizer step vs forward+backward ----------------------------------------------------
 
-  private static double optimizerStep(dev.danlu.train.comm.Communicator c, int params) {
+  /** Mean seconds per step; {@code direct}: gradients in a direct buffer (zero-copy on TCP). */
+  private static double optimizerStep(
+      dev.danlu.train.comm.Communicator c, int params, boolean direct) {
     float[] data = new float[params];
     java.util.Arrays.fill(data, 0.01f);
     FlatParams flat =
         FlatParams.of(
-            List.of(new NamedParam("lm_head.weight", data, new float[params])), c.worldSize(), 16);
+            List.of(new NamedParam("lm_head.weight", data, new float[params])),
+            c.worldSize(),
+            16,
+            direct);
     Zero2Optimizer opt =
         new Zero2Optimizer(
             c,
@@ -574,9 +585,14 @@ public final class CommBench {
     int steps = 5;
     double total = 0;
     for (int s = 0; s <= steps; s++) {
-      float[] g = flat.grads();
+      float[] g = new float[params];
       for (int i = 0; i < params; i++) {
         g[i] = 1e-3f * ((i + s) % 13 - 6);
+      }
+      if (direct) {
+        flat.gradFloats().put(0, g);
+      } else {
+        System.arraycopy(g, 0, flat.grads(), 0, params);
       }
       c.barrier();
       long t0 = System.nanoTime();
@@ -590,7 +606,7 @@ public final class CommBench {
 
   static double optimizerStepSeconds(int params) {
     try (LocalCommunicator c = LocalCommunicator.group(1).get(0)) {
-      return optimizerStep(c, params);
+      return optimizerStep(c, params, false);
     }
   }
 

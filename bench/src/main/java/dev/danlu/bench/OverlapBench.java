@@ -89,7 +89,7 @@ final class OverlapBench {
     LoraAdapter ad =
         LoraAdapter.init(
             new LoraConfig(loraR, 2.0 * loraR, 0.05, LoraConfig.allTargets(), true, true, 1), w);
-    AdapterFlat af = new AdapterFlat(ad, n, 16);
+    AdapterFlat af = new AdapterFlat(ad, n, 16, comm.zeroCopyBuffers()); // as PretrainRecipe
     Zero2Optimizer opt =
         new Zero2Optimizer(
             comm,
@@ -143,7 +143,7 @@ final class OverlapBench {
       LlamaConfig c, int seq, int loraR, int iters, int ranks, Times[] rank0) {
     System.out.printf(
         Locale.ROOT,
-        "overlap_comm, %d ranks (threads, TCP ring on 127.0.0.1): dim %d, %d layers, vocab %d,"
+        "overlap_comm, %d ranks (threads, TCP ring on 127.0.0.1, direct gradients): dim %d, %d layers, vocab %d,"
             + " seq %d, LoRA r=%d + embed_tokens + lm_head; medians of %d steps per mode, rank 0%n",
         ranks,
         c.hiddenSize(),
