@@ -39,8 +39,11 @@ import org.nd4j.linalg.factory.Nd4j;
  * rank has its own heap, GC and socket buffers. Bandwidths follow nccl-tests' definitions for a
  * buffer of S bytes taking t seconds: algBw = S/t; all-reduce busBw = algBw·2(N−1)/N;
  * reduce-scatter busBw = algBw·(N−1)/N (S is the whole buffer, each rank keeps S/N). busBw is what
- * each link carries, so it compares directly with one TCP stream's throughput. Every figure (ring
- * and reference alike) is the best of several iterations, because the hosts this runs on are often
+ * each link carries, so it compares directly with two references measured in the same run: one raw
+ * loopback TCP stream alone, and the "raw ring" — the worker processes streaming to their successor
+ * and from their predecessor all at once on sockets of their own, the ring's traffic without its
+ * arithmetic, which is the real ceiling of N links sharing one host's cores. Every figure (ring and
+ * reference alike) is the best of several iterations, because the hosts this runs on are often
  * shared and a mean would mostly measure the neighbours.
  *
  * <p>Wall-clock ratios on a shared host depend on how the scheduler splits the cores between this
@@ -78,22 +81,23 @@ public final class CommBench {
         System.getProperty("java.version"));
 
     Map<Integer, Double> raw = new HashMap<>();
-    Map<String, Double> concurrent = new HashMap<>();
     Map<String, Double> cpu = new HashMap<>();
     StringBuilder cpuTable = new StringBuilder();
     for (int mb : sizesMb) {
       raw.put(mb, rawLoopback((long) mb << 20, rawIterations(mb)));
       cpu.put("raw." + mb, lastRawCpuPerByte);
-      for (int n : ranks) {
-        concurrent.put(n + "." + mb, rawLoopbackConcurrent((long) mb << 20, rawIterations(mb), n));
-        cpu.put("raw" + n + "." + mb, lastRawCpuPerByte);
-      }
     }
     System.out.println();
     System.out.println(
-        "| N | MB | buffer | raw TCP 1 stream GB/s | raw TCP per stream, N at once GB/s"
-            + " | all-reduce busBw GB/s | vs 1 stream | vs N at once"
-            + " | reduce-scatter busBw GB/s | vs 1 stream | vs N at once |");
+        "Two references, measured in this run: '1 stream' = one raw loopback TCP stream alone"
+            + " (two threads of this process); 'raw ring' = the ring's own pattern without the"
+            + " ring: the N worker processes each stream to their successor while receiving from"
+            + " their predecessor, all N links at once, no arithmetic (per-link GB/s of the"
+            + " slowest link) — the real ceiling of a ring whose N links share this host's cores.");
+    System.out.println(
+        "| N | MB | buffer | raw TCP 1 stream GB/s | raw ring per link GB/s"
+            + " | all-reduce busBw GB/s | vs 1 stream | vs raw ring"
+            + " | reduce-scatter busBw GB/s | vs 1 stream | vs raw ring |");
     System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
     Map<Integer, Map<String, Double>> optByN = new HashMap<>();
     for (int n : ranks) {
@@ -105,12 +109,12 @@ public final class CommBench {
           double ar = s / res.get("allreduce" + k + mb) * 2.0 * (n - 1) / n / GB;
           double rs = s / res.get("reducescatter" + k + mb) * (n - 1) / n / GB;
           double r = raw.get(mb) / GB;
-          double rc = concurrent.get(n + "." + mb) / GB;
+          double rc = s / res.get("rawring." + mb) / GB;
           // CPU seconds of all ranks per call, per byte each link carries (bus bytes)
           double arCpu = res.get("cpu.allreduce" + k + mb) / (s * 2.0 * (n - 1) / n) * 1e9;
           double rsCpu = res.get("cpu.reducescatter" + k + mb) / (s * (n - 1) / n) * 1e9;
           double rawCpu = cpu.get("raw." + mb);
-          double rawNCpu = cpu.get("raw" + n + "." + mb);
+          double ringCpu = res.get("cpu.rawring." + mb); // all N links: one byte on each
           cpuTable.append(
               String.format(
                   "| %d | %d | %s | %.2f | %.2f | %.2f | %.0f%% | %.0f%% | %.2f | %.0f%% | %.0f%% |%n",
@@ -118,13 +122,13 @@ public final class CommBench {
                   mb,
                   kind,
                   rawCpu,
-                  rawNCpu * n,
+                  ringCpu,
                   arCpu,
                   100 * rawCpu / arCpu,
-                  100 * rawNCpu * n / arCpu,
+                  100 * ringCpu / arCpu,
                   rsCpu,
                   100 * rawCpu / rsCpu,
-                  100 * rawNCpu * n / rsCpu));
+                  100 * ringCpu / rsCpu));
           System.out.printf(
               "| %d | %d | %s | %.2f | %.2f | %.2f | %.0f%% | %.0f%% | %.2f | %.0f%% | %.0f%% |%n",
               n, mb, kind, r, rc, ar, 100 * ar / r, 100 * ar / rc, rs, 100 * rs / r, 100 * rs / rc);
@@ -157,9 +161,9 @@ public final class CommBench {
             + " 'CPU-bound ratio' = raw cost / ring cost, the busBw share the ring would reach on an"
             + " otherwise idle host whose cores are the limit");
     System.out.println(
-        "| N | MB | buffer | raw 1 stream ns/B | N raw streams ns/B (one byte on each) | all-reduce"
-            + " ns/B | CPU-bound vs 1 stream | vs N at once | reduce-scatter ns/B | vs 1 stream"
-            + " | vs N at once |");
+        "| N | MB | buffer | raw 1 stream ns/B | raw ring ns/B (one byte on each link) |"
+            + " all-reduce ns/B | CPU-bound vs 1 stream | vs raw ring | reduce-scatter ns/B"
+            + " | vs 1 stream | vs raw ring |");
     System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
     System.out.print(cpuTable);
     if (optParams > 0) {
@@ -176,8 +180,12 @@ public final class CommBench {
       if (r2 != null && r2.containsKey("optstep")) {
         double opt2 = r2.get("optstep");
         System.out.printf(
-            "ZeRO-2 optimizer step, %d params, N=2 TCP ring processes (reduce-scatter + AdamW on half + all-gather): %.3f s = %.1f%% of forward+backward%n",
+            "ZeRO-2 optimizer step, %d params, N=2 TCP ring processes (reduce-scatter + AdamW on half + all-gather), float[] gradients: %.3f s = %.1f%% of forward+backward%n",
             optParams, opt2, 100 * opt2 / fb);
+        double opt2d = r2.get("optstep.direct");
+        System.out.printf(
+            "ZeRO-2 optimizer step, %d params, N=2 TCP ring processes, direct gradients (the ring's zero-copy path, what the trainer uses on TCP): %.3f s = %.1f%% of forward+backward; %.2fx the float[] step%n",
+            optParams, opt2d, 100 * opt2d / fb, opt2d / opt2);
       }
     }
   }
@@ -257,97 +265,6 @@ public final class CommBench {
     return ((com.sun.management.OperatingSystemMXBean)
             java.lang.management.ManagementFactory.getOperatingSystemMXBean())
         .getProcessCpuTime();
-  }
-
-  /**
-   * Per-stream bytes per second when {@code streams} loopback streams run at once, as the N links
-   * of a ring do: on a host with few cores this, not the single-stream figure, bounds what each
-   * ring link can carry. Buffers are capped at 64 MB per side (the data is sent in full by
-   * repeating them) to keep memory bounded with 4 streams.
-   */
-  static double rawLoopbackConcurrent(long bytes, int iters, int streams) throws Exception {
-    long cpu0 = cpuNanos(); // includes each stream's warm-up iteration: iters + 1 transfers
-    List<Thread> threads = new ArrayList<>();
-    double[] rates = new double[streams];
-    Throwable[] failure = new Throwable[1];
-    for (int k = 0; k < streams; k++) {
-      int kk = k;
-      Thread t =
-          new Thread(
-              () -> {
-                try {
-                  rates[kk] = rawLoopbackRepeated(bytes, iters, (int) Math.min(bytes, 64L << 20));
-                } catch (Exception e) {
-                  failure[0] = e;
-                }
-              });
-      threads.add(t);
-      t.start();
-    }
-    for (Thread t : threads) {
-      t.join();
-    }
-    if (failure[0] != null) {
-      throw new IllegalStateException("concurrent loopback reference failed", failure[0]);
-    }
-    lastRawCpuPerByte = (cpuNanos() - cpu0) / ((double) bytes * (iters + 1) * streams);
-    double sum = 0;
-    for (double r : rates) {
-      sum += r;
-    }
-    return sum / streams;
-  }
-
-  private static double rawLoopbackRepeated(long bytes, int iters, int bufBytes) throws Exception {
-    try (ServerSocketChannel server = ServerSocketChannel.open()) {
-      server.bind(new InetSocketAddress("127.0.0.1", 0));
-      Thread receiver =
-          new Thread(
-              () -> {
-                try (SocketChannel ch = server.accept()) {
-                  ByteBuffer in = ByteBuffer.allocateDirect(bufBytes);
-                  for (int it = 0; it <= iters; it++) {
-                    long got = 0;
-                    while (got < bytes) {
-                      in.clear();
-                      if (bytes - got < in.capacity()) {
-                        in.limit((int) (bytes - got));
-                      }
-                      got += ch.read(in);
-                    }
-                    ch.write(ByteBuffer.wrap(new byte[] {1}));
-                  }
-                } catch (IOException e) {
-                  throw new RuntimeException(e);
-                }
-              });
-      receiver.start();
-      try (SocketChannel ch = SocketChannel.open(server.getLocalAddress())) {
-        ByteBuffer out = ByteBuffer.allocateDirect(bufBytes);
-        ByteBuffer ack = ByteBuffer.allocate(1);
-        long best = Long.MAX_VALUE;
-        for (int it = 0; it <= iters; it++) {
-          long t0 = System.nanoTime();
-          long sent = 0;
-          while (sent < bytes) {
-            out.clear();
-            if (bytes - sent < out.capacity()) {
-              out.limit((int) (bytes - sent));
-            }
-            while (out.hasRemaining()) {
-              sent += ch.write(out);
-            }
-          }
-          ack.clear();
-          ch.read(ack);
-          if (it > 0) {
-            best = Math.min(best, System.nanoTime() - t0);
-          }
-        }
-        receiver.join();
-        return bytes / (best / 1e9);
-      }
-    }
   }
 
   // ---- ring ranks as processes ---------------------------------------------------------------
@@ -467,6 +384,11 @@ public final class CommBench {
             System.out.println("RESULT cpu.rawproc." + mb + "=" + raw[1]);
           }
         }
+        double[] ringRef = rawRing(c, direct, mb << 20, rawIterations(mb));
+        if (c.rank() == 0) {
+          System.out.println("RESULT rawring." + mb + "=" + ringRef[0]);
+          System.out.println("RESULT cpu.rawring." + mb + "=" + ringRef[1]);
+        }
         direct.clear();
         direct.order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer().put(buf, 0, maxFloats);
         double[] ard = time(c, iters, () -> c.allReduce(direct, 0, floats, ReduceOp.SUM));
@@ -479,9 +401,81 @@ public final class CommBench {
         }
       }
       if (optParams > 0) {
-        double s = optimizerStep(c, optParams);
+        double s = optimizerStep(c, optParams, false);
+        double sd = optimizerStep(c, optParams, true);
         if (c.rank() == 0) {
           System.out.println("RESULT optstep=" + s);
+          System.out.println("RESULT optstep.direct=" + sd);
+        }
+      }
+    }
+  }
+
+  /**
+   * The ring's own traffic without the ring: every rank streams {@code bytes} to its successor on a
+   * socket of its own while receiving as many from its predecessor, all N links at once, no
+   * arithmetic, no copies beyond the kernel's. This is what each link of a ring can carry on this
+   * host (on one host the N links share its cores). Returns the best over iterations of the slowest
+   * rank's time (s), and the CPU time of all processes per byte on each link (ns), warm-up
+   * included.
+   */
+  private static double[] rawRing(TcpRingCommunicator c, ByteBuffer mem, int bytes, int iters)
+      throws Exception {
+    int n = c.worldSize();
+    try (ServerSocketChannel server = ServerSocketChannel.open()) {
+      server.bind(new InetSocketAddress("127.0.0.1", 0));
+      byte[] mine =
+          Integer.toString(((InetSocketAddress) server.getLocalAddress()).getPort())
+              .getBytes(StandardCharsets.UTF_8);
+      byte[][] ports = c.allGatherBytes(mine);
+      int nextPort =
+          Integer.parseInt(new String(ports[(c.rank() + 1) % n], StandardCharsets.UTF_8));
+      // connect() completes against the listen backlog, so every rank can connect, then accept
+      try (SocketChannel out = SocketChannel.open(new InetSocketAddress("127.0.0.1", nextPort));
+          SocketChannel in = server.accept()) {
+        ByteBuffer recv = ByteBuffer.allocateDirect(Math.min(bytes, 64 << 20));
+        java.util.concurrent.ExecutorService sender =
+            java.util.concurrent.Executors.newSingleThreadExecutor();
+        try {
+          long cpu0 = cpuNanos();
+          double best = Double.MAX_VALUE;
+          for (int it = 0; it <= iters; it++) {
+            c.barrier();
+            long t0 = System.nanoTime();
+            java.util.concurrent.Future<?> sending =
+                sender.submit(
+                    () -> {
+                      ByteBuffer m = mem.duplicate();
+                      m.clear().limit(bytes);
+                      while (m.hasRemaining()) {
+                        out.write(m);
+                      }
+                      return null;
+                    });
+            long got = 0;
+            while (got < bytes) {
+              recv.clear();
+              if (bytes - got < recv.capacity()) {
+                recv.limit((int) (bytes - got));
+              }
+              int k = in.read(recv);
+              if (k < 0) {
+                throw new IOException("the previous rank closed the reference ring");
+              }
+              got += k;
+            }
+            sending.get();
+            float[] t = {(float) ((System.nanoTime() - t0) / 1e9)};
+            c.allReduce(t, 0, 1, ReduceOp.MAX); // a ring is as fast as its slowest link
+            if (it > 0) {
+              best = Math.min(best, t[0]);
+            }
+          }
+          float[] cpu = {(float) ((cpuNanos() - cpu0) / ((double) bytes * (iters + 1)))};
+          c.allReduce(cpu, 0, 1, ReduceOp.SUM);
+          return new double[] {best, cpu[0]};
+        } finally {
+          sender.shutdownNow();
         }
       }
     }
@@ -570,12 +564,17 @@ public final class CommBench {
 
   // ---- optimizer step vs forward+backward ----------------------------------------------------
 
-  private static double optimizerStep(dev.danlu.train.comm.Communicator c, int params) {
+  /** Mean seconds per step; {@code direct}: gradients in a direct buffer (zero-copy on TCP). */
+  private static double optimizerStep(
+      dev.danlu.train.comm.Communicator c, int params, boolean direct) {
     float[] data = new float[params];
     java.util.Arrays.fill(data, 0.01f);
     FlatParams flat =
         FlatParams.of(
-            List.of(new NamedParam("lm_head.weight", data, new float[params])), c.worldSize(), 16);
+            List.of(new NamedParam("lm_head.weight", data, new float[params])),
+            c.worldSize(),
+            16,
+            direct);
     Zero2Optimizer opt =
         new Zero2Optimizer(
             c,
@@ -586,9 +585,14 @@ public final class CommBench {
     int steps = 5;
     double total = 0;
     for (int s = 0; s <= steps; s++) {
-      float[] g = flat.grads();
+      float[] g = new float[params];
       for (int i = 0; i < params; i++) {
         g[i] = 1e-3f * ((i + s) % 13 - 6);
+      }
+      if (direct) {
+        flat.gradFloats().put(0, g);
+      } else {
+        System.arraycopy(g, 0, flat.grads(), 0, params);
       }
       c.barrier();
       long t0 = System.nanoTime();
@@ -602,7 +606,7 @@ public final class CommBench {
 
   static double optimizerStepSeconds(int params) {
     try (LocalCommunicator c = LocalCommunicator.group(1).get(0)) {
-      return optimizerStep(c, params);
+      return optimizerStep(c, params, false);
     }
   }
 

@@ -25,22 +25,34 @@ import org.nd4j.linalg.api.buffer.DataType;
  * hand-over into the flat buffer, ZeRO-2 AdamW step (N=1: no communication; the ring's cost is
  * CommBench's), copy-back. Prints medians and the ratio.
  *
- * <pre>bench/run.sh TrainStepBench [dim layers vocab seq lora_r iterations]</pre>
+ * <p>With {@code ranks} >= 2 it instead compares overlap_comm on and off in one run: that many
+ * ranks as threads of this JVM joined by a real TCP ring on 127.0.0.1, steps alternating between
+ * reducing gradients after backward and during it, and prints per mode the forward+backward time,
+ * the optimizer step, how long that step waited for the gradient reduce-scatter (all of it without
+ * overlap, the remainder with it), and the whole step. Threads share the JVM's ND4J pool, so on a
+ * small host the ranks also compete for cores, as co-located executors do.
+ *
+ * <pre>bench/run.sh TrainStepBench [dim layers vocab seq lora_r iterations ranks]</pre>
  */
 public final class TrainStepBench {
   private TrainStepBench() {}
 
-  public static void main(String[] args) {
+  public static void main(String[] args) throws Exception {
     int dim = arg(args, 0, 512);
     int layers = arg(args, 1, 4);
     int vocab = arg(args, 2, 8000);
     int seq = arg(args, 3, 256);
     int r = arg(args, 4, 16);
     int iters = arg(args, 5, 9);
+    int ranks = arg(args, 6, 1);
     int heads = Math.max(1, dim / 64);
     LlamaConfig c =
         new LlamaConfig(
             dim, dim * 8 / 3 / 16 * 16, layers, heads, heads, vocab, 1e-5, 1e4, null, false, seq);
+    if (ranks > 1) {
+      OverlapBench.run(c, seq, r, iters, ranks);
+      return;
+    }
     LlamaWeights w = LlamaWeights.random(c, 1, DataType.FLOAT);
     LoraAdapter ad =
         LoraAdapter.init(
@@ -111,11 +123,11 @@ public final class TrainStepBench {
         median(hand));
   }
 
-  private static int arg(String[] a, int i, int dflt) {
+  static int arg(String[] a, int i, int dflt) {
     return a.length > i ? Integer.parseInt(a[i]) : dflt;
   }
 
-  private static double median(double[] v) {
+  static double median(double[] v) {
     double[] c = v.clone();
     Arrays.sort(c);
     return c[c.length / 2];

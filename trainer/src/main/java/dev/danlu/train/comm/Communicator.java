@@ -48,6 +48,34 @@ public interface Communicator extends AutoCloseable {
   }
 
   /**
+   * Reduce-scatter with a chunk of its own size per rank ("reduce-scatter-v"): in place, chunk
+   * {@code i} is {@code buf[offsets[i], offsets[i] + counts[i])}, chunks do not overlap, and any
+   * count may be 0. Afterwards this rank's chunk holds the sum of every rank's chunk {@code
+   * rank()}; the other chunks hold unspecified partial sums. Every rank passes the same offsets and
+   * counts.
+   *
+   * <p>What ZeRO needs to reduce a contiguous region of the flat gradient buffer as soon as
+   * backward has finished it: the region cuts the equal partitions unevenly. A rank sends at most
+   * the other ranks' chunks once, so regions tiling the buffer cost exactly the bytes of one
+   * reduce-scatter of it. Each element's sum is formed in the same order as {@link #reduceScatter}
+   * forms it for the same owning rank (the order depends on the owner and the world size, never on
+   * how the buffer is cut), so both give bit-identical results.
+   */
+  void reduceScatterV(float[] buf, int[] offsets, int[] counts);
+
+  /** {@link #reduceScatterV(float[], int[], int[])} on the floats of {@code buf}. */
+  default void reduceScatterV(ByteBuffer buf, int[] offsets, int[] counts) {
+    FloatSlices.checkV(worldSize(), offsets, counts, buf.capacity() / 4);
+    int lo = FloatSlices.vStart(offsets, counts);
+    int hi = FloatSlices.vEnd(offsets, counts);
+    int[] shifted = new int[offsets.length];
+    for (int i = 0; i < offsets.length; i++) {
+      shifted[i] = counts[i] == 0 ? 0 : offsets[i] - lo;
+    }
+    FloatSlices.viaArray(buf, lo, hi - lo, a -> reduceScatterV(a, shifted, counts));
+  }
+
+  /**
    * In place, strided like {@link #reduceScatter}: afterwards every rank's chunk {@code i} equals
    * rank {@code i}'s chunk {@code i}.
    */
@@ -102,6 +130,15 @@ public interface Communicator extends AutoCloseable {
   /** Returns {@code root}'s bytes on every rank; {@code data} is ignored on the other ranks. */
   default byte[] broadcastBytes(byte[] data, int root) {
     return allGatherBytes(rank() == root ? data : new byte[0])[root];
+  }
+
+  /**
+   * Whether the {@code ByteBuffer} collectives on a direct buffer are cheaper than the {@code
+   * float[]} ones (the TCP ring sends from and gathers into it in place), so callers that can keep
+   * their data in native memory should; other backends copy it through an array.
+   */
+  default boolean zeroCopyBuffers() {
+    return false;
   }
 
   /** Which backend this is, for logs ("local", "tcp", "nccl"). */

@@ -50,6 +50,67 @@ final class FloatSlices {
     return (int) span;
   }
 
+  /**
+   * Validates the chunks of a reduce-scatter-v for {@code world} ranks inside a buffer of {@code
+   * capacity} floats: one offset and count per rank, in range, no two non-empty chunks overlapping.
+   */
+  static void checkV(int world, int[] offsets, int[] counts, long capacity) {
+    if (offsets.length != world || counts.length != world) {
+      throw new IllegalArgumentException(
+          "reduce-scatter-v needs one offset and one count per rank ("
+              + world
+              + "), got "
+              + offsets.length
+              + " and "
+              + counts.length);
+    }
+    for (int i = 0; i < world; i++) {
+      if (counts[i] < 0 || offsets[i] < 0 || (long) offsets[i] + counts[i] > capacity) {
+        throw new IndexOutOfBoundsException(
+            "reduce-scatter-v chunk "
+                + i
+                + " ["
+                + offsets[i]
+                + ", +"
+                + counts[i]
+                + ") outside a buffer of "
+                + capacity
+                + " floats");
+      }
+      for (int j = 0; j < i; j++) {
+        if (counts[i] > 0
+            && counts[j] > 0
+            && offsets[i] < offsets[j] + counts[j]
+            && offsets[j] < offsets[i] + counts[i]) {
+          throw new IllegalArgumentException(
+              "reduce-scatter-v chunks " + j + " and " + i + " overlap");
+        }
+      }
+    }
+  }
+
+  /** Lowest index a non-empty chunk of a reduce-scatter-v covers (0 if all are empty). */
+  static int vStart(int[] offsets, int[] counts) {
+    int lo = Integer.MAX_VALUE;
+    for (int i = 0; i < offsets.length; i++) {
+      if (counts[i] > 0) {
+        lo = Math.min(lo, offsets[i]);
+      }
+    }
+    return lo == Integer.MAX_VALUE ? 0 : lo;
+  }
+
+  /** One past the highest index a chunk of a reduce-scatter-v covers (0 if all are empty). */
+  static int vEnd(int[] offsets, int[] counts) {
+    int hi = 0;
+    for (int i = 0; i < offsets.length; i++) {
+      if (counts[i] > 0) {
+        hi = Math.max(hi, offsets[i] + counts[i]);
+      }
+    }
+    return hi;
+  }
+
   static void checkRange(ByteBuffer buf, int offset, long count) {
     long capacity = buf.capacity() / 4;
     if (offset < 0 || count < 0 || offset + count > capacity) {

@@ -124,12 +124,25 @@ public final class LocalCommunicator implements Communicator {
     if (group.size == 1) {
       return; // nothing to combine; keeps single-rank runs free of copies
     }
-    int start = offset + rank * stride;
-    float[] result = new float[chunk];
+    reduceOwnChunk(buf, offset + rank * stride, chunk);
+  }
+
+  @Override
+  public void reduceScatterV(float[] buf, int[] offsets, int[] counts) {
+    FloatSlices.checkV(group.size, offsets, counts, buf.length);
+    if (group.size == 1) {
+      return;
+    }
+    reduceOwnChunk(buf, offsets[rank], counts[rank]);
+  }
+
+  /** Sums {@code buf[start, start+count)} over ranks in rank order (count may differ per rank). */
+  private void reduceOwnChunk(float[] buf, int start, int count) {
+    float[] result = new float[count];
     exchange(
         buf,
         () -> {
-          for (int i = 0; i < chunk; i++) {
+          for (int i = 0; i < count; i++) {
             float acc = slot(0)[start + i];
             for (int r = 1; r < group.size; r++) {
               acc += slot(r)[start + i];
@@ -137,7 +150,7 @@ public final class LocalCommunicator implements Communicator {
             result[i] = acc;
           }
         });
-    System.arraycopy(result, 0, buf, start, chunk);
+    System.arraycopy(result, 0, buf, start, count);
   }
 
   @Override

@@ -170,6 +170,43 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
     unstage(buf, offset + rank * stride, chunk, d + 4L * rank * chunk);
   }
 
+  /**
+   * One grouped {@code ncclReduce} per owner (NCCL has no reduce-scatter-v): the chunks are packed
+   * into the staging buffer, rank i's chunk is reduced onto rank i, and only this rank's own sum is
+   * copied back. Grouping lets NCCL schedule the N reductions as one operation.
+   */
+  @Override
+  public void reduceScatterV(float[] buf, int[] offsets, int[] counts) {
+    FloatSlices.checkV(world, offsets, counts, buf.length);
+    int total = 0;
+    for (int c : counts) {
+      total += c;
+    }
+    if (world == 1 || total == 0) {
+      return;
+    }
+    float[] packed = new float[total];
+    long[] at = new long[world];
+    int pos = 0;
+    for (int i = 0; i < world; i++) {
+      System.arraycopy(buf, offsets[i], packed, pos, counts[i]);
+      at[i] = pos;
+      pos += counts[i];
+    }
+    long d = stage(packed, 0, total);
+    checkNccl(nccl.ncclGroupStart(), "ncclGroupStart");
+    for (int i = 0; i < world; i++) {
+      if (counts[i] > 0) {
+        Pointer p = ptr(d + 4L * at[i]);
+        checkNccl(
+            nccl.ncclReduce(p, p, counts[i], nccl.ncclFloat32, nccl.ncclSum, i, comm, stream),
+            "ncclReduce(root " + i + ")");
+      }
+    }
+    checkNccl(nccl.ncclGroupEnd(), "ncclGroupEnd");
+    unstage(buf, offsets[rank], counts[rank], d + 4L * at[rank]);
+  }
+
   @Override
   public void allGather(float[] buf, int offset, int chunk, int stride) {
     float[] packed = new float[chunk * world];

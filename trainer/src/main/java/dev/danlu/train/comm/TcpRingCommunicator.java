@@ -16,6 +16,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -60,6 +61,7 @@ public final class TcpRingCommunicator implements Communicator {
   private volatile int receivedSlices; // progress of the current stream, read by the sender
   private volatile boolean aborted; // the receive side failed: the sender must stop waiting
   private volatile long lastSendProgress;
+  private final AtomicLong bytesSent = new AtomicLong();
   private final ByteBuffer sendBuf; // stages float[] slices for the sender thread
   private final ByteBuffer recvBuf; // receives slices that are reduced rather than stored as is
   private final int sliceFloats;
@@ -122,6 +124,19 @@ public final class TcpRingCommunicator implements Communicator {
   @Override
   public String kind() {
     return "tcp";
+  }
+
+  @Override
+  public boolean zeroCopyBuffers() {
+    return true;
+  }
+
+  /**
+   * Payload bytes this rank has written to its successor in float collectives (control messages
+   * excluded): what tests and benchmarks use to check how much a collective puts on the wire.
+   */
+  public long bytesSent() {
+    return bytesSent.get();
   }
 
   private int nextRank() {
@@ -187,6 +202,32 @@ public final class TcpRingCommunicator implements Communicator {
     FloatSlices.checkRange(buf, offset, FloatSlices.span(world, chunk, stride));
     if (world > 1 && chunk > 0) {
       ringReduceScatter(new Target(buf), strided(offset, stride), equal(chunk), ReduceOp.SUM);
+    }
+  }
+
+  /**
+   * The ring reduce-scatter with a chunk length per rank: the schedule is unchanged (step s sends
+   * chunk r-s-1), empty chunks simply contribute no slices, so each element's sum still starts at
+   * its owner's successor and the bytes sent are those of the chunks other than this rank's own.
+   */
+  @Override
+  public void reduceScatterV(float[] buf, int[] offsets, int[] counts) {
+    FloatSlices.checkV(world, offsets, counts, buf.length);
+    if (world > 1) {
+      ringReduceScatter(new Target(buf), offsets.clone(), counts.clone(), ReduceOp.SUM);
+    }
+  }
+
+  @Override
+  public void reduceScatterV(ByteBuffer buf, int[] offsets, int[] counts) {
+    if (!buf.isDirect()) {
+      Communicator.super.reduceScatterV(buf, offsets, counts);
+      return;
+    }
+    FloatSlices.checkV(world, offsets, counts, buf.capacity() / 4);
+    FloatSlices.checkRange(buf, 0, 0);
+    if (world > 1) {
+      ringReduceScatter(new Target(buf), offsets.clone(), counts.clone(), ReduceOp.SUM);
     }
   }
 
@@ -385,7 +426,7 @@ public final class TcpRingCommunicator implements Communicator {
           out = sendBuf.limit(send.len[j] * 4);
         }
         while (out.hasRemaining()) {
-          next.write(out);
+          bytesSent.addAndGet(next.write(out));
           lastSendProgress = System.nanoTime();
         }
       }

@@ -63,6 +63,7 @@ final class Defaults {
     d.put("backend", "auto");
     d.put("communicator", "auto");
     d.put("reduce_bucket_mb", 64);
+    d.put("overlap_comm", true);
     return d;
   }
 }

@@ -63,7 +63,9 @@ public record TrainConfig(
     @JsonProperty("world_size") int worldSize,
     @JsonProperty("backend") String backend,
     @JsonProperty("communicator") String communicator,
-    @JsonProperty("reduce_bucket_mb") int reduceBucketMb) {
+    @JsonProperty("reduce_bucket_mb") int reduceBucketMb,
+    // DeepSpeed's name: reduce-scatter gradients while the last micro-batch's backward runs
+    @JsonProperty("overlap_comm") boolean overlapComm) {
 
   /** Learning-rate schedules, named as Hugging Face's {@code SchedulerType} values. */
   public enum SchedulerType {

@@ -7,6 +7,7 @@ import dev.danlu.train.lora.LoraDropout;
 import dev.danlu.train.lora.LoraModule;
 import dev.danlu.train.tensor.Kernels;
 import dev.danlu.train.tensor.Timers;
+import java.util.function.IntConsumer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
@@ -90,6 +91,19 @@ public final class Llama {
    * {@code s.logits}.
    */
   public static void backward(LlamaWeights w, LoraAdapter ad, LlamaState s, double dLoss) {
+    backward(w, ad, s, dLoss, null);
+  }
+
+  /**
+   * {@link #backward(LlamaWeights, LoraAdapter, LlamaState, double)} that also tells {@code
+   * gradsFinal} as soon as gradients stop changing, so communication can overlap the rest: {@code
+   * accept(p)} means the gradients of everything at depth {@code >= p} are final — {@code
+   * numLayers} for lm_head, {@code l} for layer l's LoRA, {@code -1} for embed_tokens — called with
+   * decreasing p.
+   */
+  public static void backward(
+      LlamaWeights w, LoraAdapter ad, LlamaState s, double dLoss, IntConsumer gradsFinal) {
+    IntConsumer done = gradsFinal != null ? gradsFinal : p -> {};
     LlamaConfig c = w.config();
     double perToken = s.tokenCount == 0 ? 0.0 : dLoss / s.tokenCount;
     time("loss", () -> Kernels.crossEntropyBackward(s.logits, s.targets, s.lse, perToken));
@@ -98,6 +112,7 @@ public final class Llama {
     if (ad != null && ad.lmHead != null) {
       time("lm head gemm", () -> Nd4j.gemm(dLogits, s.xf, ad.dLmHead, true, false, 1.0, 1.0));
     }
+    done.accept(c.numLayers());
     s.dResid.assign(0);
     time(
         "norm",
@@ -108,10 +123,12 @@ public final class Llama {
         layerForward(w, ad, s, l, a); // recompute this layer's activations from resid[l]
       }
       layerBackward(w, ad, s, l, a);
+      done.accept(l);
     }
     if (ad != null && ad.embedTokens != null) {
       time("embedding", () -> Kernels.embeddingBackward(s.inputIds, s.dResid, ad.dEmbedTokens));
     }
+    done.accept(-1);
   }
 
   private static LlamaState.LayerActs acts(LlamaState s, int l) {

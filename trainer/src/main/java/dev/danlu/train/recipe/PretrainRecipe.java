@@ -28,8 +28,9 @@ import org.nd4j.linalg.api.buffer.DataType;
  * Continued pretraining with LoRA (the reference run_clm_pt_with_peft), as one rank of a
  * data-parallel job: shard dataset → {@link BatchPlan} slice of every global batch → forward and
  * backward per micro-batch, gradients accumulated locally → one ZeRO-2 step (a single
- * reduce-scatter) → periodic evaluation, logging and checkpoints. Resumes from the newest committed
- * checkpoint in {@code output_dir}, on any world size with the same global batch.
+ * reduce-scatter, by default overlapped with the last micro-batch's backward: overlap_comm) →
+ * periodic evaluation, logging and checkpoints. Resumes from the newest committed checkpoint in
+ * {@code output_dir}, on any world size with the same global batch.
  */
 public final class PretrainRecipe {
   /** ZeRO partitions start at multiples of this many floats (64-byte lines). */
@@ -101,7 +102,7 @@ public final class PretrainRecipe {
     long total = plan.totalSteps(cfg.maxSteps(), cfg.numTrainEpochs());
     long warmup = cfg.warmupStepsFor((int) total);
     LrSchedule schedule = schedule(cfg.lrSchedulerType(), warmup, total);
-    AdapterFlat af = new AdapterFlat(model.adapter(), world, ALIGNMENT);
+    AdapterFlat af = new AdapterFlat(model.adapter(), world, ALIGNMENT, comm.zeroCopyBuffers());
     DynamicLossScaler scaler =
         cfg.fp16()
             ? new DynamicLossScaler(
@@ -129,11 +130,13 @@ public final class PretrainRecipe {
         rank,
         String.format(
             Locale.ROOT,
-            "world %d (%s), %d train / %d validation blocks of %d tokens, global batch %d,"
+            "world %d (%s, overlap_comm %s, %s gradients), %d train / %d validation blocks of %d tokens, global batch %d,"
                 + " %d steps (%d per epoch), warmup %d; trainable %d; optimizer state on this rank"
                 + " %d bytes = 12 x %d (partition of %d padded)",
             world,
             comm.kind(),
+            cfg.overlapComm(),
+            af.flat().directGrads() ? "direct" : "array",
             data.trainRows(),
             data.validationRows(),
             data.blockSize(),
@@ -169,10 +172,21 @@ public final class PretrainRecipe {
         Batch b = data.trainBatch(plan.rowsFor(step, rank, micro), step);
         lossSum += Llama.forward(model.weights(), model.adapter(), state, b);
         tokens += (long) b.batch() * b.seq();
-        Llama.backward(model.weights(), model.adapter(), state, scaler.scale());
+        if (cfg.overlapComm() && micro == accum - 1) {
+          // last micro-batch: each finished region of the flat buffer is reduced while the
+          // layers below it are still back-propagating
+          Llama.backward(
+              model.weights(),
+              model.adapter(),
+              state,
+              scaler.scale(),
+              depth -> opt.gradientsReady(af.moveFinalGrads(depth)));
+        } else {
+          Llama.backward(model.weights(), model.adapter(), state, scaler.scale());
+        }
       }
       long t1 = System.nanoTime();
-      af.moveGradsToFlat();
+      af.moveGradsToFlat(); // what the overlap has not moved yet (everything without it)
       Zero2Optimizer.StepResult r = opt.step((double) accum * world);
       af.copyParamsToModel();
       long t2 = System.nanoTime();

@@ -21,9 +21,13 @@ import java.util.Map;
  * {@link FlatParams#grads()} (scaled by the loss scale, not averaged):
  *
  * <ol>
- *   <li>reduce-scatter the gradients once, in buckets (each a strided reduce-scatter of the same
- *       slice of every partition), so each rank holds the global sum for its partition — DeepSpeed
- *       instead reduces on every micro-step;
+ *   <li>reduce-scatter the gradients once, so each rank holds the global sum for its partition —
+ *       DeepSpeed instead reduces on every micro-step. Either all at once here, in buckets (each a
+ *       strided reduce-scatter of the same slice of every partition); or overlapped with the last
+ *       micro-batch's backward: the caller announces each region as backward finishes it ({@link
+ *       #gradientsReady}), a communication thread reduces it to its owners (a reduce-scatter-v),
+ *       and this step only waits for the rest. Both reduce every element in the same order, so they
+ *       give bit-identical results, and move the same bytes;
  *   <li>overflow check on the partition, all-reduce MAX: on overflow every rank skips the update
  *       and the LR-schedule step and lowers the loss scale;
  *   <li>global gradient norm from an all-reduce SUM of partition squared norms; the clip factor is
@@ -67,6 +71,10 @@ public final class Zero2Optimizer {
   private final float[] expAvg; // (partition) Adam m
   private final float[] expAvgSq; // (partition) Adam v
   private long appliedSteps;
+  private int readyFrom; // grads [readyFrom, padded) were handed to the stream this step
+  private GradReduceStream stream; // this step's overlapped reduction, or null
+  private long lastCommNanos; // time step() spent on the gradient reduce-scatter, for benchmarks
+  private long lastBackgroundNanos; // time the communication thread spent in collectives
 
   public Zero2Optimizer(Communicator comm, FlatParams flat, Config cfg, DynamicLossScaler scaler) {
     if (flat.padded() % comm.worldSize() != 0) {
@@ -86,6 +94,55 @@ public final class Zero2Optimizer {
     this.master = Arrays.copyOfRange(flat.params(), shard.offset(), shard.end());
     this.expAvg = new float[size];
     this.expAvgSq = new float[size];
+    this.readyFrom = flat.padded();
+  }
+
+  /**
+   * Declares {@code grads[from, previous from)} final on this rank — the first call of a step
+   * covers {@code [from, padded)}, padding included — and starts reducing it in the background.
+   * Call with decreasing {@code from}, as backward finishes the flat buffer from its end (every
+   * rank the same sequence); {@link #step} reduces whatever was not announced. No other collective
+   * may run on the communicator until {@code step}.
+   */
+  public void gradientsReady(int from) {
+    if (from < 0 || from > readyFrom) {
+      throw new IllegalArgumentException(
+          "gradients announced from "
+              + from
+              + ", but regions must move down from "
+              + readyFrom
+              + " towards 0 (the flat buffer has "
+              + flat.padded()
+              + ")");
+    }
+    if (from == readyFrom) {
+      return;
+    }
+    if (comm.worldSize() > 1) {
+      if (stream == null) {
+        stream = new GradReduceStream(comm, flat, shard.size());
+      }
+      // buckets bound what one collective stages (NCCL's device copy, the local backend's sums)
+      int piece = (int) Math.min(Integer.MAX_VALUE, (long) cfg.bucketFloats() * comm.worldSize());
+      for (int hi = readyFrom; hi > from; hi -= piece) {
+        stream.submit(Math.max(from, hi - piece), hi);
+      }
+    }
+    readyFrom = from;
+  }
+
+  /** Nanoseconds the last {@link #step} spent on the gradient reduce-scatter that it waited for. */
+  public long lastCommNanos() {
+    return lastCommNanos;
+  }
+
+  /**
+   * Nanoseconds the communication thread spent in collectives during the last step (0 without
+   * overlap): the reduce-scatter work that ran while backward was still computing, or was waited
+   * for.
+   */
+  public long lastBackgroundNanos() {
+    return lastBackgroundNanos;
   }
 
   public ShardInfo shard() {
@@ -117,25 +174,46 @@ public final class Zero2Optimizer {
    *     (micro-batches per rank × world size for a per-micro-batch mean loss)
    */
   public StepResult step(double gradDivisor) {
-    float[] g = flat.grads();
+    GradView g = new GradView(flat);
     int p = shard.size();
-    for (int start = 0; start < p; start += cfg.bucketFloats()) {
-      comm.reduceScatter(g, start, Math.min(cfg.bucketFloats(), p - start), p);
+    long c0 = System.nanoTime();
+    if (readyFrom < flat.padded()) {
+      gradientsReady(0);
+      GradReduceStream s = stream;
+      stream = null;
+      readyFrom = flat.padded();
+      lastBackgroundNanos = s != null ? s.finish() : 0;
+    } else {
+      lastBackgroundNanos = 0;
+      for (int start = 0; start < p; start += cfg.bucketFloats()) {
+        int chunk = Math.min(cfg.bucketFloats(), p - start);
+        if (flat.directGrads()) {
+          comm.reduceScatter(flat.gradBuffer(), start, chunk, p); // zero-copy on the TCP ring
+        } else {
+          comm.reduceScatter(flat.grads(), start, chunk, p);
+        }
+      }
     }
+    lastCommNanos = System.nanoTime() - c0;
 
     double sq = 0;
     boolean overflow = false;
-    for (int i = shard.offset(); i < shard.end(); i++) {
-      float x = g[i];
-      overflow |= !Float.isFinite(x);
-      sq += (double) x * x;
+    for (int lo = shard.offset(); lo < shard.end(); lo += GradView.TILE) {
+      int n = Math.min(GradView.TILE, shard.end() - lo);
+      float[] a = g.tile(lo, n);
+      int o = g.tileOffset(lo);
+      for (int i = o; i < o + n; i++) {
+        float x = a[i];
+        overflow |= !Float.isFinite(x);
+        sq += (double) x * x;
+      }
     }
     float[] flag = {overflow ? 1f : 0f};
     comm.allReduce(flag, 0, 1, ReduceOp.MAX);
     double scale = scaler.scale();
     if (flag[0] > 0) {
       scaler.update(true);
-      Arrays.fill(g, 0f);
+      g.zero();
       return new StepResult(true, Double.NaN, currentLr(), scale, appliedSteps);
     }
 
@@ -158,18 +236,19 @@ public final class Zero2Optimizer {
     for (FlatParams.Slot s : flat.slots()) {
       int lo = Math.max(s.offset(), shard.offset());
       int hiEnd = Math.min(s.offset() + s.length(), shard.end());
-      if (lo < hiEnd) {
-        double wd = s.decay() ? cfg.weightDecay() : 0.0;
+      double wd = s.decay() ? cfg.weightDecay() : 0.0;
+      for (int a = lo; a < hiEnd; a += GradView.TILE) { // element-wise: tiling changes no bits
+        int n = Math.min(GradView.TILE, hiEnd - a);
         cfg.adam()
             .update(
                 master,
                 expAvg,
                 expAvgSq,
-                lo - shard.offset(),
-                g,
-                lo,
+                a - shard.offset(),
+                g.tile(a, n),
+                g.tileOffset(a),
                 gradScale,
-                hiEnd - lo,
+                n,
                 lr,
                 wd,
                 t);
@@ -181,7 +260,7 @@ public final class Zero2Optimizer {
     float[] params = flat.params();
     System.arraycopy(master, 0, params, shard.offset(), p);
     comm.allGather(params, 0, p);
-    Arrays.fill(g, 0f);
+    g.zero();
     return new StepResult(false, gradNorm, lr, scale, appliedSteps);
   }
 
