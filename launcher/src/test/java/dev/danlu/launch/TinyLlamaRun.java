@@ -91,7 +91,7 @@ final class TinyLlamaRun {
             "eval_steps: 0",
             "world_size: 2",
             "backend: cpu",
-            "communicator: tcp",
+            "ddp_backend: tcp",
             extraYaml,
             ""));
   }

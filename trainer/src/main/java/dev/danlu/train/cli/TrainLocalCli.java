@@ -187,6 +187,7 @@ public final class TrainLocalCli {
     env.put(MasterRendezvous.ENV_MASTER_ADDR, "127.0.0.1");
     env.put(MasterRendezvous.ENV_MASTER_PORT, Integer.toString(port));
     env.put(MasterRendezvous.ENV_RANK, Integer.toString(rank));
+    env.put(WorkerCli.ENV_LOCAL_RANK, Integer.toString(rank)); // one host: worker r drives GPU r
     env.put(MasterRendezvous.ENV_WORLD_SIZE, Integer.toString(world));
     env.put(MasterRendezvous.ENV_JOB_SECRET, secret);
     return new Worker(rank, pb.start(), out);

@@ -59,7 +59,7 @@ public record TrainConfig(
     // --- danlu only: distribution ---
     @JsonProperty("world_size") int worldSize,
     @JsonProperty("backend") String backend,
-    @JsonProperty("communicator") String communicator,
+    @JsonProperty("ddp_backend") String ddpBackend,
     @JsonProperty("reduce_bucket_mb") int reduceBucketMb) {
 
   /** Learning-rate schedules, named as Hugging Face's {@code SchedulerType} values. */
