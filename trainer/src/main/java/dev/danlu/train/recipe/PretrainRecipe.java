@@ -14,6 +14,7 @@ import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.optim.AdamW;
 import dev.danlu.train.optim.DynamicLossScaler;
 import dev.danlu.train.optim.LrSchedule;
+import dev.danlu.train.zero.FlatParams;
 import dev.danlu.train.zero.Zero2Optimizer;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -38,7 +39,31 @@ public final class PretrainRecipe {
   /** What a finished run reports. */
   public record Result(long steps, double lastLoss, double evalLoss, Path adapterDir) {}
 
+  /**
+   * Test-only view of each optimizer step, for injecting faults the real code must survive (the
+   * recipe tests overflow one rank's gradients). Package-private: production code cannot set it.
+   */
+  interface StepHook {
+    /**
+     * Sees this rank's flat parameters and its loss-scaled, locally accumulated gradients ({@code
+     * flat.grads()}) before the optimizer step; {@code step} is the 0-based step about to run.
+     */
+    default void beforeStep(int rank, long step, FlatParams flat) {}
+
+    /** Sees what the optimizer step did on this rank. */
+    default void afterStep(int rank, long step, FlatParams flat, Zero2Optimizer.StepResult r) {}
+  }
+
+  private static final StepHook NO_HOOK = new StepHook() {};
+
   private final PrintStream log;
+  private StepHook hook = NO_HOOK;
+
+  /** Installs a test hook (see {@link StepHook}); returns this. */
+  PretrainRecipe withStepHook(StepHook h) {
+    this.hook = h;
+    return this;
+  }
 
   public PretrainRecipe(PrintStream log) {
     this.log = log;
@@ -157,7 +182,8 @@ public final class PretrainRecipe {
             DataType.FLOAT);
     Evaluator eval = new Evaluator(model, data, cfg.perDeviceEvalBatchSize(), comm);
     StepLog stepLog =
-        new StepLog(log, rank, world, total, start, cfg.loggingSteps(), cfg.loggingFirstStep());
+        new StepLog(
+            log, rank, world, total, start, cfg.loggingSteps(), cfg.loggingFirstStep(), scaler);
     double lastLoss = Double.NaN;
     double evalLoss = Double.NaN;
     int accum = cfg.gradientAccumulationSteps();
@@ -173,7 +199,9 @@ public final class PretrainRecipe {
       }
       long t1 = System.nanoTime();
       af.moveGradsToFlat();
+      hook.beforeStep(rank, step, af.flat());
       Zero2Optimizer.StepResult r = opt.step((double) accum * world);
+      hook.afterStep(rank, step, af.flat(), r);
       af.copyParamsToModel();
       long t2 = System.nanoTime();
       long done = step + 1;
