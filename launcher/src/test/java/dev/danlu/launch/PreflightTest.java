@@ -99,6 +99,14 @@ class PreflightTest {
   }
 
   @Test
+  void ncclWithACpuOnlyJarFailsOnTheDriver() throws Exception {
+    TrainFixture f = new TrainFixture(tmp, 2, 4);
+    String m = failWith(args(f, "ddp_backend=nccl"));
+    assertTrue(m.contains("ddp_backend=nccl") && m.contains("mvn -Pcuda"), m);
+    assertEquals(0, contexts.get(), "no Spark context before the inputs are checked");
+  }
+
+  @Test
   void unknownConfigKeyIsNamedWithItsFix() throws Exception {
     TrainFixture f = new TrainFixture(tmp, 2, 4);
     String m = failWith(args(f, "learning_rte=1e-4"));

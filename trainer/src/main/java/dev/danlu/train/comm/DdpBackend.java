@@ -19,7 +19,31 @@ public final class DdpBackend {
   /** The values of {@code ddp_backend}. */
   public static final List<String> VALUES = List.of("auto", "tcp", "nccl");
 
+  /** What to do when NCCL is asked of a build without ND4J's CUDA backend. */
+  public static final String NO_CUDA_BUILD =
+      "ddp_backend=nccl but ND4J loaded its CPU backend (nd4j-native): NCCL needs a CUDA"
+          + " build and a GPU per rank. Build with 'mvn -Pcuda package' (nd4j-cuda-11.6 and"
+          + " the CUDA 11.6 / NCCL natives) and run on GPU hosts or GPU executors"
+          + " (spark.task.resource.gpu.amount=1), or set ddp_backend=tcp (or auto) to"
+          + " train on CPUs.";
+
+  /** ND4J's CUDA backend class, present only in a {@code mvn -Pcuda} build. */
+  static final String CUDA_BACKEND_CLASS = "org.nd4j.linalg.jcublas.JCublasBackend";
+
   private DdpBackend() {}
+
+  /**
+   * Whether this classpath holds ND4J's CUDA backend, without loading it (the Spark driver may have
+   * no GPU): lets the driver refuse {@code ddp_backend=nccl} for a CPU-only jar before any job.
+   */
+  public static boolean cudaBuild() {
+    try {
+      Class.forName(CUDA_BACKEND_CLASS, false, DdpBackend.class.getClassLoader());
+      return true;
+    } catch (ClassNotFoundException | LinkageError e) {
+      return false;
+    }
+  }
 
   /**
    * What this rank runs.
@@ -50,12 +74,7 @@ public final class DdpBackend {
       }
       case "nccl" -> {
         if (!cudaBackend) {
-          throw new IllegalStateException(
-              "ddp_backend=nccl but ND4J loaded its CPU backend (nd4j-native): NCCL needs a CUDA"
-                  + " build and a GPU per rank. Build with 'mvn -Pcuda package' (nd4j-cuda-11.6 and"
-                  + " the CUDA 11.6 / NCCL natives) and run on GPU hosts or GPU executors"
-                  + " (spark.task.resource.gpu.amount=1), or set ddp_backend=tcp (or auto) to"
-                  + " train on CPUs.");
+          throw new IllegalStateException(NO_CUDA_BUILD);
         }
         if (device.isEmpty()) {
           throw new IllegalStateException(
@@ -71,12 +90,12 @@ public final class DdpBackend {
           return new Choice(
               "nccl",
               device.getAsInt(),
-              "ddp_backend=auto: CUDA backend and GPU " + device.getAsInt() + " → nccl");
+              "ddp_backend=auto: CUDA backend and GPU " + device.getAsInt() + " -> nccl");
         }
         return new Choice(
             "tcp",
             -1,
-            "ddp_backend=auto → tcp ("
+            "ddp_backend=auto -> tcp ("
                 + (cudaBackend ? "CUDA backend but " + noGpuWhy : "ND4J CPU backend")
                 + ")");
       }

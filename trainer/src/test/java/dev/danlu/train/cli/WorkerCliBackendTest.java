@@ -64,6 +64,6 @@ class WorkerCliBackendTest {
   void autoOnTheCpuBuildChoosesTcp() throws Exception {
     // the run then fails on the missing dataset: the choice was made and logged before
     String log = run(1, "ddp_backend=auto");
-    assertTrue(log.contains("[rank 0] ddp_backend=auto → tcp (ND4J CPU backend)"), log);
+    assertTrue(log.contains("[rank 0] ddp_backend=auto -> tcp (ND4J CPU backend)"), log);
   }
 }

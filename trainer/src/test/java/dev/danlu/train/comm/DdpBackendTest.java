@@ -47,6 +47,12 @@ class DdpBackendTest {
   }
 
   @Test
+  void thisTestClasspathIsACpuBuild() {
+    // the driver-side check (launcher Preflight) relies on this seeing nd4j-cuda or not
+    assertEquals(false, DdpBackend.cudaBuild());
+  }
+
+  @Test
   void ncclWithoutAGpuForThisRankSaysWhy() {
     IllegalStateException e =
         assertThrows(
