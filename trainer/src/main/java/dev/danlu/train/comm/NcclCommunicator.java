@@ -45,14 +45,16 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   private final int rank;
   private final int world;
+  private final int device;
   private final ncclComm comm;
   private final CUstream_st stream;
   private Pointer staging; // device scratch for the float[] / byte[] paths
   private long stagingBytes;
 
-  private NcclCommunicator(int rank, int world, ncclComm comm, CUstream_st stream) {
+  private NcclCommunicator(int rank, int world, int device, ncclComm comm, CUstream_st stream) {
     this.rank = rank;
     this.world = world;
+    this.device = device;
     this.comm = comm;
     this.stream = stream;
   }
@@ -121,7 +123,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
     checkNccl(
         nccl.ncclCommInitRank(comm, world, id, rank),
         "ncclCommInitRank(rank " + rank + " of " + world + ")");
-    return new NcclCommunicator(rank, world, comm, stream);
+    return new NcclCommunicator(rank, world, device, comm, stream);
   }
 
   private static String localHostName() {
@@ -151,6 +153,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void allReduceDevice(long send, long recv, long count, ReduceOp op) {
+    onDevice();
     checkNccl(
         nccl.ncclAllReduce(ptr(send), ptr(recv), count, nccl.ncclFloat32, ncclOp(op), comm, stream),
         "ncclAllReduce");
@@ -158,6 +161,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void reduceScatterDevice(long send, long recv, long recvCount) {
+    onDevice();
     checkNccl(
         nccl.ncclReduceScatter(
             ptr(send), ptr(recv), recvCount, nccl.ncclFloat32, nccl.ncclSum, comm, stream),
@@ -166,6 +170,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void allGatherDevice(long send, long recv, long sendCount) {
+    onDevice();
     checkNccl(
         nccl.ncclAllGather(ptr(send), ptr(recv), sendCount, nccl.ncclFloat32, comm, stream),
         "ncclAllGather");
@@ -173,6 +178,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void broadcastDevice(long send, long recv, long count, int root) {
+    onDevice();
     checkNccl(
         nccl.ncclBroadcast(ptr(send), ptr(recv), count, nccl.ncclFloat32, root, comm, stream),
         "ncclBroadcast");
@@ -265,6 +271,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
    * {@code total} floats; returns the scratch's address.
    */
   private long stage(float[] src, int off, int count, int at, int total) {
+    onDevice();
     long need = 4L * Math.max(1, total);
     if (need > stagingBytes) {
       if (staging != null) {
@@ -287,6 +294,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   /** Waits for the stream, then copies {@code count} floats at device address {@code dev} back. */
   private void unstage(float[] dst, int off, int count, long dev) {
+    onDevice();
     synchronize();
     try (FloatPointer host = new FloatPointer(count)) {
       check(
@@ -294,6 +302,15 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
           "cudaMemcpy to host");
       host.get(dst, off, count);
     }
+  }
+
+  /**
+   * Makes this rank's GPU current on the calling thread: CUDA's current device is per thread, and
+   * the communicator may be called from threads other than the one that created it (a Spark task
+   * thread, a test's pool), which would otherwise copy through device 0's context.
+   */
+  private void onDevice() {
+    check(cudart.cudaSetDevice(device), "cudaSetDevice(" + device + ")");
   }
 
   private static Pointer ptr(long address) {
@@ -329,6 +346,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void close() {
+    onDevice();
     if (staging != null) {
       cudart.cudaFree(staging);
       staging = null;
