@@ -21,8 +21,8 @@ public final class DdpBackend {
 
   /** What to do when NCCL is asked of a build without ND4J's CUDA backend. */
   public static final String NO_CUDA_BUILD =
-      "ddp_backend=nccl but ND4J loaded its CPU backend (nd4j-native): NCCL needs a CUDA"
-          + " build and a GPU per rank. Build with 'mvn -Pcuda package' (nd4j-cuda-11.6 and"
+      "ddp_backend=nccl but this build runs ND4J's CPU backend (nd4j-native): NCCL needs a"
+          + " CUDA build and a GPU per rank. Build with 'mvn -Pcuda package' (nd4j-cuda-11.6 and"
           + " the CUDA 11.6 / NCCL natives) and run on GPU hosts or GPU executors"
           + " (spark.task.resource.gpu.amount=1), or set ddp_backend=tcp (or auto) to"
           + " train on CPUs.";
