@@ -5,12 +5,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.danlu.launch.JobSecret;
 import dev.danlu.launch.ProgressReporter;
 import dev.danlu.launch.RankContext;
 import dev.danlu.train.comm.DdpBackend;
 import dev.danlu.train.comm.NcclIdExchange;
+import dev.danlu.train.tensor.Backend;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.util.ArrayList;
@@ -88,6 +90,7 @@ class TrainerRankWorkBackendTest {
 
   @Test
   void autoOnTheCpuBuildIsTcpAndTwoGpusPerTaskAreRefused() {
+    assumeTrue(Backend.loaded() == Backend.Kind.CPU, "a CPU-build case");
     assertEquals("tcp", TrainerRankWork.chooseBackend("auto", List.of("0")).kind());
     assertEquals("tcp", TrainerRankWork.chooseBackend("auto", List.of()).kind());
     IllegalStateException e =
@@ -99,6 +102,7 @@ class TrainerRankWorkBackendTest {
 
   @Test
   void ncclOnTheCpuBuildFailsTheTaskAtStartUpAndClosesItsListener() throws Exception {
+    assumeTrue(Backend.loaded() == Backend.Kind.CPU, "a CPU-build case");
     ServerSocket l = new ServerSocket(0, 64, InetAddress.getLoopbackAddress());
     String yaml =
         "model_name_or_path: /nowhere/model\ndataset_dir: /nowhere/data\n"

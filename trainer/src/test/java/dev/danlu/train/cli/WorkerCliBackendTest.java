@@ -3,14 +3,17 @@ package dev.danlu.train.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.danlu.train.comm.MasterRendezvous;
+import dev.danlu.train.tensor.Backend;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -20,6 +23,11 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class WorkerCliBackendTest {
   @TempDir Path tmp;
+
+  @BeforeEach
+  void cpuBuildOnly() {
+    assumeTrue(Backend.loaded() == Backend.Kind.CPU, "these cases are about the CPU build");
+  }
 
   private String run(int expected, String... overrides) throws Exception {
     Path yaml = tmp.resolve("w.yaml");
