@@ -174,6 +174,8 @@ class ClusterRetryTest {
     for (String line :
         List.of(
             "[rank 0/2 attempt 0] listening on 127.0.0.1:",
+            // ddp_backend: auto with Spark's GPU [0] but the CPU build of ND4J
+            "[rank 0/2 attempt 0] ddp_backend=auto -> tcp (ND4J CPU backend)",
             "[rank 1/2 attempt 1] step " + STEPS + "/" + STEPS + " loss",
             "[rank 0/2 attempt 1] [rank 0] resumed from ")) {
       assertTrue(logs.contains(line), "executor logs lack '" + line + "'");

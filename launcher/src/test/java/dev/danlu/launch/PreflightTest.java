@@ -3,6 +3,7 @@ package dev.danlu.launch;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import dev.danlu.launch.preflight.Preflight;
 import dev.danlu.launch.smoke.RingSmokeWork;
@@ -96,6 +97,15 @@ class PreflightTest {
     String m =
         failWith("--config", f.config.toString(), "--work-class", "dev.danlu.launch.NoSuchWork");
     assertTrue(m.contains("dev.danlu.launch.NoSuchWork is not on the driver's classpath"), m);
+  }
+
+  @Test
+  void ncclWithACpuOnlyJarFailsOnTheDriver() throws Exception {
+    assumeFalse(dev.danlu.train.comm.DdpBackend.cudaBuild(), "this is a mvn -Pcuda build");
+    TrainFixture f = new TrainFixture(tmp, 2, 4);
+    String m = failWith(args(f, "ddp_backend=nccl"));
+    assertTrue(m.contains("ddp_backend=nccl") && m.contains("mvn -Pcuda"), m);
+    assertEquals(0, contexts.get(), "no Spark context before the inputs are checked");
   }
 
   @Test

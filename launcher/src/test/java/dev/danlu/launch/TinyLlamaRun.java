@@ -91,7 +91,8 @@ final class TinyLlamaRun {
             "eval_steps: 0",
             "world_size: 2",
             "backend: cpu",
-            "communicator: tcp",
+            // auto on the cluster test's fake GPUs: a real Spark GPU assignment, CPU backend → tcp
+            "ddp_backend: auto",
             extraYaml,
             ""));
   }

@@ -21,8 +21,10 @@ import org.apache.spark.SparkConf;
 
 /**
  * Driver-side checks made before any executor is asked for: the config binds, the model, dataset
- * and tokenizer exist and agree, the RankWork class loads. Every problem is collected and reported
- * at once, because a queued cluster job that fails on its first step wastes an operator's hour.
+ * and tokenizer exist and agree, the RankWork class loads, {@code ddp_backend=nccl} comes with a
+ * CUDA build (the driver runs the same jar as the executors). Every problem is collected and
+ * reported at once, because a queued cluster job that fails on its first step wastes an operator's
+ * hour.
  */
 public final class Preflight {
   /** The manifest file a committed dataset has at its root (written last by {@code danlu prep}). */
@@ -58,6 +60,9 @@ public final class Preflight {
       checkVocabulary(c, model, manifest, problems);
     }
     checkWorkClass(workClass, problems);
+    if ("nccl".equals(c.ddpBackend()) && !dev.danlu.train.comm.DdpBackend.cudaBuild()) {
+      problems.add(dev.danlu.train.comm.DdpBackend.NO_CUDA_BUILD);
+    }
     if (!problems.isEmpty()) {
       throw new PreflightException(
           "cannot start training with " + configFile + ":\n  - " + String.join("\n  - ", problems));

@@ -2,7 +2,10 @@ package dev.danlu.launch.trainer;
 
 import dev.danlu.launch.RankContext;
 import dev.danlu.launch.RankWork;
+import dev.danlu.train.comm.CommSpec;
 import dev.danlu.train.comm.Communicator;
+import dev.danlu.train.comm.Communicators;
+import dev.danlu.train.comm.DdpBackend;
 import dev.danlu.train.comm.LocalCommunicator;
 import dev.danlu.train.comm.RingListener;
 import dev.danlu.train.comm.TcpRingOptions;
@@ -10,6 +13,7 @@ import dev.danlu.train.config.ConfigLoader;
 import dev.danlu.train.config.TrainConfig;
 import dev.danlu.train.recipe.PretrainRecipe;
 import dev.danlu.train.recipe.TrainContext;
+import dev.danlu.train.tensor.Backend;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -17,14 +21,18 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Locale;
+import java.util.OptionalInt;
+import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * The trainer as a Spark barrier task: the thin adapter from the launcher's {@link RankContext} to
  * the trainer's {@link PretrainRecipe}, which runs unchanged (and resumes from the newest committed
  * checkpoint under output_dir, as a retried stage requires).
  *
- * <p>The TCP ring listens on a port of its own; its address travels to the other ranks over the
- * listener the launcher bound and published through the barrier's allGather ({@link
+ * <p>{@code ddp_backend} picks the collectives ({@link DdpBackend}): NCCL on the one GPU Spark
+ * assigned to the task (its unique id sent from rank 0 through {@link ListenerRendezvous}), or the
+ * TCP ring. The TCP ring listens on a port of its own; its address travels to the other ranks over
+ * the listener the launcher bound and published through the barrier's allGather ({@link
  * ListenerRendezvous}). Re-binding the published port instead races: a peer's connection queued on
  * the old socket is reset when it closes.
  *
@@ -36,18 +44,20 @@ public final class TrainerRankWork implements RankWork {
   public String run(RankContext ctx) throws Exception {
     TrainConfig config =
         ConfigLoader.load(ctx.configYaml(), ctx.configSource(), ctx.overrides()).config();
-    String kind = config.communicator() == null ? "tcp" : config.communicator();
-    if (!kind.equals("tcp")) {
-      throw new IllegalArgumentException(
-          "communicator '"
-              + kind
-              + "' is not wired into the Spark launcher yet; use communicator=tcp");
+    DdpBackend.Choice backend;
+    try {
+      backend = chooseBackend(config.ddpBackend(), ctx.gpuAddresses());
+    } catch (RuntimeException e) {
+      ctx.listener().close();
+      throw e;
     }
     String mine = ctx.peerAddresses().get(ctx.rank());
     String host = mine.substring(0, mine.lastIndexOf(':'));
     PrintStream log = prefixed(System.err, ctx.logPrefix() + " ");
+    log.println(backend.reason());
     long delayMillis = Long.parseLong(System.getenv().getOrDefault("DANLU_STEP_DELAY_MS", "0"));
-    try (Communicator comm = join(ctx, host)) {
+    try (Communicator comm =
+        backend.kind().equals("nccl") ? joinNccl(ctx, host, backend) : join(ctx, host)) {
       PretrainRecipe.Result r =
           new PretrainRecipe(log)
               .run(
@@ -81,6 +91,40 @@ public final class TrainerRankWork implements RankWork {
       } catch (InterruptedException e) {
         // the launcher's watchdog interrupts a cancelled task: keep the flag so the ring sees it
         Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  /** {@code ddp_backend} for this task: its GPU is the one address Spark assigned to it. */
+  static DdpBackend.Choice chooseBackend(String requested, List<String> gpuAddresses) {
+    OptionalInt device = DdpBackend.sparkDevice(gpuAddresses);
+    boolean cuda = !"tcp".equals(requested) && Backend.loaded() == Backend.Kind.CUDA;
+    return DdpBackend.choose(requested, cuda, device, DdpBackend.noSparkDeviceWhy());
+  }
+
+  /**
+   * Joins NCCL on the assigned GPU: the unique id travels from rank 0 over the launcher's listeners
+   * ({@link ListenerRendezvous}), like the TCP ring's addresses, which are then closed.
+   */
+  private static Communicator joinNccl(RankContext ctx, String host, DdpBackend.Choice backend) {
+    try {
+      // ND4J binds devices per thread; the recipe runs on this task thread
+      Nd4j.getAffinityManager().unsafeSetDevice(backend.cudaDevice());
+      CommSpec spec =
+          new CommSpec(
+              "nccl",
+              ctx.rank(),
+              ctx.worldSize(),
+              host,
+              ctx.jobSecret(),
+              backend.cudaDevice(),
+              TcpRingOptions.defaults());
+      return Communicators.create(spec, new ListenerRendezvous(ctx));
+    } finally {
+      try {
+        ctx.listener().close();
+      } catch (IOException e) {
+        // closing a listener we are done with; nothing to recover
       }
     }
   }

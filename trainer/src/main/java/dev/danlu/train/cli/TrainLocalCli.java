@@ -20,9 +20,10 @@ import java.util.Map;
 /**
  * {@code danlu train-local --config Y --nproc N [key=value ...]}: torchrun {@code --nproc_per_node}
  * for one host. Starts N {@link WorkerCli} JVMs with this JVM's java binary, classpath and flags, a
- * fresh master port and a per-job secret in their environment, streams their output with {@code
- * [rank r]} prefixes, and if one dies kills the others and fails with the dead rank's exit code and
- * last log lines. Workers die with this process (shutdown hook).
+ * fresh master port, a per-job secret and the local rank ({@code DANLU_LOCAL_RANK}: worker i drives
+ * CUDA device i when {@code ddp_backend} picks NCCL) in their environment, streams their output
+ * with {@code [rank r]} prefixes, and if one dies kills the others and fails with the dead rank's
+ * exit code and last log lines. Workers die with this process (shutdown hook).
  */
 public final class TrainLocalCli {
   private static final int TAIL = 20;
@@ -187,6 +188,7 @@ public final class TrainLocalCli {
     env.put(MasterRendezvous.ENV_MASTER_ADDR, "127.0.0.1");
     env.put(MasterRendezvous.ENV_MASTER_PORT, Integer.toString(port));
     env.put(MasterRendezvous.ENV_RANK, Integer.toString(rank));
+    env.put(WorkerCli.ENV_LOCAL_RANK, Integer.toString(rank)); // one host: worker r drives GPU r
     env.put(MasterRendezvous.ENV_WORLD_SIZE, Integer.toString(world));
     env.put(MasterRendezvous.ENV_JOB_SECRET, secret);
     return new Worker(rank, pb.start(), out);

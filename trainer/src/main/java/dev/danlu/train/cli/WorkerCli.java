@@ -3,26 +3,34 @@ package dev.danlu.train.cli;
 import dev.danlu.train.comm.CommSpec;
 import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.comm.Communicators;
+import dev.danlu.train.comm.DdpBackend;
 import dev.danlu.train.comm.MasterRendezvous;
 import dev.danlu.train.comm.TcpRingOptions;
 import dev.danlu.train.config.ConfigLoader;
 import dev.danlu.train.recipe.PretrainRecipe;
 import dev.danlu.train.recipe.ProgressListener;
 import dev.danlu.train.recipe.TrainContext;
+import dev.danlu.train.tensor.Backend;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalInt;
+import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * {@code danlu worker --config Y [key=value ...]}: one training rank, as {@code train-local} starts
  * it (torchrun's worker): rank, world size, master address and job secret come from the {@code
- * DANLU_*} environment; it joins the TCP ring through the master rendezvous and runs the
- * pretraining recipe. {@code DANLU_STEP_DELAY_MS} slows every step down (tests that kill a worker
- * mid-run need a run that lasts).
+ * DANLU_*} environment; it picks the collective backend ({@code ddp_backend}: NCCL on local GPU
+ * {@code DANLU_LOCAL_RANK}, or the TCP ring), joins it through the master rendezvous (which also
+ * carries NCCL's unique id) and runs the pretraining recipe. {@code DANLU_STEP_DELAY_MS} slows
+ * every step down (tests that kill a worker mid-run need a run that lasts).
  */
 public final class WorkerCli {
+  /** This worker's index on its host (torchrun's LOCAL_RANK), set by train-local. */
+  public static final String ENV_LOCAL_RANK = "DANLU_LOCAL_RANK";
+
   private WorkerCli() {}
 
   public static void main(String[] args) {
@@ -74,14 +82,23 @@ public final class WorkerCli {
               }
             }
           };
+      DdpBackend.Choice backend =
+          chooseBackend(loaded.config().ddpBackend(), env, rdv.rank(), rdv.worldSize());
+      if (rdv.rank() == 0) {
+        err.println(prefix + backend.reason());
+      }
+      if (backend.kind().equals("nccl")) {
+        // ND4J binds devices per thread; the recipe runs on this one
+        Nd4j.getAffinityManager().unsafeSetDevice(backend.cudaDevice());
+      }
       CommSpec spec =
           new CommSpec(
-              "tcp",
+              backend.kind(),
               rdv.rank(),
               rdv.worldSize(),
               env.get(MasterRendezvous.ENV_MASTER_ADDR),
               rdv.secret(),
-              0,
+              backend.cudaDevice(),
               TcpRingOptions.defaults());
       try (Communicator comm = Communicators.create(spec, rdv)) {
         new PretrainRecipe(err)
@@ -95,5 +112,25 @@ public final class WorkerCli {
       }
       return 1;
     }
+  }
+
+  /**
+   * {@code ddp_backend} for this worker: its GPU is local device {@code DANLU_LOCAL_RANK} (set by
+   * train-local; the global rank when absent, as train-local runs on one host), counted among the
+   * devices CUDA shows this process ({@code CUDA_VISIBLE_DEVICES} applies).
+   */
+  static DdpBackend.Choice chooseBackend(
+      String requested, Map<String, String> env, int rank, int world) {
+    if ("tcp".equals(requested)) {
+      return DdpBackend.choose(requested, false, OptionalInt.empty(), "");
+    }
+    boolean cuda = Backend.loaded() == Backend.Kind.CUDA;
+    int visible = cuda ? Nd4j.getAffinityManager().getNumberOfDevices() : 0;
+    int localRank = Integer.parseInt(env.getOrDefault(ENV_LOCAL_RANK, Integer.toString(rank)));
+    return DdpBackend.choose(
+        requested,
+        cuda,
+        DdpBackend.localDevice(localRank, world, visible),
+        DdpBackend.noLocalDeviceWhy(world, visible, env.get("CUDA_VISIBLE_DEVICES")));
   }
 }

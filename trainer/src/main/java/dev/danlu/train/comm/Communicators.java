@@ -1,8 +1,9 @@
 package dev.danlu.train.comm;
 
 /**
- * Picks the collective backend at run time. Only {@code nccl} touches CUDA, and only when chosen,
- * so the CPU build and tests never load CUDA natives.
+ * Builds the collective backend a {@link CommSpec} names ({@link DdpBackend} decides which, from
+ * the {@code ddp_backend} key). Only {@code nccl} touches CUDA, and only when chosen, so the CPU
+ * build and tests never load CUDA natives.
  */
 public final class Communicators {
   private Communicators() {}
@@ -13,12 +14,16 @@ public final class Communicators {
           TcpRingCommunicator.create(
               spec.rank(), spec.bindHost(), spec.secret(), rendezvous, spec.tcp());
       case "nccl" ->
-          NcclCommunicator.create(spec.rank(), spec.worldSize(), spec.cudaDevice(), rendezvous);
+          spec.bindHost() == null
+              ? NcclCommunicator.create(
+                  spec.rank(), spec.worldSize(), spec.cudaDevice(), rendezvous)
+              : NcclCommunicator.create(
+                  spec.rank(), spec.worldSize(), spec.bindHost(), spec.cudaDevice(), rendezvous);
       case "local" -> {
         if (spec.worldSize() != 1) {
           throw new IllegalArgumentException(
-              "comm=local runs ranks as threads of one JVM and is only for tests (or world size 1);"
-                  + " use comm=tcp for "
+              "CommSpec kind local runs ranks as threads of one JVM and is only for tests (or world size 1);"
+                  + " use tcp for "
                   + spec.worldSize()
                   + " processes");
         }

@@ -1,7 +1,5 @@
 package dev.danlu.train.comm;
 
-import java.util.HexFormat;
-import java.util.List;
 import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.cuda.global.cudart;
 import org.bytedeco.cuda.global.nccl;
@@ -14,31 +12,49 @@ import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
 
 /**
- * Collectives over NCCL (org.bytedeco:cuda's {@code global.nccl}), one rank per GPU. Rank 0 makes
- * the NCCL unique id; it reaches the other ranks as hex through the same {@link Rendezvous} the TCP
- * ring uses (Spark's barrier allGather). Every NCCL and CUDA call is checked and fails with its
- * error string.
+ * Collectives over NCCL (org.bytedeco:cuda's {@code global.nccl}), one rank per GPU, chosen by
+ * {@code ddp_backend} ({@link DdpBackend}). Rank 0 makes the NCCL unique id; it reaches the other
+ * ranks through the {@link Rendezvous} each launch path already has (train-local's {@link
+ * MasterRendezvous}, the Spark launcher's listener rendezvous), see {@link NcclIdExchange}. Every
+ * NCCL and CUDA call is checked and fails with its error string.
  *
- * <p>The {@link DeviceCollectives} methods are the fast path (device pointers, no copies). The
- * {@code float[]} methods of {@link Communicator} work too, staging through a device buffer, for
- * small control values (grad norm, overflow flag) and for code that is not GPU-aware.
+ * <p>The {@link DeviceCollectives} methods are the zero-copy path (device pointers). The trainer
+ * does not use them yet: the ZeRO-2 optimizer's gradients, master weights and Adam moments are host
+ * {@code float[]}s (and the model's fused kernels read host memory, see {@code tensor.Backend}), so
+ * it calls the {@code float[]} methods, which stage through one device buffer kept across calls.
+ * Per optimizer step, with P the padded trainable-parameter count and N ranks:
+ *
+ * <ul>
+ *   <li>reduce-scatter of the gradients (per bucket): the N strided chunks are packed on the host,
+ *       P floats copied host→device, P/N (this rank's reduced chunk) device→host;
+ *   <li>all-gather of the updated parameters: this rank's P/N floats host→device, P floats
+ *       device→host;
+ *   <li>overflow flag, gradient norm and loss: a few floats each way.
+ * </ul>
+ *
+ * <p>So NCCL moves the data between GPUs, but each step also crosses PCIe about 2P floats per rank,
+ * synchronously (every {@code float[]} call waits for its stream). Keeping the flat buffers in
+ * device memory and calling {@link DeviceCollectives} would remove those copies.
  *
  * <p>Nothing here touches CUDA until {@link #create} runs; the classes compile against the Java
  * part of org.bytedeco:cuda, and the natives (the {@code cuda-platform-redist} jars or a system
- * CUDA 11.6 + NCCL) are needed only on GPU hosts.
+ * CUDA 11.6 + NCCL) are needed only on GPU hosts. Without them {@link #requireNative} fails with a
+ * message, not an UnsatisfiedLinkError.
  */
 public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   private final int rank;
   private final int world;
+  private final int device;
   private final ncclComm comm;
   private final CUstream_st stream;
   private Pointer staging; // device scratch for the float[] / byte[] paths
   private long stagingBytes;
 
-  private NcclCommunicator(int rank, int world, ncclComm comm, CUstream_st stream) {
+  private NcclCommunicator(int rank, int world, int device, ncclComm comm, CUstream_st stream) {
     this.rank = rank;
     this.world = world;
+    this.device = device;
     this.comm = comm;
     this.stream = stream;
   }
@@ -54,46 +70,68 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
     } catch (
         Throwable e) { // UnsatisfiedLinkError, NoClassDefFoundError, ExceptionInInitializerError
       throw new CommException(
-          "comm=nccl needs CUDA 11.6 and NCCL on this host, but their native libraries could not be"
+          "ddp_backend=nccl needs CUDA 11.6 and NCCL on this host, but their native libraries could not be"
               + " loaded ("
               + e
               + "). On GPU hosts add org.bytedeco:cuda-platform-redist:11.6-8.3-1.5.7"
-              + " to the classpath or install CUDA 11.6 with NCCL; on CPU hosts use comm=tcp.",
+              + " to the classpath or install CUDA 11.6 with NCCL; on CPU hosts use ddp_backend=tcp.",
           e);
     }
     int[] count = new int[1];
     int err = cudart.cudaGetDeviceCount(count);
     if (err != cudart.cudaSuccess || count[0] == 0) {
       throw new CommException(
-          "comm=nccl but no CUDA device is visible ("
+          "ddp_backend=nccl but no CUDA device is visible ("
               + cudart.cudaGetErrorString(err).getString()
-              + "); check CUDA_VISIBLE_DEVICES and the driver, or use comm=tcp");
+              + "); check CUDA_VISIBLE_DEVICES and the driver, or use ddp_backend=tcp");
     }
   }
 
   /** Joins the NCCL communicator of {@code world} ranks on GPU {@code device} of this host. */
   public static NcclCommunicator create(int rank, int world, int device, Rendezvous rendezvous) {
+    return create(rank, world, localHostName(), device, rendezvous);
+  }
+
+  /**
+   * Joins the NCCL communicator of {@code world} ranks on GPU {@code device}; {@code host} names
+   * this rank's machine in the id exchange ({@link NcclIdExchange}), which is what lets two ranks
+   * on one GPU fail with a clear message.
+   */
+  public static NcclCommunicator create(
+      int rank, int world, String host, int device, Rendezvous rendezvous) {
     requireNative();
     check(cudart.cudaSetDevice(device), "cudaSetDevice(" + device + ")");
+    byte[] idBytes =
+        NcclIdExchange.exchange(
+            rank,
+            world,
+            host,
+            device,
+            rendezvous,
+            () -> {
+              ncclUniqueId made = new ncclUniqueId();
+              checkNccl(nccl.ncclGetUniqueId(made), "ncclGetUniqueId");
+              byte[] b = new byte[nccl.NCCL_UNIQUE_ID_BYTES];
+              made.internal().get(b);
+              return b;
+            });
     ncclUniqueId id = new ncclUniqueId();
-    String mine = "";
-    if (rank == 0) {
-      checkNccl(nccl.ncclGetUniqueId(id), "ncclGetUniqueId");
-      byte[] b = new byte[nccl.NCCL_UNIQUE_ID_BYTES];
-      id.internal().get(b);
-      mine = HexFormat.of().formatHex(b);
-    }
-    List<String> all = rendezvous.allGather(mine);
-    if (rank != 0) {
-      id.internal().put(HexFormat.of().parseHex(all.get(0)));
-    }
+    id.internal().put(idBytes);
     CUstream_st stream = new CUstream_st();
     check(cudart.cudaStreamCreate(stream), "cudaStreamCreate");
     ncclComm comm = new ncclComm();
     checkNccl(
         nccl.ncclCommInitRank(comm, world, id, rank),
         "ncclCommInitRank(rank " + rank + " of " + world + ")");
-    return new NcclCommunicator(rank, world, comm, stream);
+    return new NcclCommunicator(rank, world, device, comm, stream);
+  }
+
+  private static String localHostName() {
+    try {
+      return java.net.InetAddress.getLocalHost().getHostName();
+    } catch (java.io.IOException e) {
+      return "localhost";
+    }
   }
 
   @Override
@@ -115,6 +153,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void allReduceDevice(long send, long recv, long count, ReduceOp op) {
+    onDevice();
     checkNccl(
         nccl.ncclAllReduce(ptr(send), ptr(recv), count, nccl.ncclFloat32, ncclOp(op), comm, stream),
         "ncclAllReduce");
@@ -122,6 +161,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void reduceScatterDevice(long send, long recv, long recvCount) {
+    onDevice();
     checkNccl(
         nccl.ncclReduceScatter(
             ptr(send), ptr(recv), recvCount, nccl.ncclFloat32, nccl.ncclSum, comm, stream),
@@ -130,6 +170,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void allGatherDevice(long send, long recv, long sendCount) {
+    onDevice();
     checkNccl(
         nccl.ncclAllGather(ptr(send), ptr(recv), sendCount, nccl.ncclFloat32, comm, stream),
         "ncclAllGather");
@@ -137,6 +178,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void broadcastDevice(long send, long recv, long count, int root) {
+    onDevice();
     checkNccl(
         nccl.ncclBroadcast(ptr(send), ptr(recv), count, nccl.ncclFloat32, root, comm, stream),
         "ncclBroadcast");
@@ -209,10 +251,11 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void allGather(float[] buf, int offset, int chunk, int stride) {
-    float[] packed = new float[chunk * world];
-    System.arraycopy(buf, offset + rank * stride, packed, rank * chunk, chunk);
-    long d = stage(packed, 0, packed.length);
+    // Only this rank's chunk goes to the device (at its place in the packed layout); the gathered
+    // whole comes back and is unpacked into the strided chunks.
+    long d = stage(buf, offset + rank * stride, chunk, rank * chunk, chunk * world);
     allGatherDevice(d + 4L * rank * chunk, d, chunk);
+    float[] packed = new float[chunk * world];
     unstage(packed, 0, packed.length, d);
     for (int i = 0; i < world; i++) {
       System.arraycopy(packed, i * chunk, buf, offset + i * stride, chunk);
@@ -255,12 +298,18 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
     return out;
   }
 
-  /**
-   * Copies {@code src[off, off+count)} to the (grown as needed) device scratch; returns its
-   * address.
-   */
+  /** Copies {@code src[off, off+count)} to the device scratch; returns the scratch's address. */
   private long stage(float[] src, int off, int count) {
-    long need = 4L * Math.max(1, count);
+    return stage(src, off, count, 0, count);
+  }
+
+  /**
+   * Copies {@code src[off, off+count)} to float {@code at} of the device scratch, grown to hold
+   * {@code total} floats; returns the scratch's address.
+   */
+  private long stage(float[] src, int off, int count, int at, int total) {
+    onDevice();
+    long need = 4L * Math.max(1, total);
     if (need > stagingBytes) {
       if (staging != null) {
         cudart.cudaFree(staging);
@@ -273,7 +322,8 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
     try (FloatPointer host = new FloatPointer(count)) {
       host.put(src, off, count);
       check(
-          cudart.cudaMemcpy(staging, host, 4L * count, cudart.cudaMemcpyHostToDevice),
+          cudart.cudaMemcpy(
+              ptr(staging.address() + 4L * at), host, 4L * count, cudart.cudaMemcpyHostToDevice),
           "cudaMemcpy to device");
     }
     return staging.address();
@@ -281,6 +331,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   /** Waits for the stream, then copies {@code count} floats at device address {@code dev} back. */
   private void unstage(float[] dst, int off, int count, long dev) {
+    onDevice();
     synchronize();
     try (FloatPointer host = new FloatPointer(count)) {
       check(
@@ -288,6 +339,15 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
           "cudaMemcpy to host");
       host.get(dst, off, count);
     }
+  }
+
+  /**
+   * Makes this rank's GPU current on the calling thread: CUDA's current device is per thread, and
+   * the communicator may be called from threads other than the one that created it (a Spark task
+   * thread, a test's pool), which would otherwise copy through device 0's context.
+   */
+  private void onDevice() {
+    check(cudart.cudaSetDevice(device), "cudaSetDevice(" + device + ")");
   }
 
   private static Pointer ptr(long address) {
@@ -323,6 +383,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
 
   @Override
   public void close() {
+    onDevice();
     if (staging != null) {
       cudart.cudaFree(staging);
       staging = null;

@@ -69,6 +69,12 @@ public final class ConfigLoader {
           Map.entry("evaluation_strategy", "evaluation is by eval_steps"),
           Map.entry("report_to", "progress goes to the console, logs and the Spark UI"));
 
+  /**
+   * Keys of earlier danlu versions, now known by another name: still read, with a warning. The old
+   * value must be valid for the new key.
+   */
+  static final Map<String, String> RENAMED_KEYS = Map.of("communicator", "ddp_backend");
+
   private ConfigLoader() {}
 
   /** The result of loading: the config and warnings for keys that were accepted but ignored. */
@@ -171,6 +177,10 @@ public final class ConfigLoader {
       List<String> warnings) {
     if (known.contains(key)) {
       merged.set(key, value);
+    } else if (RENAMED_KEYS.containsKey(key)) {
+      String now = RENAMED_KEYS.get(key);
+      merged.set(now, value);
+      warnings.add(where + ": '" + key + "' is now called '" + now + "'; please rename it");
     } else if (COMPATIBILITY_KEYS.containsKey(key)) {
       warnings.add(where + ": '" + key + "' is ignored: " + COMPATIBILITY_KEYS.get(key));
     } else {

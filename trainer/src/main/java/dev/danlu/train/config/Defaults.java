@@ -61,7 +61,7 @@ final class Defaults {
     d.put("eval_steps", 0);
     d.put("world_size", 0); // 0: one rank per task slot / GPU the launcher finds
     d.put("backend", "auto");
-    d.put("communicator", "auto");
+    d.put("ddp_backend", "auto"); // nccl on the CUDA backend with a GPU per rank, else tcp
     d.put("reduce_bucket_mb", 64);
     d.put("overlap_comm", true);
     return d;

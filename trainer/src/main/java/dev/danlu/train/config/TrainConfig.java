@@ -62,7 +62,7 @@ public record TrainConfig(
     // --- danlu only: distribution ---
     @JsonProperty("world_size") int worldSize,
     @JsonProperty("backend") String backend,
-    @JsonProperty("communicator") String communicator,
+    @JsonProperty("ddp_backend") String ddpBackend,
     @JsonProperty("reduce_bucket_mb") int reduceBucketMb,
     // DeepSpeed's name: reduce-scatter gradients while the last micro-batch's backward runs
     @JsonProperty("overlap_comm") boolean overlapComm) {

@@ -11,7 +11,7 @@ final class Validation {
       Set.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
   static final Set<String> SAVABLE_MODULES = Set.of("embed_tokens", "lm_head");
   static final Set<String> BACKENDS = Set.of("auto", "cpu", "cuda");
-  static final Set<String> COMMUNICATORS = Set.of("auto", "local", "tcp", "nccl");
+  static final Set<String> DDP_BACKENDS = Set.of("auto", "tcp", "nccl");
 
   private Validation() {}
 
@@ -82,7 +82,7 @@ final class Validation {
       p.add("world_size must be ≥ 0 (0 = from the cluster), got " + c.worldSize());
     }
     oneOf(p, "backend", c.backend(), BACKENDS);
-    oneOf(p, "communicator", c.communicator(), COMMUNICATORS);
+    oneOf(p, "ddp_backend", c.ddpBackend(), DDP_BACKENDS);
     positive(p, "reduce_bucket_mb", c.reduceBucketMb());
     return p;
   }

@@ -14,6 +14,7 @@ import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.optim.AdamW;
 import dev.danlu.train.optim.DynamicLossScaler;
 import dev.danlu.train.optim.LrSchedule;
+import dev.danlu.train.zero.FlatParams;
 import dev.danlu.train.zero.Zero2Optimizer;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -39,7 +40,33 @@ public final class PretrainRecipe {
   /** What a finished run reports. */
   public record Result(long steps, double lastLoss, double evalLoss, Path adapterDir) {}
 
+  /**
+   * Test-only view of each optimizer step, for injecting faults the real code must survive (the
+   * recipe tests overflow one rank's gradients). Package-private: production code cannot set it.
+   */
+  interface StepHook {
+    /**
+     * Sees this rank's flat parameters before the step's first micro-batch, while {@code
+     * flat.grads()} is still zero: whatever the hook writes there is added to the step's
+     * loss-scaled gradients (also under overlap_comm, whose reduce starts during backward); {@code
+     * step} is the 0-based step about to run.
+     */
+    default void beforeStep(int rank, long step, FlatParams flat) {}
+
+    /** Sees what the optimizer step did on this rank. */
+    default void afterStep(int rank, long step, FlatParams flat, Zero2Optimizer.StepResult r) {}
+  }
+
+  private static final StepHook NO_HOOK = new StepHook() {};
+
   private final PrintStream log;
+  private StepHook hook = NO_HOOK;
+
+  /** Installs a test hook (see {@link StepHook}); returns this. */
+  PretrainRecipe withStepHook(StepHook h) {
+    this.hook = h;
+    return this;
+  }
 
   public PretrainRecipe(PrintStream log) {
     this.log = log;
@@ -160,12 +187,16 @@ public final class PretrainRecipe {
             DataType.FLOAT);
     Evaluator eval = new Evaluator(model, data, cfg.perDeviceEvalBatchSize(), comm);
     StepLog stepLog =
-        new StepLog(log, rank, world, total, start, cfg.loggingSteps(), cfg.loggingFirstStep());
+        new StepLog(
+            log, rank, world, total, start, cfg.loggingSteps(), cfg.loggingFirstStep(), scaler);
     double lastLoss = Double.NaN;
     double evalLoss = Double.NaN;
     int accum = cfg.gradientAccumulationSteps();
     for (long step = start; step < total; step++) {
       long t0 = System.nanoTime();
+      // before any gradient reaches the flat buffer: with overlap_comm, regions are reduced
+      // during backward, and what the hook adds must be in them (gradients are added, not copied)
+      hook.beforeStep(rank, step, af.flat());
       double lossSum = 0;
       long tokens = 0;
       for (int micro = 0; micro < accum; micro++) {
@@ -188,6 +219,7 @@ public final class PretrainRecipe {
       long t1 = System.nanoTime();
       af.moveGradsToFlat(); // what the overlap has not moved yet (everything without it)
       Zero2Optimizer.StepResult r = opt.step((double) accum * world);
+      hook.afterStep(rank, step, af.flat(), r);
       af.copyParamsToModel();
       long t2 = System.nanoTime();
       long done = step + 1;

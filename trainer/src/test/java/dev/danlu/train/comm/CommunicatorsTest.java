@@ -21,7 +21,7 @@ class CommunicatorsTest {
     CommException e =
         assertThrows(CommException.class, () -> Communicators.create(spec("nccl", 1), List::of));
     assertTrue(
-        e.getMessage().contains("comm=nccl") && e.getMessage().contains("comm=tcp"),
+        e.getMessage().contains("ddp_backend=nccl") && e.getMessage().contains("ddp_backend=tcp"),
         e.getMessage());
   }
 

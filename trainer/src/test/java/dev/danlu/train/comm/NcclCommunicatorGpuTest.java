@@ -6,7 +6,10 @@ import java.util.List;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
-/** Runs only where CUDA, NCCL and a GPU are present; skipped (not failed) elsewhere. */
+/**
+ * Runs only where CUDA, NCCL and GPUs are present; skipped (not failed) elsewhere. The two-GPU case
+ * joins the ranks the way train-local does: unique id through a real {@link MasterRendezvous}.
+ */
 @Tag("gpu")
 class NcclCommunicatorGpuTest {
 
@@ -19,6 +22,41 @@ class NcclCommunicatorGpuTest {
     }
     try (NcclCommunicator c = NcclCommunicator.create(0, 1, 0, List::of)) {
       CollectiveContract.check(List.of(c), new int[] {1, 17, 100_003});
+    }
+  }
+
+  @Test
+  void twoGpusJoinThroughTheMasterRendezvousAndFollowTheContract() throws Exception {
+    try {
+      NcclCommunicator.requireNative();
+    } catch (CommException e) {
+      abort("no usable CUDA/NCCL here: " + e.getMessage());
+    }
+    int[] count = new int[1];
+    org.bytedeco.cuda.global.cudart.cudaGetDeviceCount(count);
+    if (count[0] < 2) {
+      abort(count[0] + " CUDA device(s) visible; this case needs 2");
+    }
+    int port;
+    try (java.net.ServerSocket s =
+        new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+      port = s.getLocalPort();
+    }
+    byte[] secret = {1, 2, 3, 4};
+    List<NcclCommunicator> comms =
+        RankThreads.run(
+            2,
+            r ->
+                NcclCommunicator.create(
+                    r,
+                    2,
+                    "127.0.0.1",
+                    r,
+                    new MasterRendezvous(r, 2, "127.0.0.1", port, secret, 60_000)));
+    try {
+      CollectiveContract.check(comms, new int[] {1, 17, 100_003});
+    } finally {
+      comms.forEach(NcclCommunicator::close);
     }
   }
 }

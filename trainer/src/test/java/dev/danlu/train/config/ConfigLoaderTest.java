@@ -162,4 +162,29 @@ class ConfigLoaderTest {
     assertEquals(8, big.globalBatchSize(1));
     assertEquals(50, big.warmupStepsFor(1000));
   }
+
+  @Test
+  void ddpBackendDefaultsToAutoAndRejectsOtherValuesNamingTheAllowedOnes() {
+    assertEquals("auto", ConfigLoader.load(MINIMAL, "t.yaml", List.of()).config().ddpBackend());
+    assertEquals(
+        "nccl",
+        ConfigLoader.load(MINIMAL, "t.yaml", List.of("ddp_backend=nccl")).config().ddpBackend());
+    ConfigException e =
+        assertThrows(
+            ConfigException.class,
+            () -> ConfigLoader.load(MINIMAL + "ddp_backend: gloo\n", "t.yaml", List.of()));
+    assertTrue(
+        e.getMessage().contains("ddp_backend must be one of [auto, nccl, tcp], got gloo"),
+        e.getMessage());
+  }
+
+  @Test
+  void theOldCommunicatorKeyStillBindsAsDdpBackendWithAWarning() {
+    ConfigLoader.Loaded l = ConfigLoader.load(MINIMAL + "communicator: tcp\n", "t.yaml", List.of());
+    assertEquals("tcp", l.config().ddpBackend());
+    assertTrue(
+        l.warnings().stream()
+            .anyMatch(w -> w.contains("'communicator' is now called 'ddp_backend'")),
+        l.warnings().toString());
+  }
 }

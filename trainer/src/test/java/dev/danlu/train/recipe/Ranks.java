@@ -24,6 +24,12 @@ final class Ranks {
 
   /** As {@link #run(int, TrainConfig)} with a progress listener on every rank. */
   static String run(int n, TrainConfig cfg, ProgressListener progress) throws Exception {
+    return run(n, cfg, progress, new PretrainRecipe.StepHook() {});
+  }
+
+  /** As {@link #run(int, TrainConfig, ProgressListener)} with a test hook on every rank. */
+  static String run(int n, TrainConfig cfg, ProgressListener progress, PretrainRecipe.StepHook hook)
+      throws Exception {
     List<LocalCommunicator> group = LocalCommunicator.group(n, 120_000);
     ByteArrayOutputStream log = new ByteArrayOutputStream();
     PrintStream ps = new PrintStream(log, true, StandardCharsets.UTF_8);
@@ -36,6 +42,7 @@ final class Ranks {
               () -> {
                 try {
                   new PretrainRecipe(ps)
+                      .withStepHook(hook)
                       .run(new TrainContext(rank, n, group.get(rank), cfg, progress));
                 } catch (Exception e) {
                   failure.compareAndSet(null, e);

@@ -200,7 +200,7 @@ final class TinyRun {
         "save_steps: 1000",
         "save_total_limit: 2",
         "eval_steps: 0",
-        "communicator: tcp",
+        "ddp_backend: tcp",
         "");
   }
 }
