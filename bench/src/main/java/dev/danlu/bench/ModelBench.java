@@ -10,6 +10,7 @@ import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.model.LlamaWeights;
 import dev.danlu.train.tensor.Backend;
+import dev.danlu.train.tensor.Gemm;
 import dev.danlu.train.tensor.Timers;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;
@@ -40,7 +41,9 @@ import org.nd4j.linalg.factory.Nd4j;
  * rest, so step - gemm-only is the time spent outside gemm.
  *
  * <p>Run: {@code java -cp "bench/target/classes:$(cat bench/target/classpath.txt)"
- * dev.danlu.bench.ModelBench [stories|layer|all] [steps]}.
+ * dev.danlu.bench.ModelBench [stories|layer|all|ab] [steps]}; {@code ab} alternates steps between
+ * {@link Gemm}'s direct OpenBLAS path and ND4J's gemm op on both cases, so that the two are
+ * compared under the same machine load.
  */
 public final class ModelBench {
   private ModelBench() {}
@@ -57,6 +60,11 @@ public final class ModelBench {
         Runtime.getRuntime().availableProcessors(),
         Runtime.getRuntime().maxMemory() >> 20);
     double peak = gemmPeak();
+    if (which.equals("ab")) {
+      abStories(steps);
+      abLayer(steps);
+      return;
+    }
     if (which.equals("stories") || which.equals("all")) {
       stories(steps, peak);
     }
@@ -123,10 +131,71 @@ public final class ModelBench {
   }
 
   static void layer7b(int steps, double peak) {
+    run("7B layer b=1 T=512 r=64", layerWeights(), layerLora(), 1, 512, steps, peak, true);
+  }
+
+  static LlamaWeights layerWeights() {
     LlamaConfig c = new LlamaConfig(4096, 11008, 1, 32, 32, 256, 1e-5, 10000, null, false, 4096);
-    LlamaWeights w = LlamaWeights.random(c, 1, DataType.FLOAT);
-    LoraConfig lc = new LoraConfig(64, 128, 0.05, LoraConfig.allTargets(), false, false, 1);
-    run("7B layer b=1 T=512 r=64", w, lc, 1, 512, steps, peak, true);
+    return LlamaWeights.random(c, 1, DataType.FLOAT);
+  }
+
+  static LoraConfig layerLora() {
+    return new LoraConfig(64, 128, 0.05, LoraConfig.allTargets(), false, false, 1);
+  }
+
+  static void abStories(int steps) throws Exception {
+    Path dir =
+        Path.of(System.getProperty("danlu.shared.dir", "../shared"), "fixtures", "stories260K");
+    LlamaWeights w =
+        Files.isDirectory(dir)
+            ? HfLlama.load(dir, DataType.FLOAT)
+            : LlamaWeights.random(
+                new LlamaConfig(64, 172, 5, 8, 4, 512, 1e-5, 10000, null, true, 512),
+                1,
+                DataType.FLOAT);
+    LoraConfig lc = new LoraConfig(8, 16, 0.05, LoraConfig.allTargets(), true, true, 1);
+    ab("stories260K b=8 T=256 r=8 +embed/head", w, lc, 8, 256, steps);
+  }
+
+  static void abLayer(int steps) {
+    ab("7B layer b=1 T=512 r=64", layerWeights(), layerLora(), 1, 512, steps);
+  }
+
+  /** Best step with the direct OpenBLAS path and with ND4J's op, steps alternating. */
+  static void ab(String name, LlamaWeights w, LoraConfig lc, int batch, int seq, int steps) {
+    LlamaConfig c = w.config();
+    LoraAdapter ad = LoraAdapter.init(lc, w);
+    LlamaState s = new LlamaState(c, batch, seq, lc, false, DataType.FLOAT);
+    int[] ids = new int[batch * seq];
+    for (int i = 0; i < ids.length; i++) {
+      ids[i] = (i * 7919) % c.vocabSize();
+    }
+    double flops = stepFlops(c, lc, batch, seq);
+    double[] best = {Double.MAX_VALUE, Double.MAX_VALUE};
+    boolean was = Gemm.direct(true);
+    for (int i = 0; i <= steps; i++) { // round 0 warms both paths up
+      for (int v = 0; v < 2; v++) {
+        Gemm.direct(v == 0);
+        Batch b = new Batch(batch, seq, ids, null, ids, null, i, true);
+        long t0 = System.nanoTime();
+        Llama.forward(w, ad, s, b);
+        Llama.backward(w, ad, s, 1.0);
+        if (i > 0) {
+          best[v] = Math.min(best[v], (System.nanoTime() - t0) / 1e9);
+        }
+      }
+    }
+    Gemm.direct(was);
+    System.out.printf(
+        "%s, %d alternating steps each: direct OpenBLAS %.3f s (%.1f GFLOP/s), ND4J gemm op %.3f s"
+            + " (%.1f GFLOP/s): direct is %.2fx%n",
+        name,
+        steps,
+        best[0],
+        flops / best[0] / 1e9,
+        best[1],
+        flops / best[1] / 1e9,
+        best[1] / best[0]);
   }
 
   static void run(

@@ -16,7 +16,6 @@ import java.util.List;
 import java.util.Map;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * Why the 7B layer's step runs its gemms slower than the gemm peak: records every matrix product of
@@ -65,9 +64,19 @@ public final class ModelBenchGemms {
           + (alpha != 1 ? " a=" + (float) alpha : "");
     }
 
-    /** Runs the call again, bypassing the recorder; returns its wall time. */
+    /** Runs the call again through {@link Gemm} (recorder off); returns its wall time. */
     long replay() {
       return ModelBenchGemms.replay(batched, a, b, c, transA, transB, alpha, beta);
+    }
+
+    /** The same through ND4J's op (Nd4j.gemm / Nd4j.matmul), as the step did before Gemm. */
+    long replayNd4j() {
+      boolean was = Gemm.direct(false);
+      try {
+        return replay();
+      } finally {
+        Gemm.direct(was);
+      }
     }
   }
 
@@ -80,13 +89,17 @@ public final class ModelBenchGemms {
       boolean transB,
       double alpha,
       double beta) {
+    Gemm.Recorder r = Gemm.recorder();
+    Gemm.record(null);
     long t0 = System.nanoTime();
     if (batched) {
-      Nd4j.matmul(a, b, c, transA, transB, false);
+      Gemm.batched(a, b, c, transA, transB);
     } else {
-      Nd4j.gemm(a, b, c, transA, transB, alpha, beta);
+      Gemm.mm(a, b, c, transA, transB, alpha, beta);
     }
-    return System.nanoTime() - t0;
+    long dt = System.nanoTime() - t0;
+    Gemm.record(r);
+    return dt;
   }
 
   private static String desc(INDArray x) {
@@ -97,14 +110,16 @@ public final class ModelBenchGemms {
 
   private static void print(double[] v, String what) {
     System.out.printf(
-        "%4d %7.1fms %7.1fms %7.1fms %7.1f %7.1f %7.1f  %s%n",
+        "%4d %7.1fms %7.1fms %7.1fms %7.1fms %7.1f %7.1f %7.1f %7.1f  %s%n",
         (int) v[0],
         1e3 * v[1],
         1e3 * v[2],
         1e3 * v[3],
-        v[4] / v[1] / 1e9,
-        v[4] / v[2] / 1e9,
-        v[4] / v[3] / 1e9,
+        1e3 * v[4],
+        v[5] / v[1] / 1e9,
+        v[5] / v[2] / 1e9,
+        v[5] / v[3] / 1e9,
+        v[5] / v[4] / 1e9,
         what);
   }
 
@@ -151,22 +166,25 @@ public final class ModelBenchGemms {
     Map<String, double[]> rows = new LinkedHashMap<>();
     for (Call call : calls) {
       double iso = Double.MAX_VALUE;
-      for (int r = 0; r < 3; r++) {
+      double isoNd4j = Double.MAX_VALUE;
+      for (int r = 0; r < 3; r++) { // alternating, so that both see the same machine load
         iso = Math.min(iso, call.replay() / 1e9);
+        isoNd4j = Math.min(isoNd4j, call.replayNd4j() / 1e9);
       }
-      double[] row = rows.computeIfAbsent(call.key(), k -> new double[5]);
+      double[] row = rows.computeIfAbsent(call.key(), k -> new double[6]);
       row[0]++;
       row[1] += call.nanos() / 1e9;
       row[2] += call.againNanos() / 1e9;
       row[3] += iso;
-      row[4] += call.flops();
+      row[4] += isoNd4j;
+      row[5] += call.flops();
     }
-    double[] total = new double[5];
+    double[] total = new double[6];
     System.out.printf(
         "%nper distinct call of the recorded step (gemm peak %.1f GFLOP/s):%n", peak / 1e9);
     System.out.printf(
-        "%4s %9s %9s %9s %7s %7s %7s  %s%n",
-        "n", "in-step", "again", "isolated", "GF/s in", "again", "iso", "call");
+        "%4s %9s %9s %9s %9s %7s %7s %7s %7s  %s%n",
+        "n", "in-step", "again", "isolated", "iso nd4j", "GF/s in", "again", "iso", "nd4j", "call");
     rows.entrySet().stream()
         .sorted((x, y) -> Double.compare(y.getValue()[1], x.getValue()[1]))
         .forEach(
@@ -180,7 +198,6 @@ public final class ModelBenchGemms {
     print(total, "all gemm calls");
     System.out.printf(
         "%.1f GFLOP in gemm; recorded step %.3f s (best %.3f s), of which in-step gemm %.1f%%%n",
-        total[4] / 1e9, lastStep, bestStep, 100 * total[1] / lastStep);
-    Nd4j.getMemoryManager().invokeGc();
+        total[5] / 1e9, lastStep, bestStep, 100 * total[1] / lastStep);
   }
 }

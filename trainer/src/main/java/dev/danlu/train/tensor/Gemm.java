@@ -53,6 +53,11 @@ public final class Gemm {
     recorder = r;
   }
 
+  /** The installed recorder, or null. */
+  public static Recorder recorder() {
+    return recorder;
+  }
+
   /** Turns the direct OpenBLAS path on or off (A/B benchmarks); returns the previous setting. */
   public static boolean direct(boolean on) {
     boolean was = direct;
