@@ -17,6 +17,8 @@ import java.lang.management.MemoryPoolMXBean;
 import java.lang.management.MemoryType;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.SplittableRandom;
 import org.bytedeco.javacpp.Pointer;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -275,7 +277,7 @@ public final class ModelBench {
       }
       System.out.printf("    %-14s %7.3f s%n", "(accounted)", total / steps);
     }
-    double gemmOnly = gemmReplay(c, lc, batch, seq);
+    double gemmOnly = gemmReplay(w, ad, s, batch, seq, ids);
     System.out.printf(
         "%s: step %.3f s (forward %.3f s), %.1f GFLOP/step, %.1f GFLOP/s, MFU %.1f%% of the"
             + " run's gemm peak (best step vs the gemm reference measured next to it: %.1f%%);"
@@ -324,79 +326,35 @@ public final class ModelBench {
     return c.numLayers() * perLayer + headTotal;
   }
 
-  /** Times the same gemm calls as one step (shapes and transposes), nothing else. */
-  static double gemmReplay(LlamaConfig c, LoraConfig lc, int batch, int seq) {
-    int n = batch * seq;
-    int r = lc.rank();
-    double best = Double.MAX_VALUE;
-    INDArray[] w = new INDArray[LoraModule.values().length];
-    INDArray[] a = new INDArray[w.length];
-    INDArray[] b = new INDArray[w.length];
-    for (LoraModule m : LoraModule.values()) {
-      long[] s = LlamaWeights.linearShape(c, m);
-      w[m.ordinal()] = Nd4j.rand(DataType.FLOAT, s);
-      a[m.ordinal()] = Nd4j.rand(DataType.FLOAT, r, s[1]);
-      b[m.ordinal()] = Nd4j.rand(DataType.FLOAT, s[0], r);
+  /**
+   * Records the gemm calls of one more step through {@link Gemm}'s recorder (the very operands,
+   * views, flags and outputs) and times replaying exactly those calls back to back, nothing else:
+   * best of 3. Replaying overwrites the state's activations, so it runs after the measured steps.
+   */
+  static double gemmReplay(
+      LlamaWeights w, LoraAdapter ad, LlamaState s, int batch, int seq, int[] ids) {
+    List<Runnable> calls = new ArrayList<>();
+    Gemm.record(
+        (batched, a, b, c, ta, tb, alpha, beta, nanos) ->
+            calls.add(
+                batched
+                    ? () -> Gemm.batched(a, b, c, ta, tb)
+                    : () -> Gemm.mm(a, b, c, ta, tb, alpha, beta)));
+    try {
+      Llama.forward(w, ad, s, new Batch(batch, seq, ids, null, ids, null, 0, true));
+      Llama.backward(w, ad, s, 1.0);
+    } finally {
+      Gemm.record(null);
     }
-    int width = Math.max(c.hiddenSize(), c.intermediateSize());
-    INDArray x = Nd4j.rand(DataType.FLOAT, n, width);
-    INDArray y = Nd4j.create(DataType.FLOAT, n, width);
-    INDArray h = Nd4j.create(DataType.FLOAT, n, r);
-    INDArray qh = Nd4j.rand(DataType.FLOAT, c.numHeads(), seq, c.headDim());
-    INDArray p = Nd4j.create(DataType.FLOAT, c.numHeads(), seq, seq);
-    INDArray head = Nd4j.rand(DataType.FLOAT, c.vocabSize(), c.hiddenSize());
-    INDArray logits = Nd4j.create(DataType.FLOAT, n, c.vocabSize());
+    double best = Double.MAX_VALUE;
     for (int it = 0; it < 3; it++) {
       long t0 = System.nanoTime();
-      for (int l = 0; l < c.numLayers(); l++) {
-        for (LoraModule m : LoraModule.values()) {
-          long[] s = LlamaWeights.linearShape(c, m);
-          INDArray xin = cols(x, s[1]);
-          INDArray yout = cols(y, s[0]);
-          INDArray wi = w[m.ordinal()];
-          Nd4j.gemm(xin, wi, yout, false, true, 1.0, 0.0);
-          Nd4j.gemm(yout, wi, xin, false, false, 1.0, 0.0);
-          if (lc.targets().contains(m)) {
-            INDArray ai = a[m.ordinal()];
-            INDArray bi = b[m.ordinal()];
-            Nd4j.gemm(xin, ai, h, false, true, 1.0, 0.0);
-            Nd4j.gemm(h, bi, yout, false, true, 1.0, 1.0);
-            Nd4j.gemm(yout, bi, h, false, false, 1.0, 0.0);
-            Nd4j.gemm(yout, h, bi, true, false, 1.0, 1.0);
-            Nd4j.gemm(h, xin, ai, true, false, 1.0, 1.0);
-            Nd4j.gemm(h, ai, xin, false, false, 1.0, 1.0);
-          }
-        }
-        for (int bb = 0; bb < batch; bb++) {
-          for (int hh = 0; hh < c.numHeads(); hh++) {
-            INDArray q = qh.slice(hh);
-            INDArray pp = p.slice(hh);
-            Nd4j.gemm(q, q, pp, false, true, 1.0, 0.0);
-            Nd4j.gemm(pp, q, q, false, false, 1.0, 0.0);
-            Nd4j.gemm(q, q, pp, false, true, 1.0, 0.0);
-            Nd4j.gemm(pp, q, q, true, false, 1.0, 1.0);
-            Nd4j.gemm(pp, q, q, false, false, 1.0, 0.0);
-            Nd4j.gemm(pp, q, q, true, false, 1.0, 1.0);
-          }
-        }
-      }
-      INDArray xd = cols(x, c.hiddenSize());
-      Nd4j.gemm(xd, head, logits, false, true, 1.0, 0.0);
-      Nd4j.gemm(logits, head, xd, false, false, 1.0, 0.0);
-      if (lc.trainLmHead()) {
-        Nd4j.gemm(logits, xd, head, true, false, 1.0, 1.0);
+      for (Runnable call : calls) {
+        call.run();
       }
       best = Math.min(best, (System.nanoTime() - t0) / 1e9);
     }
     return best;
-  }
-
-  /** A contiguous (n, cols) array over the first n * cols elements of {@code buf}. */
-  private static INDArray cols(INDArray buf, long cols) {
-    long n = buf.size(0);
-    return buf.reshape(-1)
-        .get(org.nd4j.linalg.indexing.NDArrayIndex.interval(0, n * cols))
-        .reshape(n, cols);
   }
 
   /** Cores other processes may use during a step before it no longer counts as measured idle. */
