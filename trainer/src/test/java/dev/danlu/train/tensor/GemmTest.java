@@ -1,6 +1,7 @@
 package dev.danlu.train.tensor;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.SplittableRandom;
@@ -70,7 +71,7 @@ class GemmTest {
     INDArray a = rand(DataType.FLOAT, 3, 4);
     assertTrue(Gemm.directFor(a, a, a));
     INDArray h = Nd4j.create(DataType.HALF, 3, 4);
-    assertTrue(!Gemm.directFor(h, h, h));
+    assertFalse(Gemm.directFor(h, h, h));
   }
 
   @Test
