@@ -150,23 +150,25 @@ public final class Kernels {
           int b = n / seq;
           int t = n % seq;
           int p = (pos0 + t) * half;
+          double[] row = Buf.row(0, width);
+          double[] head = Buf.row(1, headDim);
+          in.read(n * width, row, width);
           for (int h = 0; h < heads; h++) {
-            int src = n * width + h * headDim;
+            int src = h * headDim;
             int dst = ((b * heads + h) * seq + t) * headDim;
             if (cos == null) {
-              for (int i = 0; i < headDim; i++) {
-                o.set(dst + i, in.get(src + i));
-              }
+              System.arraycopy(row, src, head, 0, headDim);
             } else {
               for (int i = 0; i < half; i++) {
-                double x1 = in.get(src + i);
-                double x2 = in.get(src + half + i);
+                double x1 = row[src + i];
+                double x2 = row[src + half + i];
                 double c = cos[p + i];
                 double s = sin[p + i];
-                o.set(dst + i, x1 * c - x2 * s);
-                o.set(dst + half + i, x2 * c + x1 * s);
+                head[i] = x1 * c - x2 * s;
+                head[half + i] = x2 * c + x1 * s;
               }
             }
+            o.write(dst, head, headDim);
           }
         });
   }
@@ -197,24 +199,25 @@ public final class Kernels {
           int b = n / seq;
           int t = n % seq;
           int p = (pos0 + t) * half;
+          double[] row = Buf.row(0, width);
+          double[] head = Buf.row(1, headDim);
           for (int h = 0; h < heads; h++) {
-            int dst = n * width + h * headDim;
-            int src = ((b * heads + h) * seq + t) * headDim;
+            int dst = h * headDim;
+            in.read(((b * heads + h) * seq + t) * headDim, head, headDim);
             if (cos == null) {
-              for (int i = 0; i < headDim; i++) {
-                o.set(dst + i, in.get(src + i));
-              }
+              System.arraycopy(head, 0, row, dst, headDim);
             } else {
               for (int i = 0; i < half; i++) {
-                double y1 = in.get(src + i);
-                double y2 = in.get(src + half + i);
+                double y1 = head[i];
+                double y2 = head[half + i];
                 double c = cos[p + i];
                 double s = sin[p + i];
-                o.set(dst + i, y1 * c + y2 * s);
-                o.set(dst + half + i, y2 * c - y1 * s);
+                row[dst + i] = y1 * c + y2 * s;
+                row[dst + half + i] = y2 * c - y1 * s;
               }
             }
           }
+          o.write(n * width, row, width);
         });
   }
 
