@@ -86,8 +86,10 @@ public final class ModelBench {
     long t0 = System.nanoTime();
     double best = gemmPeak(6);
     double others =
-        (machineBusySeconds() - m0 - (processCpuNanos() - c0) / 1e9)
-            / ((System.nanoTime() - t0) / 1e9);
+        Math.max(
+            0,
+            (machineBusySeconds() - m0 - (processCpuNanos() - c0) / 1e9)
+                / ((System.nanoTime() - t0) / 1e9));
     System.out.printf(
         "gemm peak (ND4J fp32, [512x4096]x[4096x11008] and dY W): %.1f GFLOP/s (other processes"
             + " used %.2f cores meanwhile)%n",
@@ -245,7 +247,8 @@ public final class ModelBench {
       Llama.backward(w, ad, s, 1.0);
       long t2 = System.nanoTime();
       double stepCpu = (processCpuNanos() - c0) / 1e9;
-      double others = (machineBusySeconds() - m0 - stepCpu) / ((t2 - t0) / 1e9);
+      // jiffy-granular machine time can come out a hair below this process's own CPU time
+      double others = Math.max(0, (machineBusySeconds() - m0 - stepCpu) / ((t2 - t0) / 1e9));
       if (i > 0) {
         cpu += stepCpu;
         wall += (t2 - t0) / 1e9;
