@@ -10,12 +10,15 @@ import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.model.LlamaWeights;
 import dev.danlu.train.tensor.Backend;
+import dev.danlu.train.tensor.Gemm;
 import dev.danlu.train.tensor.Timers;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;
 import java.lang.management.MemoryType;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.SplittableRandom;
 import org.bytedeco.javacpp.Pointer;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -40,7 +43,9 @@ import org.nd4j.linalg.factory.Nd4j;
  * rest, so step - gemm-only is the time spent outside gemm.
  *
  * <p>Run: {@code java -cp "bench/target/classes:$(cat bench/target/classpath.txt)"
- * dev.danlu.bench.ModelBench [stories|layer|all] [steps]}.
+ * dev.danlu.bench.ModelBench [stories|layer|all|ab] [steps]}; {@code ab} alternates steps between
+ * {@link Gemm}'s direct OpenBLAS path and ND4J's gemm op on both cases, so that the two are
+ * compared under the same machine load.
  */
 public final class ModelBench {
   private ModelBench() {}
@@ -57,6 +62,11 @@ public final class ModelBench {
         Runtime.getRuntime().availableProcessors(),
         Runtime.getRuntime().maxMemory() >> 20);
     double peak = gemmPeak();
+    if (which.equals("ab")) {
+      abStories(steps);
+      abLayer(steps);
+      return;
+    }
     if (which.equals("stories") || which.equals("all")) {
       stories(steps, peak);
     }
@@ -71,9 +81,19 @@ public final class ModelBench {
 
   /** Best fp32 gemm GFLOP/s over the 7B layer's forward and dInp shapes. */
   static double gemmPeak() {
+    long c0 = processCpuNanos();
+    double m0 = machineBusySeconds();
+    long t0 = System.nanoTime();
     double best = gemmPeak(6);
+    double others =
+        Math.max(
+            0,
+            (machineBusySeconds() - m0 - (processCpuNanos() - c0) / 1e9)
+                / ((System.nanoTime() - t0) / 1e9));
     System.out.printf(
-        "gemm peak (ND4J fp32, [512x4096]x[4096x11008] and dY W): %.1f GFLOP/s%n", best / 1e9);
+        "gemm peak (ND4J fp32, [512x4096]x[4096x11008] and dY W): %.1f GFLOP/s (other processes"
+            + " used %.2f cores meanwhile)%n",
+        best / 1e9, others);
     return best;
   }
 
@@ -123,10 +143,71 @@ public final class ModelBench {
   }
 
   static void layer7b(int steps, double peak) {
+    run("7B layer b=1 T=512 r=64", layerWeights(), layerLora(), 1, 512, steps, peak, true);
+  }
+
+  static LlamaWeights layerWeights() {
     LlamaConfig c = new LlamaConfig(4096, 11008, 1, 32, 32, 256, 1e-5, 10000, null, false, 4096);
-    LlamaWeights w = LlamaWeights.random(c, 1, DataType.FLOAT);
-    LoraConfig lc = new LoraConfig(64, 128, 0.05, LoraConfig.allTargets(), false, false, 1);
-    run("7B layer b=1 T=512 r=64", w, lc, 1, 512, steps, peak, true);
+    return LlamaWeights.random(c, 1, DataType.FLOAT);
+  }
+
+  static LoraConfig layerLora() {
+    return new LoraConfig(64, 128, 0.05, LoraConfig.allTargets(), false, false, 1);
+  }
+
+  static void abStories(int steps) throws Exception {
+    Path dir =
+        Path.of(System.getProperty("danlu.shared.dir", "../shared"), "fixtures", "stories260K");
+    LlamaWeights w =
+        Files.isDirectory(dir)
+            ? HfLlama.load(dir, DataType.FLOAT)
+            : LlamaWeights.random(
+                new LlamaConfig(64, 172, 5, 8, 4, 512, 1e-5, 10000, null, true, 512),
+                1,
+                DataType.FLOAT);
+    LoraConfig lc = new LoraConfig(8, 16, 0.05, LoraConfig.allTargets(), true, true, 1);
+    ab("stories260K b=8 T=256 r=8 +embed/head", w, lc, 8, 256, steps);
+  }
+
+  static void abLayer(int steps) {
+    ab("7B layer b=1 T=512 r=64", layerWeights(), layerLora(), 1, 512, steps);
+  }
+
+  /** Best step with the direct OpenBLAS path and with ND4J's op, steps alternating. */
+  static void ab(String name, LlamaWeights w, LoraConfig lc, int batch, int seq, int steps) {
+    LlamaConfig c = w.config();
+    LoraAdapter ad = LoraAdapter.init(lc, w);
+    LlamaState s = new LlamaState(c, batch, seq, lc, false, DataType.FLOAT);
+    int[] ids = new int[batch * seq];
+    for (int i = 0; i < ids.length; i++) {
+      ids[i] = (i * 7919) % c.vocabSize();
+    }
+    double flops = stepFlops(c, lc, batch, seq);
+    double[] best = {Double.MAX_VALUE, Double.MAX_VALUE};
+    boolean was = Gemm.direct(true);
+    for (int i = 0; i <= steps; i++) { // round 0 warms both paths up
+      for (int v = 0; v < 2; v++) {
+        Gemm.direct(v == 0);
+        Batch b = new Batch(batch, seq, ids, null, ids, null, i, true);
+        long t0 = System.nanoTime();
+        Llama.forward(w, ad, s, b);
+        Llama.backward(w, ad, s, 1.0);
+        if (i > 0) {
+          best[v] = Math.min(best[v], (System.nanoTime() - t0) / 1e9);
+        }
+      }
+    }
+    Gemm.direct(was);
+    System.out.printf(
+        "%s, %d alternating steps each: direct OpenBLAS %.3f s (%.1f GFLOP/s), ND4J gemm op %.3f s"
+            + " (%.1f GFLOP/s): direct is %.2fx%n",
+        name,
+        steps,
+        best[0],
+        flops / best[0] / 1e9,
+        best[1],
+        flops / best[1] / 1e9,
+        best[1] / best[0]);
   }
 
   static void run(
@@ -150,15 +231,34 @@ public final class ModelBench {
     double best = Double.MAX_VALUE;
     double fwdBest = Double.MAX_VALUE;
     double bestRatio = 0;
+    double cpu = 0;
+    double wall = 0;
+    double othersAtBest = Double.NaN;
+    double quietBest = Double.MAX_VALUE;
     for (int i = 0; i <= steps; i++) { // step 0 warms up
       // the machine may be shared: measure the gemm reference next to every step
       double localPeak = interleave ? gemmPeak(2) : peak;
       Batch b = new Batch(batch, seq, ids, null, ids, null, i, true);
+      long c0 = processCpuNanos();
+      double m0 = machineBusySeconds();
       long t0 = System.nanoTime();
       Llama.forward(w, ad, s, b);
       long t1 = System.nanoTime();
       Llama.backward(w, ad, s, 1.0);
       long t2 = System.nanoTime();
+      double stepCpu = (processCpuNanos() - c0) / 1e9;
+      // jiffy-granular machine time can come out a hair below this process's own CPU time
+      double others = Math.max(0, (machineBusySeconds() - m0 - stepCpu) / ((t2 - t0) / 1e9));
+      if (i > 0) {
+        cpu += stepCpu;
+        wall += (t2 - t0) / 1e9;
+        if ((t2 - t0) / 1e9 < best) {
+          othersAtBest = others;
+        }
+        if (others < QUIET_OTHERS) {
+          quietBest = Math.min(quietBest, (t2 - t0) / 1e9);
+        }
+      }
       trackOffHeap();
       if (i == 0) {
         Timers.reset();
@@ -180,11 +280,12 @@ public final class ModelBench {
       }
       System.out.printf("    %-14s %7.3f s%n", "(accounted)", total / steps);
     }
-    double gemmOnly = gemmReplay(c, lc, batch, seq);
+    double gemmOnly = gemmReplay(w, ad, s, batch, seq, ids);
     System.out.printf(
         "%s: step %.3f s (forward %.3f s), %.1f GFLOP/step, %.1f GFLOP/s, MFU %.1f%% of the"
             + " run's gemm peak (best step vs the gemm reference measured next to it: %.1f%%);"
-            + " gemm-only replay %.3f s (%.1f%% of the step), %.0f tokens/s%n",
+            + " gemm-only replay %.3f s (%.1f%% of the step), %.0f tokens/s; process CPU %.2f s"
+            + " per step (%.2f of 2 cores busy on average)%n",
         name,
         best,
         fwdBest,
@@ -194,7 +295,19 @@ public final class ModelBench {
         interleave ? 100 * bestRatio : 100 * flops / best / peak,
         gemmOnly,
         100 * gemmOnly / best,
-        batch * seq / best);
+        batch * seq / best,
+        cpu / steps,
+        cpu / wall);
+    System.out.printf(
+        "  other processes used %.2f cores during the best step; best step with others below %.2f"
+            + " cores: %s%n",
+        othersAtBest,
+        QUIET_OTHERS,
+        quietBest == Double.MAX_VALUE
+            ? "none (the machine was busy: rerun when idle)"
+            : String.format(
+                "%.3f s, %.1f GFLOP/s, MFU %.1f%% of the run's gemm peak",
+                quietBest, flops / quietBest / 1e9, 100 * flops / quietBest / peak));
   }
 
   /** Matrix-product FLOPs of one forward + backward (see the class comment). */
@@ -216,79 +329,67 @@ public final class ModelBench {
     return c.numLayers() * perLayer + headTotal;
   }
 
-  /** Times the same gemm calls as one step (shapes and transposes), nothing else. */
-  static double gemmReplay(LlamaConfig c, LoraConfig lc, int batch, int seq) {
-    int n = batch * seq;
-    int r = lc.rank();
-    double best = Double.MAX_VALUE;
-    INDArray[] w = new INDArray[LoraModule.values().length];
-    INDArray[] a = new INDArray[w.length];
-    INDArray[] b = new INDArray[w.length];
-    for (LoraModule m : LoraModule.values()) {
-      long[] s = LlamaWeights.linearShape(c, m);
-      w[m.ordinal()] = Nd4j.rand(DataType.FLOAT, s);
-      a[m.ordinal()] = Nd4j.rand(DataType.FLOAT, r, s[1]);
-      b[m.ordinal()] = Nd4j.rand(DataType.FLOAT, s[0], r);
+  /**
+   * Records the gemm calls of one more step through {@link Gemm}'s recorder (the very operands,
+   * views, flags and outputs) and times replaying exactly those calls back to back, nothing else:
+   * best of 3. Replaying overwrites the state's activations, so it runs after the measured steps.
+   */
+  static double gemmReplay(
+      LlamaWeights w, LoraAdapter ad, LlamaState s, int batch, int seq, int[] ids) {
+    List<Runnable> calls = new ArrayList<>();
+    Gemm.record(
+        (batched, a, b, c, ta, tb, alpha, beta, nanos) ->
+            calls.add(
+                batched
+                    ? () -> Gemm.batched(a, b, c, ta, tb)
+                    : () -> Gemm.mm(a, b, c, ta, tb, alpha, beta)));
+    try {
+      Llama.forward(w, ad, s, new Batch(batch, seq, ids, null, ids, null, 0, true));
+      Llama.backward(w, ad, s, 1.0);
+    } finally {
+      Gemm.record(null);
     }
-    int width = Math.max(c.hiddenSize(), c.intermediateSize());
-    INDArray x = Nd4j.rand(DataType.FLOAT, n, width);
-    INDArray y = Nd4j.create(DataType.FLOAT, n, width);
-    INDArray h = Nd4j.create(DataType.FLOAT, n, r);
-    INDArray qh = Nd4j.rand(DataType.FLOAT, c.numHeads(), seq, c.headDim());
-    INDArray p = Nd4j.create(DataType.FLOAT, c.numHeads(), seq, seq);
-    INDArray head = Nd4j.rand(DataType.FLOAT, c.vocabSize(), c.hiddenSize());
-    INDArray logits = Nd4j.create(DataType.FLOAT, n, c.vocabSize());
+    double best = Double.MAX_VALUE;
     for (int it = 0; it < 3; it++) {
       long t0 = System.nanoTime();
-      for (int l = 0; l < c.numLayers(); l++) {
-        for (LoraModule m : LoraModule.values()) {
-          long[] s = LlamaWeights.linearShape(c, m);
-          INDArray xin = cols(x, s[1]);
-          INDArray yout = cols(y, s[0]);
-          INDArray wi = w[m.ordinal()];
-          Nd4j.gemm(xin, wi, yout, false, true, 1.0, 0.0);
-          Nd4j.gemm(yout, wi, xin, false, false, 1.0, 0.0);
-          if (lc.targets().contains(m)) {
-            INDArray ai = a[m.ordinal()];
-            INDArray bi = b[m.ordinal()];
-            Nd4j.gemm(xin, ai, h, false, true, 1.0, 0.0);
-            Nd4j.gemm(h, bi, yout, false, true, 1.0, 1.0);
-            Nd4j.gemm(yout, bi, h, false, false, 1.0, 0.0);
-            Nd4j.gemm(yout, h, bi, true, false, 1.0, 1.0);
-            Nd4j.gemm(h, xin, ai, true, false, 1.0, 1.0);
-            Nd4j.gemm(h, ai, xin, false, false, 1.0, 1.0);
-          }
-        }
-        for (int bb = 0; bb < batch; bb++) {
-          for (int hh = 0; hh < c.numHeads(); hh++) {
-            INDArray q = qh.slice(hh);
-            INDArray pp = p.slice(hh);
-            Nd4j.gemm(q, q, pp, false, true, 1.0, 0.0);
-            Nd4j.gemm(pp, q, q, false, false, 1.0, 0.0);
-            Nd4j.gemm(q, q, pp, false, true, 1.0, 0.0);
-            Nd4j.gemm(pp, q, q, true, false, 1.0, 1.0);
-            Nd4j.gemm(pp, q, q, false, false, 1.0, 0.0);
-            Nd4j.gemm(pp, q, q, true, false, 1.0, 1.0);
-          }
-        }
-      }
-      INDArray xd = cols(x, c.hiddenSize());
-      Nd4j.gemm(xd, head, logits, false, true, 1.0, 0.0);
-      Nd4j.gemm(logits, head, xd, false, false, 1.0, 0.0);
-      if (lc.trainLmHead()) {
-        Nd4j.gemm(logits, xd, head, true, false, 1.0, 1.0);
+      for (Runnable call : calls) {
+        call.run();
       }
       best = Math.min(best, (System.nanoTime() - t0) / 1e9);
     }
     return best;
   }
 
-  /** A contiguous (n, cols) array over the first n * cols elements of {@code buf}. */
-  private static INDArray cols(INDArray buf, long cols) {
-    long n = buf.size(0);
-    return buf.reshape(-1)
-        .get(org.nd4j.linalg.indexing.NDArrayIndex.interval(0, n * cols))
-        .reshape(n, cols);
+  /** Cores other processes may use during a step before it no longer counts as measured idle. */
+  private static final double QUIET_OTHERS = 0.1;
+
+  /**
+   * CPU seconds the whole machine spent busy since boot (/proc/stat, all cores; NaN elsewhere):
+   * minus this process's CPU time it tells how much of the two cores other processes took while a
+   * step ran, which on a shared build box decides the step time more than the code does.
+   */
+  private static double machineBusySeconds() {
+    try {
+      String[] f = Files.readAllLines(Path.of("/proc/stat")).get(0).trim().split("\\s+");
+      long busy = 0;
+      for (int i = 1; i < f.length && i <= 8; i++) {
+        if (i != 4 && i != 5) { // user nice system [idle iowait] irq softirq steal
+          busy += Long.parseLong(f[i]);
+        }
+      }
+      return busy / 100.0; // USER_HZ
+    } catch (java.io.IOException | RuntimeException e) {
+      return Double.NaN;
+    }
+  }
+
+  /**
+   * CPU time of the whole process (all threads: OpenBLAS's, ND4J's OpenMP pool, the fork-join pool
+   * of the Java kernels); above wall x cores-in-use it shows threads burning time waiting.
+   */
+  private static long processCpuNanos() {
+    return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+        .getProcessCpuTime();
   }
 
   /** ND4J's CPU allocations bypass javacpp's counters, so track the process RSS instead. */

@@ -1,8 +1,8 @@
 package dev.danlu.train.model;
 
+import dev.danlu.train.tensor.Gemm;
 import dev.danlu.train.tensor.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * Grouped-query causal self-attention as batched matrix products over key/value heads. In the
@@ -32,9 +32,9 @@ final class Attention {
       INDArray v,
       INDArray probs,
       INDArray out) {
-    Nd4j.matmul(q, k, probs, false, true, false);
+    Gemm.batched(q, k, probs, false, true);
     Kernels.causalSoftmax(probs, seq, c.numHeads(), attentionMask, 1.0 / Math.sqrt(c.headDim()));
-    Nd4j.matmul(probs, v, out, false, false, false);
+    Gemm.batched(probs, v, out, false, false);
   }
 
   /** From dOut, the gradients of q, k, v (k and v summed over the query heads of their group). */
@@ -50,10 +50,10 @@ final class Attention {
       INDArray dq,
       INDArray dk,
       INDArray dv) {
-    Nd4j.matmul(dOut, v, dProbs, false, true, false);
-    Nd4j.matmul(probs, dOut, dv, true, false, false);
+    Gemm.batched(dOut, v, dProbs, false, true);
+    Gemm.batched(probs, dOut, dv, true, false);
     Kernels.softmaxBackward(probs, dProbs, seq, 1.0 / Math.sqrt(c.headDim()));
-    Nd4j.matmul(dProbs, k, dq, false, false, false);
-    Nd4j.matmul(dProbs, q, dk, true, false, false);
+    Gemm.batched(dProbs, k, dq, false, false);
+    Gemm.batched(dProbs, q, dk, true, false);
   }
 }

@@ -5,11 +5,11 @@ import static dev.danlu.train.tensor.Timers.time;
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.lora.LoraDropout;
 import dev.danlu.train.lora.LoraModule;
+import dev.danlu.train.tensor.Gemm;
 import dev.danlu.train.tensor.Kernels;
 import dev.danlu.train.tensor.Timers;
 import java.util.function.IntConsumer;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * LLaMA forward and backward with LoRA, as explicit per-layer functions (llm.c style). Matrix
@@ -63,7 +63,7 @@ public final class Llama {
         () ->
             Kernels.rmsnormForward(
                 s.resid[c.numLayers()], w.norm(), c.rmsNormEps(), s.xf, s.rstdF));
-    time("lm head gemm", () -> Nd4j.gemm(s.xf, lmHead(w, ad), s.logits, false, true, 1.0, 0.0));
+    time("lm head gemm", () -> Gemm.mm(s.xf, lmHead(w, ad), s.logits, false, true, 1.0, 0.0));
     if (in.labels() == null) {
       s.tokenCount = 0;
       return Double.NaN;
@@ -108,9 +108,9 @@ public final class Llama {
     double perToken = s.tokenCount == 0 ? 0.0 : dLoss / s.tokenCount;
     time("loss", () -> Kernels.crossEntropyBackward(s.logits, s.targets, s.lse, perToken));
     INDArray dLogits = s.logits;
-    time("lm head gemm", () -> Nd4j.gemm(dLogits, lmHead(w, ad), s.dXn, false, false, 1.0, 0.0));
+    time("lm head gemm", () -> Gemm.mm(dLogits, lmHead(w, ad), s.dXn, false, false, 1.0, 0.0));
     if (ad != null && ad.lmHead != null) {
-      time("lm head gemm", () -> Nd4j.gemm(dLogits, s.xf, ad.dLmHead, true, false, 1.0, 1.0));
+      time("lm head gemm", () -> Gemm.mm(dLogits, s.xf, ad.dLmHead, true, false, 1.0, 1.0));
     }
     done.accept(c.numLayers());
     s.dResid.assign(0);
@@ -242,16 +242,15 @@ public final class Llama {
       INDArray x,
       INDArray y,
       LlamaState.LayerActs a) {
-    time("gemm", () -> Nd4j.gemm(x, w.linear(l, m), y, false, true, 1.0, 0.0));
+    time("gemm", () -> Gemm.mm(x, w.linear(l, m), y, false, true, 1.0, 0.0));
     if (ad == null || !ad.targets(m)) {
       return;
     }
     INDArray xd = dropped(ad, s, l, m, x, 0);
     INDArray h = a.loraH[m.ordinal()];
-    time("lora gemm", () -> Nd4j.gemm(xd, ad.loraA[l][m.ordinal()], h, false, true, 1.0, 0.0));
+    time("lora gemm", () -> Gemm.mm(xd, ad.loraA[l][m.ordinal()], h, false, true, 1.0, 0.0));
     time(
-        "lora gemm",
-        () -> Nd4j.gemm(h, ad.loraB[l][m.ordinal()], y, false, true, ad.scaling(), 1.0));
+        "lora gemm", () -> Gemm.mm(h, ad.loraB[l][m.ordinal()], y, false, true, ad.scaling(), 1.0));
   }
 
   /**
@@ -269,26 +268,25 @@ public final class Llama {
       INDArray dX,
       boolean accumulate,
       LlamaState.LayerActs a) {
-    time(
-        "gemm", () -> Nd4j.gemm(dY, w.linear(l, m), dX, false, false, 1.0, accumulate ? 1.0 : 0.0));
+    time("gemm", () -> Gemm.mm(dY, w.linear(l, m), dX, false, false, 1.0, accumulate ? 1.0 : 0.0));
     if (ad == null || !ad.targets(m)) {
       return;
     }
     int mi = m.ordinal();
     INDArray h = a.loraH[mi];
     INDArray dH = s.dLoraH;
-    time("lora gemm", () -> Nd4j.gemm(dY, ad.loraB[l][mi], dH, false, false, ad.scaling(), 0.0));
-    time("lora gemm", () -> Nd4j.gemm(dY, h, ad.dLoraB[l][mi], true, false, ad.scaling(), 1.0));
+    time("lora gemm", () -> Gemm.mm(dY, ad.loraB[l][mi], dH, false, false, ad.scaling(), 0.0));
+    time("lora gemm", () -> Gemm.mm(dY, h, ad.dLoraB[l][mi], true, false, ad.scaling(), 1.0));
     INDArray xd = dropped(ad, s, l, m, x, 0);
-    time("lora gemm", () -> Nd4j.gemm(dH, xd, ad.dLoraA[l][mi], true, false, 1.0, 1.0));
+    time("lora gemm", () -> Gemm.mm(dH, xd, ad.dLoraA[l][mi], true, false, 1.0, 1.0));
     if (s.dropoutOn) {
       INDArray dXd = scratch(s, x, 1);
-      time("lora gemm", () -> Nd4j.gemm(dH, ad.loraA[l][mi], dXd, false, false, 1.0, 0.0));
+      time("lora gemm", () -> Gemm.mm(dH, ad.loraA[l][mi], dXd, false, false, 1.0, 0.0));
       // the mask dropped() drew for xd above is still in s.dropMask
       time("lora dropout", () -> LoraDropout.applyMask(dXd, dXd, s.dropMask, ad.config.dropout()));
       time("residual", () -> Kernels.addInPlace(dX, dXd));
     } else {
-      time("lora gemm", () -> Nd4j.gemm(dH, ad.loraA[l][mi], dX, false, false, 1.0, 1.0));
+      time("lora gemm", () -> Gemm.mm(dH, ad.loraA[l][mi], dX, false, false, 1.0, 1.0));
     }
   }
 

@@ -72,6 +72,69 @@ public final class Buf {
     }
   }
 
+  /**
+   * {@code v} rounded to the buffer's element type, i.e. what {@link #set} followed by {@link #get}
+   * returns.
+   */
+  public double round(double v) {
+    return f != null ? (float) v : v;
+  }
+
+  /**
+   * Copies elements [start, start + len) into {@code dst[0, len)} with one bulk copy: the
+   * per-element buffer accesses of {@link #get} cost the fused kernels more than their arithmetic
+   * did.
+   */
+  public void read(int start, double[] dst, int len) {
+    if (f != null) {
+      float[] tmp = floatScratch(len);
+      f.get(offset + start, tmp, 0, len);
+      for (int i = 0; i < len; i++) {
+        dst[i] = tmp[i];
+      }
+    } else {
+      d.get(offset + start, dst, 0, len);
+    }
+  }
+
+  /** Stores {@code src[0, len)} at [start, start + len), each rounded as {@link #set} does. */
+  public void write(int start, double[] src, int len) {
+    if (f != null) {
+      float[] tmp = floatScratch(len);
+      for (int i = 0; i < len; i++) {
+        tmp[i] = (float) src[i];
+      }
+      f.put(offset + start, tmp, 0, len);
+    } else {
+      d.put(offset + start, src, 0, len);
+    }
+  }
+
+  private static final ThreadLocal<float[]> FLOATS = ThreadLocal.withInitial(() -> new float[0]);
+  private static final ThreadLocal<double[][]> ROWS =
+      ThreadLocal.withInitial(() -> new double[4][0]);
+
+  private static float[] floatScratch(int len) {
+    float[] a = FLOATS.get();
+    if (a.length < len) {
+      a = new float[len];
+      FLOATS.set(a);
+    }
+    return a;
+  }
+
+  /**
+   * This thread's row scratch number {@code slot} (0-3), at least {@code len} long; the kernels
+   * load a row (or a chunk of one) here, work on plain arrays, and store it back.
+   */
+  public static double[] row(int slot, int len) {
+    double[][] rows = ROWS.get();
+    if (rows[slot].length < len) {
+      rows[slot] = new double[len];
+    }
+    return rows[slot];
+  }
+
   public void add(int i, double v) {
     if (f != null) {
       f.put(offset + i, f.get(offset + i) + (float) v);

@@ -60,21 +60,25 @@ public final class Kernels {
     Buf w = Buf.of(weight);
     Buf o = Buf.of(out);
     Buf r = Buf.of(rstd);
+    double[] wv = new double[dim];
+    w.read(0, wv, dim);
     Par.rows(
         rows,
         dim,
         n -> {
           int base = n * dim;
+          double[] xv = Buf.row(0, dim);
+          x.read(base, xv, dim);
           double ss = 0;
           for (int i = 0; i < dim; i++) {
-            double v = x.get(base + i);
-            ss += v * v;
+            ss += xv[i] * xv[i];
           }
           r.set(n, 1.0 / Math.sqrt(ss / dim + eps));
           double s = r.get(n); // the stored (rounded) value, as the backward will see it
           for (int i = 0; i < dim; i++) {
-            o.set(base + i, w.get(i) * (x.get(base + i) * s));
+            xv[i] = wv[i] * (xv[i] * s);
           }
+          o.write(base, xv, dim);
         });
   }
 
@@ -91,21 +95,31 @@ public final class Kernels {
     Buf w = Buf.of(weight);
     Buf r = Buf.of(rstd);
     Buf dx = Buf.of(dInp);
+    double[] wv = new double[dim];
+    w.read(0, wv, dim);
     Par.rows(
         rows,
         dim,
         n -> {
           int base = n * dim;
           double s = r.get(n);
+          double[] dyv = Buf.row(0, dim);
+          double[] xv = Buf.row(1, dim);
+          double[] dxv = Buf.row(2, dim);
+          dy.read(base, dyv, dim);
+          x.read(base, xv, dim);
+          dx.read(base, dxv, dim);
           double dot = 0;
           for (int i = 0; i < dim; i++) {
-            dot += dy.get(base + i) * w.get(i) * x.get(base + i) * s;
+            dot += dyv[i] * wv[i] * xv[i] * s;
           }
           double mean = dot / dim;
           for (int i = 0; i < dim; i++) {
-            double g = dy.get(base + i) * w.get(i);
-            dx.add(base + i, s * (g - x.get(base + i) * s * mean));
+            double g = dyv[i] * wv[i];
+            // as Buf.add: the increment is rounded, then added in the element type
+            dxv[i] = dx.round(dxv[i] + dx.round(s * (g - xv[i] * s * mean)));
           }
+          dx.write(base, dxv, dim);
         });
   }
 
@@ -136,23 +150,25 @@ public final class Kernels {
           int b = n / seq;
           int t = n % seq;
           int p = (pos0 + t) * half;
+          double[] row = Buf.row(0, width);
+          double[] head = Buf.row(1, headDim);
+          in.read(n * width, row, width);
           for (int h = 0; h < heads; h++) {
-            int src = n * width + h * headDim;
+            int src = h * headDim;
             int dst = ((b * heads + h) * seq + t) * headDim;
             if (cos == null) {
-              for (int i = 0; i < headDim; i++) {
-                o.set(dst + i, in.get(src + i));
-              }
+              System.arraycopy(row, src, head, 0, headDim);
             } else {
               for (int i = 0; i < half; i++) {
-                double x1 = in.get(src + i);
-                double x2 = in.get(src + half + i);
+                double x1 = row[src + i];
+                double x2 = row[src + half + i];
                 double c = cos[p + i];
                 double s = sin[p + i];
-                o.set(dst + i, x1 * c - x2 * s);
-                o.set(dst + half + i, x2 * c + x1 * s);
+                head[i] = x1 * c - x2 * s;
+                head[half + i] = x2 * c + x1 * s;
               }
             }
+            o.write(dst, head, headDim);
           }
         });
   }
@@ -183,24 +199,25 @@ public final class Kernels {
           int b = n / seq;
           int t = n % seq;
           int p = (pos0 + t) * half;
+          double[] row = Buf.row(0, width);
+          double[] head = Buf.row(1, headDim);
           for (int h = 0; h < heads; h++) {
-            int dst = n * width + h * headDim;
-            int src = ((b * heads + h) * seq + t) * headDim;
+            int dst = h * headDim;
+            in.read(((b * heads + h) * seq + t) * headDim, head, headDim);
             if (cos == null) {
-              for (int i = 0; i < headDim; i++) {
-                o.set(dst + i, in.get(src + i));
-              }
+              System.arraycopy(head, 0, row, dst, headDim);
             } else {
               for (int i = 0; i < half; i++) {
-                double y1 = in.get(src + i);
-                double y2 = in.get(src + half + i);
+                double y1 = head[i];
+                double y2 = head[half + i];
                 double c = cos[p + i];
                 double s = sin[p + i];
-                o.set(dst + i, y1 * c + y2 * s);
-                o.set(dst + half + i, y2 * c - y1 * s);
+                row[dst + i] = y1 * c + y2 * s;
+                row[dst + half + i] = y2 * c - y1 * s;
               }
             }
           }
+          o.write(n * width, row, width);
         });
   }
 
@@ -222,34 +239,34 @@ public final class Kernels {
           int t = r % seq;
           int maskOff = r / (heads * seq) * seq;
           int base = r * seq;
+          double[] v = Buf.row(0, seq);
+          s.read(base, v, t + 1);
           double max = Double.NEGATIVE_INFINITY;
           for (int j = 0; j <= t; j++) {
             if (keyMask == null || keyMask[maskOff + j] != 0) {
-              max = Math.max(max, s.get(base + j) * scale);
+              max = Math.max(max, v[j] * scale);
             }
           }
           if (max == Double.NEGATIVE_INFINITY) {
-            for (int j = 0; j < seq; j++) {
-              s.set(base + j, 0);
-            }
+            java.util.Arrays.fill(v, 0, seq, 0.0);
+            s.write(base, v, seq);
             return;
           }
           double sum = 0;
           for (int j = 0; j <= t; j++) {
             if (keyMask == null || keyMask[maskOff + j] != 0) {
-              s.set(base + j, Math.exp(s.get(base + j) * scale - max));
-              sum += s.get(base + j);
+              v[j] = s.round(Math.exp(v[j] * scale - max)); // the sum sees the stored values
+              sum += v[j];
             } else {
-              s.set(base + j, 0);
+              v[j] = 0;
             }
           }
           double inv = 1.0 / sum;
           for (int j = 0; j <= t; j++) {
-            s.set(base + j, s.get(base + j) * inv);
+            v[j] *= inv;
           }
-          for (int j = t + 1; j < seq; j++) {
-            s.set(base + j, 0);
-          }
+          java.util.Arrays.fill(v, t + 1, seq, 0.0);
+          s.write(base, v, seq);
         });
   }
 
@@ -268,16 +285,19 @@ public final class Kernels {
         r -> {
           int t = r % seq;
           int base = r * seq;
+          double[] pv = Buf.row(0, seq);
+          double[] dv = Buf.row(1, seq);
+          p.read(base, pv, t + 1);
+          d.read(base, dv, t + 1);
           double dot = 0;
           for (int j = 0; j <= t; j++) {
-            dot += p.get(base + j) * d.get(base + j);
+            dot += pv[j] * dv[j];
           }
           for (int j = 0; j <= t; j++) {
-            d.set(base + j, scale * p.get(base + j) * (d.get(base + j) - dot));
+            dv[j] = scale * pv[j] * (dv[j] - dot);
           }
-          for (int j = t + 1; j < seq; j++) {
-            d.set(base + j, 0);
-          }
+          java.util.Arrays.fill(dv, t + 1, seq, 0.0);
+          d.write(base, dv, seq);
         });
   }
 
@@ -308,12 +328,26 @@ public final class Kernels {
         (int) gate.size(0),
         cols,
         n -> {
-          for (int i = n * cols, end = i + cols; i < end; i++) {
-            double x = g.get(i);
-            double s = du.get(i);
-            double d = dh.get(i);
-            dg.set(i, d * u.get(i) * s * (1.0 + x * (1.0 - s)));
-            du.set(i, d * x * s);
+          for (int c0 = 0; c0 < cols; c0 += CHUNK) {
+            int i0 = n * cols + c0;
+            int len = Math.min(CHUNK, cols - c0);
+            double[] gv = Buf.row(0, len);
+            double[] sv = Buf.row(1, len);
+            double[] dv = Buf.row(2, len);
+            double[] uv = Buf.row(3, len);
+            g.read(i0, gv, len);
+            du.read(i0, sv, len);
+            dh.read(i0, dv, len);
+            u.read(i0, uv, len);
+            for (int i = 0; i < len; i++) {
+              double x = gv[i];
+              double s = sv[i];
+              double d = dv[i];
+              uv[i] = d * uv[i] * s * (1.0 + x * (1.0 - s)); // dGate
+              sv[i] = d * x * s; // dUp
+            }
+            dg.write(i0, uv, len);
+            du.write(i0, sv, len);
           }
         });
   }
@@ -356,6 +390,9 @@ public final class Kernels {
     return total;
   }
 
+  /** Elements per row chunk of the long-row kernels: four chunks of doubles stay in L1/L2. */
+  private static final int CHUNK = 2048;
+
   /** Index that marks a label excluded from the loss (PyTorch's ignore_index). */
   public static final int IGNORE_INDEX = -100;
 
@@ -395,8 +432,17 @@ public final class Kernels {
         rows,
         cols,
         n -> {
-          for (int i = n * cols, end = i + cols; i < end; i++) {
-            a.set(i, a.get(i) + b.get(i));
+          for (int c0 = 0; c0 < cols; c0 += CHUNK) {
+            int i0 = n * cols + c0;
+            int len = Math.min(CHUNK, cols - c0);
+            double[] av = Buf.row(0, len);
+            double[] bv = Buf.row(1, len);
+            a.read(i0, av, len);
+            b.read(i0, bv, len);
+            for (int i = 0; i < len; i++) {
+              av[i] += bv[i];
+            }
+            a.write(i0, av, len);
           }
         });
   }
@@ -412,8 +458,17 @@ public final class Kernels {
         rows,
         cols,
         n -> {
-          for (int i = n * cols, end = i + cols; i < end; i++) {
-            o.set(i, a.get(i) + b.get(i));
+          for (int c0 = 0; c0 < cols; c0 += CHUNK) {
+            int i0 = n * cols + c0;
+            int len = Math.min(CHUNK, cols - c0);
+            double[] av = Buf.row(0, len);
+            double[] bv = Buf.row(1, len);
+            a.read(i0, av, len);
+            b.read(i0, bv, len);
+            for (int i = 0; i < len; i++) {
+              av[i] += bv[i];
+            }
+            o.write(i0, av, len);
           }
         });
   }
