@@ -97,8 +97,12 @@ public final class TrainerRankWork implements RankWork {
 
   /** {@code ddp_backend} for this task: its GPU is the one address Spark assigned to it. */
   static DdpBackend.Choice chooseBackend(String requested, List<String> gpuAddresses) {
+    if ("tcp".equals(requested)) {
+      // the TCP ring ignores GPUs: however many Spark assigned, there is nothing to check
+      return DdpBackend.choose(requested, false, OptionalInt.empty(), "");
+    }
     OptionalInt device = DdpBackend.sparkDevice(gpuAddresses);
-    boolean cuda = !"tcp".equals(requested) && Backend.loaded() == Backend.Kind.CUDA;
+    boolean cuda = Backend.loaded() == Backend.Kind.CUDA;
     return DdpBackend.choose(requested, cuda, device, DdpBackend.noSparkDeviceWhy());
   }
 

@@ -98,6 +98,8 @@ class TrainerRankWorkBackendTest {
             IllegalStateException.class,
             () -> TrainerRankWork.chooseBackend("auto", List.of("0", "1")));
     assertTrue(e.getMessage().contains("spark.task.resource.gpu.amount=1"), e.getMessage());
+    // an explicit tcp ignores the GPUs, however many the task was given
+    assertEquals("tcp", TrainerRankWork.chooseBackend("tcp", List.of("0", "1")).kind());
   }
 
   @Test

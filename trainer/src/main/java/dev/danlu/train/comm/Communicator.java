@@ -59,7 +59,9 @@ public interface Communicator extends AutoCloseable {
    * the other ranks' chunks once, so regions tiling the buffer cost exactly the bytes of one
    * reduce-scatter of it. Each element's sum is formed in the same order as {@link #reduceScatter}
    * forms it for the same owning rank (the order depends on the owner and the world size, never on
-   * how the buffer is cut), so both give bit-identical results.
+   * how the buffer is cut), so both give bit-identical results — on the in-process and TCP
+   * backends; NCCL implements it as grouped {@code ncclReduce} calls whose algorithm NCCL picks by
+   * size, so there the two agree to rounding.
    */
   void reduceScatterV(float[] buf, int[] offsets, int[] counts);
 

@@ -246,7 +246,11 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
       }
     }
     checkNccl(nccl.ncclGroupEnd(), "ncclGroupEnd");
-    unstage(buf, offsets[rank], counts[rank], d + 4L * at[rank]);
+    if (counts[rank] > 0) {
+      unstage(buf, offsets[rank], counts[rank], d + 4L * at[rank]);
+    } else {
+      synchronize(); // owns nothing here, but the staging buffer is reused by the next call
+    }
   }
 
   @Override

@@ -152,97 +152,108 @@ public final class PretrainRecipe {
                 bucket,
                 schedule),
             scaler);
-    ResumeCheck check = ResumeCheck.of(cfg, model, data, plan, world);
-    info(
-        rank,
-        String.format(
-            Locale.ROOT,
-            "world %d (%s, overlap_comm %s, %s gradients), %d train / %d validation blocks of %d tokens, global batch %d,"
-                + " %d steps (%d per epoch), warmup %d; trainable %d; optimizer state on this rank"
-                + " %d bytes = 12 x %d (partition of %d padded)",
-            world,
-            comm.kind(),
-            cfg.overlapComm(),
-            af.flat().directGrads() ? "direct" : "array",
-            data.trainRows(),
-            data.validationRows(),
-            data.blockSize(),
-            plan.globalBatch(),
-            total,
-            plan.stepsPerEpoch(),
-            warmup,
-            af.flat().total(),
-            opt.stateBytes(),
-            opt.shard().size(),
-            af.flat().padded()));
+    // closed on every exit: a backward that throws mid-overlap must not leave the communication
+    // thread (holding the communicator and the gradient buffer) behind in a long-lived executor
+    try (opt) {
+      ResumeCheck check = ResumeCheck.of(cfg, model, data, plan, world);
+      info(
+          rank,
+          String.format(
+              Locale.ROOT,
+              "world %d (%s, overlap_comm %s, %s gradients), %d train / %d validation blocks of %d tokens, global batch %d,"
+                  + " %d steps (%d per epoch), warmup %d; trainable %d; optimizer state on this rank"
+                  + " %d bytes = 12 x %d (partition of %d padded)",
+              world,
+              comm.kind(),
+              cfg.overlapComm(),
+              af.flat().directGrads() ? "direct" : "array",
+              data.trainRows(),
+              data.validationRows(),
+              data.blockSize(),
+              plan.globalBatch(),
+              total,
+              plan.stepsPerEpoch(),
+              warmup,
+              af.flat().total(),
+              opt.stateBytes(),
+              opt.shard().size(),
+              af.flat().padded()));
 
-    long start = resume(comm, rank, out, check, af, opt);
-    LlamaState state =
-        new LlamaState(
-            model.config(),
-            cfg.perDeviceTrainBatchSize(),
-            data.blockSize(),
-            model.adapter().config,
-            cfg.gradientCheckpointing(),
-            DataType.FLOAT);
-    Evaluator eval = new Evaluator(model, data, cfg.perDeviceEvalBatchSize(), comm);
-    StepLog stepLog =
-        new StepLog(
-            log, rank, world, total, start, cfg.loggingSteps(), cfg.loggingFirstStep(), scaler);
-    double lastLoss = Double.NaN;
-    double evalLoss = Double.NaN;
-    int accum = cfg.gradientAccumulationSteps();
-    for (long step = start; step < total; step++) {
-      long t0 = System.nanoTime();
-      // before any gradient reaches the flat buffer: with overlap_comm, regions are reduced
-      // during backward, and what the hook adds must be in them (gradients are added, not copied)
-      hook.beforeStep(rank, step, af.flat());
-      double lossSum = 0;
-      long tokens = 0;
-      for (int micro = 0; micro < accum; micro++) {
-        Batch b = data.trainBatch(plan.rowsFor(step, rank, micro), step);
-        lossSum += Llama.forward(model.weights(), model.adapter(), state, b);
-        tokens += (long) b.batch() * b.seq();
-        if (cfg.overlapComm() && micro == accum - 1) {
-          // last micro-batch: each finished region of the flat buffer is reduced while the
-          // layers below it are still back-propagating
-          Llama.backward(
-              model.weights(),
-              model.adapter(),
-              state,
-              scaler.scale(),
-              depth -> opt.gradientsReady(af.moveFinalGrads(depth)));
-        } else {
-          Llama.backward(model.weights(), model.adapter(), state, scaler.scale());
+      long start = resume(comm, rank, out, check, af, opt);
+      LlamaState state =
+          new LlamaState(
+              model.config(),
+              cfg.perDeviceTrainBatchSize(),
+              data.blockSize(),
+              model.adapter().config,
+              cfg.gradientCheckpointing(),
+              DataType.FLOAT);
+      Evaluator eval = new Evaluator(model, data, cfg.perDeviceEvalBatchSize(), comm);
+      StepLog stepLog =
+          new StepLog(
+              log, rank, world, total, start, cfg.loggingSteps(), cfg.loggingFirstStep(), scaler);
+      double lastLoss = Double.NaN;
+      double evalLoss = Double.NaN;
+      int accum = cfg.gradientAccumulationSteps();
+      for (long step = start; step < total; step++) {
+        long t0 = System.nanoTime();
+        // before any gradient reaches the flat buffer: with overlap_comm, regions are reduced
+        // during backward, and what the hook adds must be in them (gradients are added, not copied)
+        hook.beforeStep(rank, step, af.flat());
+        double lossSum = 0;
+        long tokens = 0;
+        for (int micro = 0; micro < accum; micro++) {
+          Batch b = data.trainBatch(plan.rowsFor(step, rank, micro), step);
+          lossSum += Llama.forward(model.weights(), model.adapter(), state, b);
+          tokens += (long) b.batch() * b.seq();
+          if (cfg.overlapComm() && micro == accum - 1) {
+            // last micro-batch: each finished region of the flat buffer is reduced while the
+            // layers below it are still back-propagating
+            Llama.backward(
+                model.weights(),
+                model.adapter(),
+                state,
+                scaler.scale(),
+                depth -> opt.gradientsReady(af.moveFinalGrads(depth)));
+          } else {
+            Llama.backward(model.weights(), model.adapter(), state, scaler.scale());
+          }
+        }
+        long t1 = System.nanoTime();
+        af.moveGradsToFlat(); // what the overlap has not moved yet (everything without it)
+        Zero2Optimizer.StepResult r = opt.step((double) accum * world);
+        hook.afterStep(rank, step, af.flat(), r);
+        af.copyParamsToModel();
+        long t2 = System.nanoTime();
+        long done = step + 1;
+        float[] loss = {(float) lossSum};
+        comm.allReduce(loss, 0, 1, ReduceOp.SUM);
+        lastLoss = loss[0] / ((double) accum * world);
+        double secs = (System.nanoTime() - t0) / 1e9;
+        stepLog.step(
+            done, lastLoss, r, tokens, secs, (t1 - t0) / 1e9, (t2 - t1) / 1e9, ctx.progress());
+        if (cfg.evalSteps() > 0 && done % cfg.evalSteps() == 0) {
+          evalLoss = evaluate(eval, rank, done);
+        }
+        if ((cfg.saveSteps() > 0 && done % cfg.saveSteps() == 0) || done == total) {
+          save(comm, rank, out, cfg, model, check, opt, done, lastLoss);
         }
       }
-      long t1 = System.nanoTime();
-      af.moveGradsToFlat(); // what the overlap has not moved yet (everything without it)
-      Zero2Optimizer.StepResult r = opt.step((double) accum * world);
-      hook.afterStep(rank, step, af.flat(), r);
-      af.copyParamsToModel();
-      long t2 = System.nanoTime();
-      long done = step + 1;
-      float[] loss = {(float) lossSum};
-      comm.allReduce(loss, 0, 1, ReduceOp.SUM);
-      lastLoss = loss[0] / ((double) accum * world);
-      double secs = (System.nanoTime() - t0) / 1e9;
-      stepLog.step(
-          done, lastLoss, r, tokens, secs, (t1 - t0) / 1e9, (t2 - t1) / 1e9, ctx.progress());
-      if (cfg.evalSteps() > 0 && done % cfg.evalSteps() == 0) {
-        evalLoss = evaluate(eval, rank, done);
+      if (cfg.overlapComm()) {
+        info(
+            rank,
+            "overlap_comm: "
+                + opt.regionsReducedDuringBackward()
+                + " gradient regions reduced while backward ran");
       }
-      if ((cfg.saveSteps() > 0 && done % cfg.saveSteps() == 0) || done == total) {
-        save(comm, rank, out, cfg, model, check, opt, done, lastLoss);
+      Path adapterDir = out.resolve("pt_lora_model");
+      if (rank == 0) {
+        PeftBridge.toPeft(model.adapter(), cfg.modelNameOrPath()).save(adapterDir);
+        info(rank, "final adapter written to " + adapterDir);
       }
+      comm.barrier();
+      return new Result(total, lastLoss, evalLoss, adapterDir);
     }
-    Path adapterDir = out.resolve("pt_lora_model");
-    if (rank == 0) {
-      PeftBridge.toPeft(model.adapter(), cfg.modelNameOrPath()).save(adapterDir);
-      info(rank, "final adapter written to " + adapterDir);
-    }
-    comm.barrier();
-    return new Result(total, lastLoss, evalLoss, adapterDir);
   }
 
   private double evaluate(Evaluator eval, int rank, long step) throws IOException {

@@ -53,6 +53,7 @@ final class GradReduceStream {
     try {
       thread.join();
     } catch (InterruptedException e) {
+      abort(10_000);
       Thread.currentThread().interrupt();
       throw new CommException("interrupted waiting for the gradient reduce-scatter", e);
     }
@@ -68,6 +69,26 @@ final class GradReduceStream {
           t);
     }
     return busyNanos;
+  }
+
+  /**
+   * Stops the thread without waiting for queued regions (the step is being abandoned: backward or
+   * the caller failed). Interrupting a collective closes its channel, which is what a failed
+   * attempt wants: the communicator is closed next anyway. Waits at most {@code millis}.
+   */
+  void abort(long millis) {
+    queue.clear();
+    queue.add(END);
+    thread.interrupt();
+    try {
+      thread.join(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  boolean alive() {
+    return thread.isAlive();
   }
 
   private void run() {

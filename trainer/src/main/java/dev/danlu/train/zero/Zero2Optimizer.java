@@ -26,8 +26,9 @@ import java.util.Map;
  *       strided reduce-scatter of the same slice of every partition); or overlapped with the last
  *       micro-batch's backward: the caller announces each region as backward finishes it ({@link
  *       #gradientsReady}), a communication thread reduces it to its owners (a reduce-scatter-v),
- *       and this step only waits for the rest. Both reduce every element in the same order, so they
- *       give bit-identical results, and move the same bytes;
+ *       and this step only waits for the rest. Both move the same bytes; on the in-process and TCP
+ *       backends they reduce every element in the same order and give bit-identical results (NCCL
+ *       may choose different algorithms for its grouped reduces: equal to rounding there);
  *   <li>overflow check on the partition, all-reduce MAX: on overflow every rank skips the update
  *       and the LR-schedule step and lowers the loss scale;
  *   <li>global gradient norm from an all-reduce SUM of partition squared norms; the clip factor is
@@ -36,7 +37,7 @@ import java.util.Map;
  *   <li>all-gather the updated partitions into the replicated parameters; zero the gradients.
  * </ol>
  */
-public final class Zero2Optimizer {
+public final class Zero2Optimizer implements AutoCloseable {
 
   /**
    * @param learningRate peak learning rate (the schedule multiplies it)
@@ -75,6 +76,7 @@ public final class Zero2Optimizer {
   private GradReduceStream stream; // this step's overlapped reduction, or null
   private long lastCommNanos; // time step() spent on the gradient reduce-scatter, for benchmarks
   private long lastBackgroundNanos; // time the communication thread spent in collectives
+  private long regionsDuringBackward;
 
   public Zero2Optimizer(Communicator comm, FlatParams flat, Config cfg, DynamicLossScaler scaler) {
     if (flat.padded() % comm.worldSize() != 0) {
@@ -105,6 +107,19 @@ public final class Zero2Optimizer {
    * may run on the communicator until {@code step}.
    */
   public void gradientsReady(int from) {
+    regionsDuringBackward += handOver(from);
+  }
+
+  /**
+   * Regions (bucket-sized pieces) handed to the communication thread by {@link #gradientsReady}
+   * since this optimizer was built, i.e. reduced while backward was still running; the remainder
+   * each {@link #step} reduces itself is not counted. Zero without overlap or with one rank.
+   */
+  public long regionsReducedDuringBackward() {
+    return regionsDuringBackward;
+  }
+
+  private int handOver(int from) {
     if (from < 0 || from > readyFrom) {
       throw new IllegalArgumentException(
           "gradients announced from "
@@ -116,8 +131,9 @@ public final class Zero2Optimizer {
               + ")");
     }
     if (from == readyFrom) {
-      return;
+      return 0;
     }
+    int pieces = 0;
     if (comm.worldSize() > 1) {
       if (stream == null) {
         stream = new GradReduceStream(comm, flat, shard.size());
@@ -126,9 +142,11 @@ public final class Zero2Optimizer {
       int piece = (int) Math.min(Integer.MAX_VALUE, (long) cfg.bucketFloats() * comm.worldSize());
       for (int hi = readyFrom; hi > from; hi -= piece) {
         stream.submit(Math.max(from, hi - piece), hi);
+        pieces++;
       }
     }
     readyFrom = from;
+    return pieces;
   }
 
   /** Nanoseconds the last {@link #step} spent on the gradient reduce-scatter that it waited for. */
@@ -168,6 +186,26 @@ public final class Zero2Optimizer {
   }
 
   /**
+   * Abandons a step whose overlapped reduction is still running (backward threw, or the run is
+   * being torn down): stops the communication thread so a failed attempt leaves no thread behind
+   * holding the communicator and the gradient buffer. A no-op between steps.
+   */
+  @Override
+  public void close() {
+    GradReduceStream s = stream;
+    stream = null;
+    readyFrom = flat.padded();
+    if (s != null) {
+      s.abort(10_000);
+    }
+  }
+
+  /** True while an overlapped reduction of this step has a live communication thread. */
+  boolean reducing() {
+    return stream != null && stream.alive();
+  }
+
+  /**
    * Performs one optimizer step on the gradients accumulated since the last one.
    *
    * @param gradDivisor what the summed gradient is divided by to become the mean the loss defines
@@ -178,7 +216,7 @@ public final class Zero2Optimizer {
     int p = shard.size();
     long c0 = System.nanoTime();
     if (readyFrom < flat.padded()) {
-      gradientsReady(0);
+      handOver(0);
       GradReduceStream s = stream;
       stream = null;
       readyFrom = flat.padded();

@@ -22,6 +22,7 @@ class NcclCommunicatorGpuTest {
     }
     try (NcclCommunicator c = NcclCommunicator.create(0, 1, 0, List::of)) {
       CollectiveContract.check(List.of(c), new int[] {1, 17, 100_003});
+      ReduceScatterVTest.checkAgainstDoubleSums(List.of(c));
     }
   }
 
@@ -55,6 +56,10 @@ class NcclCommunicatorGpuTest {
                     new MasterRendezvous(r, 2, "127.0.0.1", port, secret, 60_000)));
     try {
       CollectiveContract.check(comms, new int[] {1, 17, 100_003});
+      // reduceScatterV (grouped ncclReduce per owner) is what overlap_comm runs on GPUs; with two
+      // ranks a sum has one order, so tiling must equal one reduce-scatter bit for bit
+      ReduceScatterVTest.checkAgainstDoubleSums(comms);
+      ReduceScatterVTest.tilingEqualsOneReduceScatter(comms);
     } finally {
       comms.forEach(NcclCommunicator::close);
     }

@@ -57,6 +57,13 @@ class OverlapCommTest {
     return Ranks.tensors(tmp.resolve(name).resolve("pt_lora_model/adapter_model.safetensors"));
   }
 
+  /** Whether the run's closing line reports regions reduced while backward ran. */
+  private static boolean engaged(String log) {
+    java.util.regex.Matcher m =
+        java.util.regex.Pattern.compile("overlap_comm: (\\d+) gradient regions").matcher(log);
+    return m.find() && Long.parseLong(m.group(1)) > 0;
+  }
+
   private static void assertSameBits(Map<String, float[]> a, Map<String, float[]> b) {
     assertEquals(a.keySet(), b.keySet());
     for (String k : a.keySet()) {
@@ -68,6 +75,7 @@ class OverlapCommTest {
   void overlapOnEqualsOffBitwiseOnThreeLocalRanks() throws Exception {
     String log = Ranks.run(3, cfg("local-on", true));
     assertTrue(log.contains("overlap_comm true"), log);
+    assertTrue(engaged(log), "no region was reduced during backward: " + log);
     String offLog = Ranks.run(3, cfg("local-off", false));
     assertTrue(offLog.contains("overlap_comm false"), offLog);
     assertSameBits(adapter("local-on"), adapter("local-off"));
@@ -89,6 +97,7 @@ class OverlapCommTest {
         String text = log.toString(StandardCharsets.UTF_8);
         // the ring's zero-copy path: gradients in a direct buffer
         assertTrue(text.contains("overlap_comm " + overlap + ", direct gradients"), text);
+        assertEquals(overlap, engaged(text), text);
       } finally {
         ring.forEach(TcpRingCommunicator::close);
       }

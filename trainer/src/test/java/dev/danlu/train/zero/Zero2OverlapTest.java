@@ -4,6 +4,7 @@ import static dev.danlu.train.zero.LeastSquaresProblem.GLOBAL_BATCH;
 import static dev.danlu.train.zero.LeastSquaresProblem.TOTAL_STEPS;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -219,5 +220,23 @@ class Zero2OverlapTest {
     } finally {
       ring.forEach(TcpRingCommunicator::close);
     }
+  }
+
+  /**
+   * Backward throws after the first region was handed over (the peer never joins the collective):
+   * close() stops the communication thread at once instead of leaving it parked on the group.
+   */
+  @Test
+  void closeStopsAnAbandonedOverlapThread() {
+    List<LocalCommunicator> group = LocalCommunicator.group(2, 60_000);
+    FlatParams flat = FlatParams.of(LeastSquaresProblem.initialParams(), 2, 4);
+    Zero2Optimizer opt =
+        new Zero2Optimizer(
+            group.get(0), flat, LeastSquaresProblem.config(3), DynamicLossScaler.disabled());
+    opt.gradientsReady(flat.slots().get(flat.slots().size() - 1).offset());
+    assertTrue(opt.reducing(), "the region's reduce waits for rank 1 on its own thread");
+    assertTimeoutPreemptively(Duration.ofSeconds(15), opt::close);
+    assertFalse(opt.reducing(), "close() left the communication thread running");
+    opt.close(); // idempotent
   }
 }
