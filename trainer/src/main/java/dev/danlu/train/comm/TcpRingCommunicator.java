@@ -467,7 +467,7 @@ public final class TcpRingCommunicator implements Communicator {
     if (buf.direct != null) {
       FloatSlices.combine(in, buf.floats, off, len, op, tileA, tileB);
     } else {
-      FloatSlices.combine(in, buf.array, off, len, op, tileA);
+      FloatSlices.combine(in, buf.array, off, len, op, tileA, tileB);
     }
   }
 
