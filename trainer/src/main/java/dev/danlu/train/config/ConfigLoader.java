@@ -103,6 +103,25 @@ public final class ConfigLoader {
     Set<String> known = knownKeys();
 
     ObjectNode merged = Defaults.tree();
+    // a file that sets a key under both its old and its new name is ambiguous: refuse it
+    RENAMED_KEYS.forEach(
+        (old, now) -> {
+          if (fromFile.has(old) && fromFile.has(now)) {
+            problems.add(
+                source
+                    + " lines "
+                    + lines.getOrDefault(old, 0)
+                    + " and "
+                    + lines.getOrDefault(now, 0)
+                    + ": both '"
+                    + old
+                    + "' (the old name) and '"
+                    + now
+                    + "' are set; keep only '"
+                    + now
+                    + "'");
+          }
+        });
     fromFile
         .fields()
         .forEachRemaining(
@@ -180,7 +199,17 @@ public final class ConfigLoader {
     } else if (RENAMED_KEYS.containsKey(key)) {
       String now = RENAMED_KEYS.get(key);
       merged.set(now, value);
-      warnings.add(where + ": '" + key + "' is now called '" + now + "'; please rename it");
+      warnings.add(
+          where
+              + ": '"
+              + key
+              + "' is now called '"
+              + now
+              + "'; please rename it (its value "
+              + value
+              + " is checked as "
+              + now
+              + ")");
     } else if (COMPATIBILITY_KEYS.containsKey(key)) {
       warnings.add(where + ": '" + key + "' is ignored: " + COMPATIBILITY_KEYS.get(key));
     } else {

@@ -187,4 +187,18 @@ class ConfigLoaderTest {
             .anyMatch(w -> w.contains("'communicator' is now called 'ddp_backend'")),
         l.warnings().toString());
   }
+
+  @Test
+  void aFileSettingBothTheOldAndTheNewNameIsRefusedNamingBothLines() {
+    ConfigException e =
+        assertThrows(
+            ConfigException.class,
+            () ->
+                ConfigLoader.load(
+                    MINIMAL + "communicator: tcp\nddp_backend: nccl\n", "t.yaml", List.of()));
+    assertTrue(
+        e.getMessage().contains("both 'communicator' (the old name) and 'ddp_backend' are set"),
+        e.getMessage());
+    assertTrue(e.getMessage().contains("t.yaml lines "), e.getMessage());
+  }
 }
