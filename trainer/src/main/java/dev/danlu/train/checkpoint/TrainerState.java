@@ -33,7 +33,9 @@ public record TrainerState(
     @JsonProperty("dataset_manifest_sha256") String datasetManifestSha256,
     @JsonProperty("trainable_parameters") long trainableParameters,
     @JsonProperty("optimizer_files") List<String> optimizerFiles,
-    @JsonProperty("last_loss") double lastLoss) {
+    @JsonProperty("last_loss") double lastLoss,
+    // storage dtype of the frozen base weights (torch_dtype resolved); null in older checkpoints
+    @JsonProperty("base_weights_dtype") String baseWeightsDtype) {
 
   public static final int FORMAT_VERSION = 1;
 

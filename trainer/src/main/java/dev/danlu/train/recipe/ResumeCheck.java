@@ -32,6 +32,7 @@ final class ResumeCheck {
   private final long trainable;
   private final long total;
   private final long warmup;
+  private final String baseDtype;
 
   private ResumeCheck(
       TrainConfig cfg,
@@ -41,7 +42,8 @@ final class ResumeCheck {
       String manifestSha,
       BatchPlan plan,
       int world,
-      long trainable) {
+      long trainable,
+      String baseDtype) {
     this.cfg = cfg;
     this.fingerprint = fingerprint;
     this.lora = lora;
@@ -50,6 +52,7 @@ final class ResumeCheck {
     this.plan = plan;
     this.world = world;
     this.trainable = trainable;
+    this.baseDtype = baseDtype;
     this.total = plan.totalSteps(cfg.maxSteps(), cfg.numTrainEpochs());
     this.warmup = cfg.warmupStepsFor((int) total);
   }
@@ -79,7 +82,18 @@ final class ResumeCheck {
         data.manifestSha256(),
         plan,
         world,
-        ad.numTrainable());
+        ad.numTrainable(),
+        torchName(model.weights().storageType()));
+  }
+
+  /** torch's name of a storage dtype, as torch_dtype spells it. */
+  private static String torchName(org.nd4j.linalg.api.buffer.DataType t) {
+    return switch (t) {
+      case HALF -> "float16";
+      case BFLOAT16 -> "bfloat16";
+      case FLOAT -> "float32";
+      default -> t.name().toLowerCase(java.util.Locale.ROOT);
+    };
   }
 
   TrainerState state(long step, Zero2Optimizer opt, double lastLoss) {
@@ -111,7 +125,8 @@ final class ResumeCheck {
         manifestSha,
         trainable,
         files,
-        lastLoss);
+        lastLoss,
+        baseDtype);
   }
 
   /**
@@ -162,9 +177,10 @@ final class ResumeCheck {
               + ")");
     }
     same(dir, "trainable_parameters", st.trainableParameters(), trainable);
+    List<String> notes = new ArrayList<>();
     String sha = ConfigLoader.sha256(cfg);
     if (!sha.equals(st.configSha256())) {
-      return Optional.of(
+      notes.add(
           "note: "
               + dir
               + " was written with another config (config_sha256 "
@@ -173,7 +189,21 @@ final class ResumeCheck {
               + sha
               + "); model, LoRA shape, data and global batch match, continuing");
     }
-    return Optional.empty();
+    if (st.baseWeightsDtype() != null && !st.baseWeightsDtype().equals(baseDtype)) {
+      // legitimate (a GPU run resumed on CPU with torch_dtype=auto), but the frozen weights the
+      // adapter is trained against are now rounded differently: the run continues, not exactly
+      notes.add(
+          "note: "
+              + dir
+              + " was trained against "
+              + st.baseWeightsDtype()
+              + " base weights, this run stores them as "
+              + baseDtype
+              + " (torch_dtype); set torch_dtype="
+              + st.baseWeightsDtype()
+              + " to continue on exactly the same weights");
+    }
+    return notes.isEmpty() ? Optional.empty() : Optional.of(String.join("\n", notes));
   }
 
   private static void same(Path dir, String field, Object inCkpt, Object now) {

@@ -97,6 +97,26 @@ class CheckpointResumeTest {
     }
   }
 
+  /**
+   * A resume that stores the frozen base weights in another dtype (e.g. a GPU run in float16
+   * resumed on CPU, where torch_dtype=auto means float32) continues, but says so.
+   */
+  @Test
+  void resumingWithAnotherBaseWeightDtypeContinuesWithANote() throws Exception {
+    Path out = tmp.resolve("dtype");
+    crashAfterStep5(out);
+    assertEquals(
+        "float32",
+        TrainingCheckpoint.readState(TrainingCheckpoint.dirFor(out, 3)).baseWeightsDtype());
+    String log = Ranks.run(2, cfg(out, 3, "torch_dtype=float16"));
+    assertTrue(
+        log.contains("was trained against float32 base weights, this run stores them as float16"),
+        log);
+    assertEquals(
+        "float16",
+        TrainingCheckpoint.readState(TrainingCheckpoint.dirFor(out, 8)).baseWeightsDtype());
+  }
+
   @Test
   void mismatchingCheckpointsAreRefused() throws Exception {
     Path out = tmp.resolve("refuse");
