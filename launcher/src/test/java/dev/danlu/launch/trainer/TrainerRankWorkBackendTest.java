@@ -73,7 +73,7 @@ class TrainerRankWorkBackendTest {
                         rank,
                         w,
                         "127.0.0.1",
-                        DdpBackend.sparkDevice(c.gpuAddresses()).getAsInt(),
+                        "cuda:" + DdpBackend.sparkDevice(c.gpuAddresses()).getAsInt(),
                         new ListenerRendezvous(c),
                         id::clone)));
       }

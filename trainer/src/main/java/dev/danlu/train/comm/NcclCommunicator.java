@@ -93,6 +93,25 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
   }
 
   /**
+   * The GPU's PCI bus id ("0000:3b:00.0"): unlike the device number it names the same GPU in every
+   * container of a host, so two ranks sharing one are caught even when each sees it as device 0.
+   */
+  private static String gpuIdentity(int device) {
+    byte[] b = new byte[64];
+    if (cudart.cudaDeviceGetPCIBusId(b, b.length, device) == cudart.cudaSuccess) {
+      int n = 0;
+      while (n < b.length && b[n] != 0) {
+        n++;
+      }
+      String id = new String(b, 0, n, java.nio.charset.StandardCharsets.US_ASCII).trim();
+      if (!id.isEmpty() && !id.contains(" ")) {
+        return id;
+      }
+    }
+    return "cuda:" + device;
+  }
+
+  /**
    * Joins the NCCL communicator of {@code world} ranks on GPU {@code device}; {@code host} names
    * this rank's machine in the id exchange ({@link NcclIdExchange}), which is what lets two ranks
    * on one GPU fail with a clear message.
@@ -106,7 +125,7 @@ public final class NcclCommunicator implements Communicator, DeviceCollectives {
             rank,
             world,
             host,
-            device,
+            gpuIdentity(device),
             rendezvous,
             () -> {
               ncclUniqueId made = new ncclUniqueId();

@@ -12,10 +12,12 @@ import java.util.function.Supplier;
  * Kept apart from {@link NcclCommunicator} and free of CUDA calls so the exchange runs, and is
  * tested, between real ranks on hosts without a GPU: the caller supplies the id.
  *
- * <p>Every rank sends {@code nccl <host> <device> <id hex | ->}; rank 0 sends the id. Since every
- * rank gets the whole list, every rank also checks it and fails alike: a rank that chose another
- * backend, a malformed id, or two ranks driving the same GPU of one host (NCCL would only say
- * "Duplicate GPU detected" at init, on some ranks).
+ * <p>Every rank sends {@code nccl <host> <gpu> <id hex | ->}; rank 0 sends the id. {@code gpu} is
+ * the GPU's PCI bus id where CUDA gives one (two executors that each see "their" GPU as device 0
+ * still differ there), else {@code cuda:<device>}. Since every rank gets the whole list, every rank
+ * also checks it and fails alike: a rank that chose another backend, a malformed id, or two ranks
+ * driving the same GPU of one host (NCCL would only say "Duplicate GPU detected" at init, on some
+ * ranks).
  */
 public final class NcclIdExchange {
   /** {@code NCCL_UNIQUE_ID_BYTES} of nccl.h (an opaque 128-byte struct). */
@@ -29,6 +31,7 @@ public final class NcclIdExchange {
    * Runs the exchange (collective: every rank calls it once, in the same place).
    *
    * @param host this rank's host name, to find two ranks on one GPU
+   * @param gpu this rank's GPU on that host: PCI bus id, or {@code cuda:<device>}; no spaces
    * @param makeId called on rank 0 only: the {@link #ID_BYTES}-byte id ({@code ncclGetUniqueId})
    * @return the id every rank passes to {@code ncclCommInitRank}
    */
@@ -36,7 +39,7 @@ public final class NcclIdExchange {
       int rank,
       int world,
       String host,
-      int device,
+      String gpu,
       Rendezvous rendezvous,
       Supplier<byte[]> makeId) {
     String id = "-";
@@ -47,7 +50,10 @@ public final class NcclIdExchange {
       }
       id = HexFormat.of().formatHex(b);
     }
-    List<String> all = rendezvous.allGather(TAG + " " + host + " " + device + " " + id);
+    if (gpu.isEmpty() || gpu.contains(" ")) {
+      throw new IllegalArgumentException("GPU identity '" + gpu + "' must be one word");
+    }
+    List<String> all = rendezvous.allGather(TAG + " " + host + " " + gpu + " " + id);
     if (all.size() != world) {
       throw new CommException(
           "NCCL id exchange: rendezvous returned "

@@ -41,7 +41,7 @@ class NcclIdExchangeTest {
         r -> {
           try {
             return NcclIdExchange.exchange(
-                r, world, hosts[r], devices[r], rdv(r, world, port), id::clone);
+                r, world, hosts[r], "cuda:" + devices[r], rdv(r, world, port), id::clone);
           } catch (RuntimeException e) {
             return e;
           }
@@ -63,7 +63,7 @@ class NcclIdExchangeTest {
                     r,
                     world,
                     "host-" + (r / 2), // two hosts, two GPUs each
-                    r % 2,
+                    "0000:0" + (r % 2) + ":00.0", // PCI bus ids
                     rdv(r, world, port),
                     () -> {
                       made.incrementAndGet();
@@ -86,7 +86,7 @@ class NcclIdExchangeTest {
     for (Object o : got) {
       CommException e = assertInstanceOf(CommException.class, o);
       assertTrue(
-          e.getMessage().contains("ranks 1 and 2 both drive GPU 1 of host h"), e.getMessage());
+          e.getMessage().contains("ranks 1 and 2 both drive GPU cuda:1 of host h"), e.getMessage());
     }
   }
 
@@ -102,7 +102,7 @@ class NcclIdExchangeTest {
                   return rdv(r, 2, port).allGather("127.0.0.1:40001");
                 }
                 return NcclIdExchange.exchange(
-                    r, 2, "h", 0, rdv(r, 2, port), () -> new byte[NcclIdExchange.ID_BYTES]);
+                    r, 2, "h", "cuda:0", rdv(r, 2, port), () -> new byte[NcclIdExchange.ID_BYTES]);
               } catch (RuntimeException e) {
                 return e;
               }
