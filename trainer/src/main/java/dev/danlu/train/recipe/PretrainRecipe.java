@@ -49,7 +49,8 @@ public final class PretrainRecipe {
      * Sees this rank's flat parameters before the step's first micro-batch, while {@code
      * flat.grads()} is still zero: whatever the hook writes there is added to the step's
      * loss-scaled gradients (also under overlap_comm, whose reduce starts during backward); {@code
-     * step} is the 0-based step about to run.
+     * step} is the 0-based step about to run. {@code flat.grads()} exists only for array gradients
+     * (in-process ranks); on the TCP ring they live in a direct buffer.
      */
     default void beforeStep(int rank, long step, FlatParams flat) {}
 
