@@ -31,14 +31,7 @@ class CheckpointResumeTest {
   @BeforeAll
   static void setUp() throws Exception {
     model = TinyRun.writeModel(tmp.resolve("model"), TinyRun.tinyConfig(), 11);
-    data =
-        TinyRun.writeDataset(
-            tmp.resolve("data"),
-            TinyRun.blocks(60, 12, 40, 1),
-            TinyRun.blocks(4, 12, 40, 2),
-            12,
-            40,
-            TinyRun.TOKENIZER_SHA);
+    data = TinyRun.writeTinyDataset(tmp.resolve("data"), 60, 4);
     Path out = tmp.resolve("uninterrupted");
     Ranks.run(2, cfg(out, 3));
     uninterrupted = Ranks.tensors(out.resolve("pt_lora_model/adapter_model.safetensors"));

@@ -94,14 +94,7 @@ class Fp16OverflowRecipeTest {
   @BeforeAll
   static void uninterruptedRun() throws Exception {
     model = TinyRun.writeModel(tmp.resolve("model"), TinyRun.tinyConfig(), 11);
-    data =
-        TinyRun.writeDataset(
-            tmp.resolve("data"),
-            TinyRun.blocks(60, 12, 40, 1),
-            TinyRun.blocks(4, 12, 40, 2),
-            12,
-            40,
-            TinyRun.TOKENIZER_SHA);
+    data = TinyRun.writeTinyDataset(tmp.resolve("data"), 60, 4);
     uninterruptedOut = tmp.resolve("uninterrupted");
     uninterrupted = new Recorder();
     uninterruptedLog = Ranks.run(RANKS, cfg(uninterruptedOut), null, uninterrupted);

@@ -32,14 +32,7 @@ class OverlapCommTest {
   @BeforeAll
   static void setUp() throws Exception {
     model = TinyRun.writeModel(tmp.resolve("model"), TinyRun.tinyConfig(), 11);
-    data =
-        TinyRun.writeDataset(
-            tmp.resolve("data"),
-            TinyRun.blocks(40, 12, 40, 1),
-            TinyRun.blocks(4, 12, 40, 2),
-            12,
-            40,
-            TinyRun.TOKENIZER_SHA);
+    data = TinyRun.writeTinyDataset(tmp.resolve("data"), 40, 4);
   }
 
   /** overlap_comm on is the default: only "off" is spelled out. */

@@ -98,6 +98,21 @@ final class TinyRun {
     return out;
   }
 
+  /**
+   * The recipe tests' standard dataset under {@code dir}: {@code trainRows} random train blocks
+   * (seed 1) and {@code validationRows} validation blocks (seed 2) of 12 tokens over the tiny
+   * model's 40-token vocabulary.
+   */
+  static Path writeTinyDataset(Path dir, int trainRows, int validationRows) throws IOException {
+    return writeDataset(
+        dir,
+        blocks(trainRows, 12, 40, 1),
+        blocks(validationRows, 12, 40, 2),
+        12,
+        40,
+        TOKENIZER_SHA);
+  }
+
   /** Writes a committed dataset with one train and one validation shard. */
   static Path writeDataset(
       Path root, List<int[]> train, List<int[]> validation, int blockSize, int vocab, String tokSha)

@@ -37,14 +37,7 @@ class ZeroEquivalenceTest {
   @BeforeAll
   static void setUp() throws Exception {
     model = TinyRun.writeModel(tmp.resolve("model"), TinyRun.tinyConfig(), 11);
-    data =
-        TinyRun.writeDataset(
-            tmp.resolve("data"),
-            TinyRun.blocks(70, 12, 40, 1),
-            TinyRun.blocks(5, 12, 40, 2),
-            12,
-            40,
-            TinyRun.TOKENIZER_SHA);
+    data = TinyRun.writeTinyDataset(tmp.resolve("data"), 70, 5);
   }
 
   private static Map<String, float[]> trained(String name, int ranks, int accum) throws Exception {
