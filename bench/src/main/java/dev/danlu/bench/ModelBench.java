@@ -336,13 +336,8 @@ public final class ModelBench {
    */
   static double gemmReplay(
       LlamaWeights w, LoraAdapter ad, LlamaState s, int batch, int seq, int[] ids) {
-    List<Runnable> calls = new ArrayList<>();
-    Gemm.record(
-        (batched, a, b, c, ta, tb, alpha, beta, nanos) ->
-            calls.add(
-                batched
-                    ? () -> Gemm.batched(a, b, c, ta, tb)
-                    : () -> Gemm.mm(a, b, c, ta, tb, alpha, beta)));
+    List<Gemm.Call> calls = new ArrayList<>();
+    Gemm.record((call, nanos) -> calls.add(call));
     try {
       Llama.forward(w, ad, s, new Batch(batch, seq, ids, null, ids, null, 0, true));
       Llama.backward(w, ad, s, 1.0);
@@ -352,7 +347,7 @@ public final class ModelBench {
     double best = Double.MAX_VALUE;
     for (int it = 0; it < 3; it++) {
       long t0 = System.nanoTime();
-      for (Runnable call : calls) {
+      for (Gemm.Call call : calls) {
         call.run();
       }
       best = Math.min(best, (System.nanoTime() - t0) / 1e9);

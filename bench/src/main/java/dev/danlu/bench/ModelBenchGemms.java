@@ -32,71 +32,46 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 public final class ModelBenchGemms {
   private ModelBenchGemms() {}
 
-  private record Call(
-      boolean batched,
-      INDArray a,
-      INDArray b,
-      INDArray c,
-      boolean transA,
-      boolean transB,
-      double alpha,
-      double beta,
-      long nanos,
-      long againNanos) {
+  /** A recorded call, its time in the step, and its time when run again right after itself. */
+  private record Timed(Gemm.Call call, long nanos, long againNanos) {
     double flops() {
-      long[] sa = a.shape();
-      long[] sc = c.shape();
-      long k = transA ? sa[sa.length - 2] : sa[sa.length - 1];
-      long batch = batched ? sc[0] : 1;
+      long[] sa = call.a().shape();
+      long[] sc = call.c().shape();
+      long k = call.transA() ? sa[sa.length - 2] : sa[sa.length - 1];
+      long batch = call.batched() ? sc[0] : 1;
       return 2.0 * batch * sc[sc.length - 2] * sc[sc.length - 1] * k;
     }
 
     String key() {
-      return (batched ? "bmm " : "gemm ")
-          + desc(a)
-          + (transA ? "^T" : "")
+      return (call.batched() ? "bmm " : "gemm ")
+          + desc(call.a())
+          + (call.transA() ? "^T" : "")
           + " x "
-          + desc(b)
-          + (transB ? "^T" : "")
+          + desc(call.b())
+          + (call.transB() ? "^T" : "")
           + " -> "
-          + desc(c)
-          + (beta != 0 ? " +=" : "")
-          + (alpha != 1 ? " a=" + (float) alpha : "");
-    }
-
-    /** Runs the call again through {@link Gemm} (recorder off); returns its wall time. */
-    long replay() {
-      return ModelBenchGemms.replay(batched, a, b, c, transA, transB, alpha, beta);
+          + desc(call.c())
+          + (call.beta() != 0 ? " +=" : "")
+          + (call.alpha() != 1 ? " a=" + (float) call.alpha() : "");
     }
 
     /** The same through ND4J's op (Nd4j.gemm / Nd4j.matmul), as the step did before Gemm. */
     long replayNd4j() {
       boolean was = Gemm.direct(false);
       try {
-        return replay();
+        return replay(call);
       } finally {
         Gemm.direct(was);
       }
     }
   }
 
-  private static long replay(
-      boolean batched,
-      INDArray a,
-      INDArray b,
-      INDArray c,
-      boolean transA,
-      boolean transB,
-      double alpha,
-      double beta) {
+  /** Runs the call again through {@link Gemm} with the recorder off; returns its wall time. */
+  private static long replay(Gemm.Call call) {
     Gemm.Recorder r = Gemm.recorder();
     Gemm.record(null);
     long t0 = System.nanoTime();
-    if (batched) {
-      Gemm.batched(a, b, c, transA, transB);
-    } else {
-      Gemm.mm(a, b, c, transA, transB, alpha, beta);
-    }
+    call.run();
     long dt = System.nanoTime() - t0;
     Gemm.record(r);
     return dt;
@@ -137,17 +112,13 @@ public final class ModelBenchGemms {
     for (int i = 0; i < seq; i++) {
       ids[i] = (i * 31) % c.vocabSize();
     }
-    List<Call> calls = new ArrayList<>();
+    List<Timed> calls = new ArrayList<>();
     double bestStep = Double.MAX_VALUE;
     for (int i = 0; i <= steps; i++) { // step 0 warms up; the last step is the one recorded
       if (i == steps) {
         // each call is run a second time right after itself: the pair sees the same machine load,
         // so (first - again) is what the step's context costs that call
-        Gemm.record(
-            (bt, a, b, cc, ta, tb, al, be, ns) ->
-                calls.add(
-                    new Call(
-                        bt, a, b, cc, ta, tb, al, be, ns, replay(bt, a, b, cc, ta, tb, al, be))));
+        Gemm.record((call, ns) -> calls.add(new Timed(call, ns, replay(call))));
       }
       Batch batch = new Batch(1, seq, ids, null, ids, null, i, true);
       long t0 = System.nanoTime();
@@ -162,11 +133,11 @@ public final class ModelBenchGemms {
     }
     // count, in-step s, again s, isolated s, flops
     Map<String, double[]> rows = new LinkedHashMap<>();
-    for (Call call : calls) {
+    for (Timed call : calls) {
       double iso = Double.MAX_VALUE;
       double isoNd4j = Double.MAX_VALUE;
       for (int r = 0; r < 3; r++) { // alternating, so that both see the same machine load
-        iso = Math.min(iso, call.replay() / 1e9);
+        iso = Math.min(iso, replay(call.call()) / 1e9);
         isoNd4j = Math.min(isoNd4j, call.replayNd4j() / 1e9);
       }
       double[] row = rows.computeIfAbsent(call.key(), k -> new double[6]);

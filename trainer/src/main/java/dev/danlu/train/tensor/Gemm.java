@@ -26,18 +26,29 @@ import org.nd4j.linalg.factory.Nd4j;
  * flags, time) and replay each in isolation.
  */
 public final class Gemm {
+  /** One product as the step asked for it: the very operands, views, flags and scalars. */
+  public record Call(
+      boolean batched,
+      INDArray a,
+      INDArray b,
+      INDArray c,
+      boolean transA,
+      boolean transB,
+      double alpha,
+      double beta) {
+    /** Runs the product again (through the recorder, if one is installed). */
+    public void run() {
+      if (batched) {
+        Gemm.batched(a, b, c, transA, transB);
+      } else {
+        mm(a, b, c, transA, transB, alpha, beta);
+      }
+    }
+  }
+
   /** Sees every call after it ran, with its wall time; for diagnostics only. */
   public interface Recorder {
-    void record(
-        boolean batched,
-        INDArray a,
-        INDArray b,
-        INDArray c,
-        boolean transA,
-        boolean transB,
-        double alpha,
-        double beta,
-        long nanos);
+    void record(Call call, long nanos);
   }
 
   private static volatile Recorder recorder;
@@ -80,7 +91,7 @@ public final class Gemm {
       Nd4j.gemm(a, b, c, transA, transB, alpha, beta);
     }
     if (r != null) {
-      r.record(false, a, b, c, transA, transB, alpha, beta, System.nanoTime() - t0);
+      r.record(new Call(false, a, b, c, transA, transB, alpha, beta), System.nanoTime() - t0);
     }
   }
 
@@ -92,7 +103,7 @@ public final class Gemm {
       Nd4j.matmul(a, b, c, transA, transB, false);
     }
     if (r != null) {
-      r.record(true, a, b, c, transA, transB, 1.0, 0.0, System.nanoTime() - t0);
+      r.record(new Call(true, a, b, c, transA, transB, 1.0, 0.0), System.nanoTime() - t0);
     }
   }
 

@@ -424,30 +424,10 @@ public final class Kernels {
 
   /** acc += x, element-wise over equal-shaped contiguous arrays. */
   public static void addInPlace(INDArray acc, INDArray x) {
-    Buf a = Buf.of(acc);
-    Buf b = Buf.of(x);
-    int cols = (int) acc.size(acc.rank() - 1);
-    int rows = (int) (acc.length() / cols);
-    Par.rows(
-        rows,
-        cols,
-        n -> {
-          for (int c0 = 0; c0 < cols; c0 += CHUNK) {
-            int i0 = n * cols + c0;
-            int len = Math.min(CHUNK, cols - c0);
-            double[] av = Buf.row(0, len);
-            double[] bv = Buf.row(1, len);
-            a.read(i0, av, len);
-            b.read(i0, bv, len);
-            for (int i = 0; i < len; i++) {
-              av[i] += bv[i];
-            }
-            a.write(i0, av, len);
-          }
-        });
+    add(acc, x, acc); // add reads each chunk of both inputs before writing it: aliasing is safe
   }
 
-  /** out = x + y. */
+  /** out = x + y (out may be x or y). */
   public static void add(INDArray x, INDArray y, INDArray out) {
     Buf a = Buf.of(x);
     Buf b = Buf.of(y);
