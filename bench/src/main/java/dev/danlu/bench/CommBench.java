@@ -271,11 +271,6 @@ public final class CommBench {
 
   private static Map<String, Double> runWorkers(
       int n, int[] sizesMb, int optParams, Map<String, String> args) throws Exception {
-    int port;
-    try (ServerSocketChannel probe = ServerSocketChannel.open()) {
-      probe.bind(new InetSocketAddress("127.0.0.1", 0));
-      port = ((InetSocketAddress) probe.getLocalAddress()).getPort();
-    }
     String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     StringBuilder sizes = new StringBuilder();
     for (int mb : sizesMb) {
@@ -289,7 +284,8 @@ public final class CommBench {
     new java.security.SecureRandom().nextBytes(secretBytes);
     String secret =
         java.util.HexFormat.of().formatHex(secretBytes); // one per job, shared by its ranks
-    try {
+    try (MasterRendezvous.Server master =
+        MasterRendezvous.Server.start("127.0.0.1", n, secret.getBytes(StandardCharsets.UTF_8))) {
       for (int r = 0; r < n; r++) {
         ProcessBuilder pb =
             new ProcessBuilder(
@@ -311,7 +307,8 @@ public final class CommBench {
         pb.environment().put(MasterRendezvous.ENV_RANK, String.valueOf(r));
         pb.environment().put(MasterRendezvous.ENV_WORLD_SIZE, String.valueOf(n));
         pb.environment().put(MasterRendezvous.ENV_MASTER_ADDR, "127.0.0.1");
-        pb.environment().put(MasterRendezvous.ENV_MASTER_PORT, String.valueOf(port));
+        pb.environment().put(MasterRendezvous.ENV_MASTER_PORT, String.valueOf(master.port()));
+        pb.environment().put(MasterRendezvous.ENV_MASTER_IS_LAUNCHER, "1");
         pb.environment().put(MasterRendezvous.ENV_JOB_SECRET, secret);
         pb.redirectErrorStream(true);
         if (r != 0) {

@@ -6,8 +6,6 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.ArrayDeque;
@@ -71,11 +69,13 @@ public final class TrainLocalCli {
     List<Worker> workers = new ArrayList<>();
     Thread hook = new Thread(() -> workers.forEach(w -> w.process.destroyForcibly()));
     Runtime.getRuntime().addShutdownHook(hook);
-    try {
-      String secret = newSecret();
-      int port = freePort();
+    String secret = newSecret();
+    // the launcher holds the rendezvous port from before the first worker starts to the end
+    try (MasterRendezvous.Server master =
+        MasterRendezvous.Server.start(
+            "127.0.0.1", nproc, secret.getBytes(StandardCharsets.UTF_8))) {
       for (int r = 0; r < nproc; r++) {
-        workers.add(start(r, nproc, port, secret, config, overrides, extraEnv, out));
+        workers.add(start(r, nproc, master.port(), secret, config, overrides, extraEnv, out));
       }
       return supervise(workers, out);
     } catch (IOException e) {
@@ -187,6 +187,7 @@ public final class TrainLocalCli {
     env.putAll(extraEnv);
     env.put(MasterRendezvous.ENV_MASTER_ADDR, "127.0.0.1");
     env.put(MasterRendezvous.ENV_MASTER_PORT, Integer.toString(port));
+    env.put(MasterRendezvous.ENV_MASTER_IS_LAUNCHER, "1");
     env.put(MasterRendezvous.ENV_RANK, Integer.toString(rank));
     env.put(WorkerCli.ENV_LOCAL_RANK, Integer.toString(rank)); // one host: worker r drives GPU r
     env.put(MasterRendezvous.ENV_WORLD_SIZE, Integer.toString(world));
@@ -232,11 +233,5 @@ public final class TrainLocalCli {
     byte[] b = new byte[32];
     new SecureRandom().nextBytes(b);
     return HexFormat.of().formatHex(b);
-  }
-
-  private static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      return s.getLocalPort();
-    }
   }
 }

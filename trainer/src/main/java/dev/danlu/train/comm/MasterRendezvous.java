@@ -11,14 +11,22 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * torchrun-style rendezvous for {@code train-local}: rank 0 listens on a known address ({@code
- * DANLU_MASTER_ADDR}:{@code DANLU_MASTER_PORT}), every other rank connects, authenticates with the
- * job secret and registers its string; rank 0 then sends the full list to everyone. Used once, at
- * start; the ring itself then runs on ephemeral ports.
+ * torchrun-style rendezvous: a master listens on a known address ({@code DANLU_MASTER_ADDR}:{@code
+ * DANLU_MASTER_PORT}), every rank connects, authenticates with the job secret and registers its
+ * string; the master then sends the full list to everyone. Used at start (the ring's addresses,
+ * NCCL's id); the ring itself then runs on ephemeral ports.
+ *
+ * <p>Two masters. {@code train-local} runs a {@link Server} in the launcher process, bound to an
+ * ephemeral port before any worker starts, and sets {@code DANLU_MASTER_IS_LAUNCHER=1}: every rank,
+ * rank 0 included, registers with it. Nothing can take the port between choosing and binding it (a
+ * free port picked by the launcher and bound later by rank 0 was lost to another process once in
+ * CI). Without that variable rank 0 is the master and binds the given port, as torchrun's
+ * MASTER_PORT, for ranks started by something else.
  */
 public final class MasterRendezvous implements Rendezvous {
   private static final Logger LOG = LoggerFactory.getLogger(MasterRendezvous.class);
@@ -28,6 +36,7 @@ public final class MasterRendezvous implements Rendezvous {
   public static final String ENV_RANK = "DANLU_RANK";
   public static final String ENV_WORLD_SIZE = "DANLU_WORLD_SIZE";
   public static final String ENV_JOB_SECRET = "DANLU_JOB_SECRET";
+  public static final String ENV_MASTER_IS_LAUNCHER = "DANLU_MASTER_IS_LAUNCHER";
 
   private final int rank;
   private final int world;
@@ -35,9 +44,27 @@ public final class MasterRendezvous implements Rendezvous {
   private final int port;
   private final byte[] secret;
   private final long timeoutMillis;
+  private final boolean rank0Serves;
 
+  /** Rank 0 serves at {@code host:port}. */
   public MasterRendezvous(
       int rank, int world, String host, int port, byte[] secret, long timeoutMillis) {
+    this(rank, world, host, port, secret, timeoutMillis, true);
+  }
+
+  /**
+   * @param rank0Serves false when a {@link Server} listens at {@code host:port} and rank 0
+   *     registers with it like every other rank
+   */
+  public MasterRendezvous(
+      int rank,
+      int world,
+      String host,
+      int port,
+      byte[] secret,
+      long timeoutMillis,
+      boolean rank0Serves) {
+    this.rank0Serves = rank0Serves;
     this.rank = rank;
     this.world = world;
     this.host = host;
@@ -54,7 +81,8 @@ public final class MasterRendezvous implements Rendezvous {
         require(env, ENV_MASTER_ADDR),
         Integer.parseInt(require(env, ENV_MASTER_PORT)),
         require(env, ENV_JOB_SECRET).getBytes(StandardCharsets.UTF_8),
-        timeoutMillis);
+        timeoutMillis,
+        !"1".equals(env.get(ENV_MASTER_IS_LAUNCHER)));
   }
 
   static String require(Map<String, String> env, String key) {
@@ -97,7 +125,7 @@ public final class MasterRendezvous implements Rendezvous {
     }
     long deadline = System.nanoTime() + timeoutMillis * 1_000_000L;
     try {
-      return rank == 0 ? serve(mine, deadline) : register(mine, deadline);
+      return rank == 0 && rank0Serves ? serve(mine, deadline) : register(mine, deadline);
     } catch (IOException e) {
       throw new CommException(
           "rank " + rank + ": rendezvous with master " + host + ":" + port + " failed: " + e, e);
@@ -105,33 +133,50 @@ public final class MasterRendezvous implements Rendezvous {
   }
 
   private List<String> serve(String mine, long deadline) throws IOException {
-    String[] all = new String[world];
-    all[0] = mine;
-    SocketChannel[] peers = new SocketChannel[world];
     try (ServerSocketChannel server = ServerSocketChannel.open()) {
       server.bind(new InetSocketAddress(host, port), 64);
       server.configureBlocking(false);
-      int joined = 1;
-      while (joined < world) {
+      String[] all = new String[world];
+      all[0] = mine;
+      return gather(server, world, secret, all, deadline, "rendezvous master " + host + ":" + port);
+    }
+  }
+
+  /**
+   * Accepts authenticated registrations until every null entry of {@code all} is filled, then sends
+   * the list to every registered rank. Strangers, bad secrets and duplicate ranks are logged and
+   * dropped while the round goes on.
+   */
+  private static List<String> gather(
+      ServerSocketChannel server,
+      int world,
+      byte[] secret,
+      String[] all,
+      long deadline,
+      String master)
+      throws IOException {
+    SocketChannel[] peers = new SocketChannel[world];
+    try {
+      int missing = 0;
+      for (String s : all) {
+        missing += s == null ? 1 : 0;
+      }
+      while (missing > 0) {
         SocketChannel ch = server.accept();
         if (ch == null) {
-          if (System.nanoTime() > deadline) {
-            List<Integer> missing = new ArrayList<>();
-            for (int r = 1; r < world; r++) {
+          if (System.nanoTime() - deadline > 0) {
+            List<Integer> absent = new ArrayList<>();
+            for (int r = 0; r < world; r++) {
               if (all[r] == null) {
-                missing.add(r);
+                absent.add(r);
               }
             }
             throw new CommTimeoutException(
-                "rendezvous master "
-                    + host
-                    + ":"
-                    + port
+                master
                     + ": ranks "
-                    + missing
-                    + " did not register within "
-                    + timeoutMillis
-                    + " ms");
+                    + absent
+                    + " did not register in time; check their logs (did they start, with this"
+                    + " job's secret?)");
           }
           sleepQuietly();
           continue;
@@ -139,28 +184,30 @@ public final class MasterRendezvous implements Rendezvous {
         ch.configureBlocking(false);
         String from = NioIo.describe(ch);
         try {
-          long hs = Math.min(deadline, System.nanoTime() + 10_000_000_000L);
+          long hs = earlier(deadline, System.nanoTime() + 10_000_000_000L);
           int r = PeerAuth.acceptSide(ch, secret, 0, hs);
-          if (r <= 0 || r >= world || all[r] != null) {
+          if (r < 0 || r >= world || all[r] != null) {
             throw new PeerAuth.AuthException(
                 "rank " + r + " from " + from + " is invalid or a duplicate");
           }
           all[r] = readString(ch, hs);
           peers[r] = ch;
-          joined++;
+          missing--;
         } catch (CommException | IOException e) {
-          LOG.warn("rendezvous master: rejected connection from {}: {}", from, e.getMessage());
+          LOG.warn("{}: rejected connection from {}: {}", master, from, e.getMessage());
           ch.close();
         }
       }
       byte[] list = encode(Arrays.asList(all));
-      for (int r = 1; r < world; r++) {
-        int rr = r;
-        NioIo.writeFully(
-            peers[r],
-            ByteBuffer.wrap(list),
-            deadline,
-            () -> "sending the address list to rank " + rr);
+      for (int r = 0; r < world; r++) {
+        if (peers[r] != null) {
+          int rr = r;
+          NioIo.writeFully(
+              peers[r],
+              ByteBuffer.wrap(list),
+              earlier(deadline, System.nanoTime() + 60_000_000_000L),
+              () -> "sending the address list to rank " + rr);
+        }
       }
       return List.of(all);
     } finally {
@@ -173,7 +220,14 @@ public final class MasterRendezvous implements Rendezvous {
   }
 
   private List<String> register(String mine, long deadline) throws IOException {
-    String who = "rendezvous master (rank 0 at " + host + ":" + port + ")";
+    String who =
+        "rendezvous master ("
+            + (rank0Serves ? "rank 0" : "the launcher")
+            + " at "
+            + host
+            + ":"
+            + port
+            + ")";
     while (true) {
       try (SocketChannel ch = SocketChannel.open()) {
         try {
@@ -239,12 +293,102 @@ public final class MasterRendezvous implements Rendezvous {
     return out.array();
   }
 
+  private static long earlier(long a, long b) {
+    return a - b < 0 ? a : b;
+  }
+
   private static void sleepQuietly() {
     try {
       Thread.sleep(20);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new CommException("interrupted during rendezvous", e);
+    }
+  }
+
+  /**
+   * The master run by a launcher ({@code train-local}, benchmarks, tests) for the workers it
+   * starts: bound before they start, so the port they are given is already held, and serving rounds
+   * of registration (one per {@link #allGather}) until closed.
+   */
+  public static final class Server implements AutoCloseable {
+    private final ServerSocketChannel server;
+    private final Thread thread;
+    private volatile Exception failure;
+
+    private Server(ServerSocketChannel server, int world, byte[] secret) {
+      this.server = server;
+      String master = "rendezvous master " + address();
+      this.thread =
+          new Thread(
+              () -> {
+                try {
+                  while (server.isOpen()) {
+                    long noDeadline = System.nanoTime() + TimeUnit.DAYS.toNanos(365L * 50);
+                    gather(server, world, secret, new String[world], noDeadline, master);
+                  }
+                } catch (java.nio.channels.ClosedChannelException e) {
+                  // closed by the launcher: done
+                } catch (CommException | IOException e) {
+                  if (server.isOpen()) {
+                    failure = e;
+                    LOG.warn("{} stopped: {}", master, e.toString());
+                  }
+                }
+              },
+              "danlu-rendezvous-master");
+      thread.setDaemon(true);
+    }
+
+    /** Binds an ephemeral port on {@code host} and starts serving {@code world} ranks. */
+    public static Server start(String host, int world, byte[] secret) throws IOException {
+      ServerSocketChannel ch = ServerSocketChannel.open();
+      try {
+        ch.bind(new InetSocketAddress(host, 0), 64);
+        ch.configureBlocking(false);
+      } catch (IOException e) {
+        ch.close();
+        throw e;
+      }
+      Server s = new Server(ch, world, secret.clone());
+      s.thread.start();
+      return s;
+    }
+
+    public int port() {
+      try {
+        return ((InetSocketAddress) server.getLocalAddress()).getPort();
+      } catch (IOException e) {
+        throw new IllegalStateException("rendezvous master socket is closed", e);
+      }
+    }
+
+    private String address() {
+      try {
+        InetSocketAddress a = (InetSocketAddress) server.getLocalAddress();
+        return a.getHostString() + ":" + a.getPort();
+      } catch (IOException e) {
+        return "?";
+      }
+    }
+
+    /** The error that stopped serving, or null. */
+    public Exception failure() {
+      return failure;
+    }
+
+    @Override
+    public void close() {
+      try {
+        server.close();
+      } catch (IOException e) {
+        LOG.warn("closing the rendezvous master: {}", e.toString());
+      }
+      try {
+        thread.join(5_000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 }

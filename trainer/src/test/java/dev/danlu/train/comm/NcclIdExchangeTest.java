@@ -6,12 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -22,20 +22,28 @@ import org.junit.jupiter.api.Test;
 class NcclIdExchangeTest {
   private static final byte[] SECRET = "job-secret".getBytes(StandardCharsets.UTF_8);
 
-  private static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      return s.getLocalPort();
-    }
+  private final List<MasterRendezvous.Server> masters = new ArrayList<>();
+
+  /** A launcher-held master for {@code world} ranks, closed after the test. */
+  private int masterPort(int world) throws IOException {
+    MasterRendezvous.Server m = MasterRendezvous.Server.start("127.0.0.1", world, SECRET);
+    masters.add(m);
+    return m.port();
+  }
+
+  @AfterEach
+  void closeMasters() {
+    masters.forEach(MasterRendezvous.Server::close);
   }
 
   private static MasterRendezvous rdv(int rank, int world, int port) {
-    return new MasterRendezvous(rank, world, "127.0.0.1", port, SECRET, 30_000);
+    return new MasterRendezvous(rank, world, "127.0.0.1", port, SECRET, 30_000, false);
   }
 
   /** What each rank got: its id, or the exception it failed with. */
-  private static List<Object> exchange(int world, String[] hosts, int[] devices, byte[] id)
+  private List<Object> exchange(int world, String[] hosts, int[] devices, byte[] id)
       throws Exception {
-    int port = freePort();
+    int port = masterPort(world);
     return RankThreads.run(
         world,
         r -> {
@@ -54,7 +62,7 @@ class NcclIdExchangeTest {
     new Random(4).nextBytes(id);
     AtomicInteger made = new AtomicInteger();
     int world = 4;
-    int port = freePort();
+    int port = masterPort(world);
     List<byte[]> got =
         RankThreads.run(
             world,
@@ -92,7 +100,7 @@ class NcclIdExchangeTest {
 
   @Test
   void aRankThatChoseTcpIsNamed() throws Exception {
-    int port = freePort();
+    int port = masterPort(2);
     List<Object> got =
         RankThreads.run(
             2,

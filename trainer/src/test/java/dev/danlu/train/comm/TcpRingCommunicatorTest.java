@@ -2,6 +2,7 @@ package dev.danlu.train.comm;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -10,6 +11,7 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -219,5 +221,74 @@ class TcpRingCommunicatorTest {
         new MasterRendezvous(1, n, "127.0.0.1", port, SECRET, 20_000).allGather("a1");
     assertEquals(List.of("a0", "a1"), got);
     assertEquals(List.of("a0", "a1"), master.get(20, TimeUnit.SECONDS));
+  }
+
+  @Test
+  void launcherHeldMasterServesEveryRankIncludingZeroRoundAfterRound() throws Exception {
+    int n = 3;
+    try (MasterRendezvous.Server master = MasterRendezvous.Server.start("127.0.0.1", n, SECRET)) {
+      int port = master.port();
+      // a stranger holding no secret is dropped; the round goes on
+      assertThrows(
+          PeerAuth.AuthException.class,
+          () ->
+              new MasterRendezvous(
+                      0,
+                      n,
+                      "127.0.0.1",
+                      port,
+                      "wrong".getBytes(StandardCharsets.UTF_8),
+                      20_000,
+                      false)
+                  .allGather("evil"));
+      List<List<String>> got =
+          RankThreads.run(
+              n,
+              r -> {
+                MasterRendezvous rdv =
+                    new MasterRendezvous(r, n, "127.0.0.1", port, SECRET, 20_000, false);
+                List<String> first = rdv.allGather("a" + r);
+                List<String> second = rdv.allGather("b" + r); // e.g. the NCCL id after the ring
+                return List.of(String.join(",", first), String.join(",", second));
+              });
+      for (List<String> g : got) {
+        assertEquals(List.of("a0,a1,a2", "b0,b1,b2"), g);
+      }
+      // and a ring forms through it
+      List<Float> sums =
+          RankThreads.run(
+              n,
+              r -> {
+                try (TcpRingCommunicator c =
+                    TcpRingCommunicator.create(
+                        r,
+                        "127.0.0.1",
+                        SECRET,
+                        new MasterRendezvous(r, n, "127.0.0.1", port, SECRET, 20_000, false),
+                        TcpRingOptions.defaults())) {
+                  float[] v = {r + 1};
+                  c.allReduce(v, 0, 1, ReduceOp.SUM);
+                  return v[0];
+                }
+              });
+      assertEquals(List.of(6f, 6f, 6f), sums);
+      assertNull(master.failure());
+    }
+  }
+
+  @Test
+  void workersFindTheLauncherMasterThroughTheEnvironment() {
+    Map<String, String> env =
+        Map.of(
+            MasterRendezvous.ENV_RANK, "0",
+            MasterRendezvous.ENV_WORLD_SIZE, "2",
+            MasterRendezvous.ENV_MASTER_ADDR, "127.0.0.1",
+            MasterRendezvous.ENV_MASTER_PORT, "1",
+            MasterRendezvous.ENV_JOB_SECRET, "s",
+            MasterRendezvous.ENV_MASTER_IS_LAUNCHER, "1");
+    MasterRendezvous rdv = MasterRendezvous.fromEnv(env, 300);
+    // rank 0 registers (and times out reaching port 1) instead of binding port 1 as the master
+    CommTimeoutException e = assertThrows(CommTimeoutException.class, () -> rdv.allGather("x"));
+    assertTrue(e.getMessage().contains("could not reach the rendezvous master"), e.getMessage());
   }
 }

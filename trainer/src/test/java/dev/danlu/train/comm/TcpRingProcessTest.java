@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.DataInputStream;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -21,12 +22,10 @@ class TcpRingProcessTest {
   void threeProcessesAllReduceThroughTheRing(@TempDir Path dir) throws Exception {
     int n = 3;
     int size = 300_007;
-    RingListener probe = RingListener.bind("127.0.0.1", 0); // find a free port for the master
-    int port = TcpRingCommunicator.parse(probe.address()).getPort();
-    probe.close();
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     List<Process> procs = new ArrayList<>();
-    try {
+    byte[] secret = "process-test-secret".getBytes(StandardCharsets.UTF_8);
+    try (MasterRendezvous.Server master = MasterRendezvous.Server.start("127.0.0.1", n, secret)) {
       for (int r = 0; r < n; r++) {
         ProcessBuilder pb =
             new ProcessBuilder(
@@ -40,7 +39,8 @@ class TcpRingProcessTest {
         pb.environment().put(MasterRendezvous.ENV_RANK, String.valueOf(r));
         pb.environment().put(MasterRendezvous.ENV_WORLD_SIZE, String.valueOf(n));
         pb.environment().put(MasterRendezvous.ENV_MASTER_ADDR, "127.0.0.1");
-        pb.environment().put(MasterRendezvous.ENV_MASTER_PORT, String.valueOf(port));
+        pb.environment().put(MasterRendezvous.ENV_MASTER_PORT, String.valueOf(master.port()));
+        pb.environment().put(MasterRendezvous.ENV_MASTER_IS_LAUNCHER, "1");
         pb.environment().put(MasterRendezvous.ENV_JOB_SECRET, "process-test-secret");
         pb.redirectErrorStream(true).redirectOutput(dir.resolve("log-" + r).toFile());
         procs.add(pb.start());
