@@ -6,14 +6,15 @@ import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
-import java.nio.channels.SelectionKey;
-import java.nio.channels.Selector;
+import java.nio.channels.AsynchronousCloseException;
+import java.nio.channels.ClosedByInterruptException;
 import java.nio.channels.SocketChannel;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
@@ -36,12 +37,19 @@ import org.slf4j.LoggerFactory;
  * buffer per slice sent and a copy (or reduction) out of the receive buffer per slice received. The
  * {@code ByteBuffer} overloads on a direct buffer skip both copies: slices are written from the
  * caller's memory, and all-gather and broadcast read into it; only reductions pass through the
- * receive buffer, added in place through {@link FloatSlices} tiles (15-25 % less CPU per byte for
- * all-reduce, docs/benchmarks.md).
+ * receive buffer, added in place by OpenBLAS's saxpy on the two buffers' memory (or, without
+ * OpenBLAS, through {@link FloatSlices} tiles); 15-25 % less CPU per byte for all-reduce than the
+ * {@code float[]} path, docs/benchmarks.md.
  *
  * <p>The sum for chunk c always starts at rank c+1 and proceeds around the ring, so results do not
  * depend on timing (bit-reproducible for a fixed N) but differ from a single-rank sum in float
  * rounding.
+ *
+ * <p>Receives are blocking reads (cheaper than a selector loop on the hot path). A watchdog thread
+ * enforces {@link TcpRingOptions#opTimeoutMillis()}: when nothing has arrived for that long, or the
+ * sender thread has failed, it closes the receiving socket, which ends the blocked read, and the
+ * collective fails naming the peer. The ring is unusable after such a failure (as after any failure
+ * mid-collective: the peers' positions in the stream no longer agree) and says so.
  *
  * <p>Setup: {@link #create} binds, publishes {@code host:port} through a {@link Rendezvous},
  * connects to the next rank and accepts the previous one, both authenticated by {@link PeerAuth};
@@ -55,15 +63,21 @@ public final class TcpRingCommunicator implements Communicator {
   private final List<String> addresses;
   private final TcpRingOptions opts;
   private final SocketChannel next; // null when world == 1
-  private final SocketChannel prev;
-  private final Selector selector; // watches prev only; next is written by the sender thread
+  private final SocketChannel prev; // blocking reads by the calling thread
   private final ExecutorService sender; // one thread: blocking writes to next
+  private final ScheduledExecutorService watchdog; // ends a stalled read by closing prev
+  private volatile boolean receiving; // the calling thread is reading prev
+  private volatile long lastRecvProgress;
+  private volatile Future<?> currentSend; // the sender's job of the running operation
+  private volatile String prevClosedBecause; // set (before closing prev) by the watchdog
+  private volatile String broken; // why the ring can no longer be used, once it can't
   private volatile int receivedSlices; // progress of the current stream, read by the sender
   private volatile boolean aborted; // the receive side failed: the sender must stop waiting
   private volatile long lastSendProgress;
   private final AtomicLong bytesSent = new AtomicLong();
   private final ByteBuffer sendBuf; // stages float[] slices for the sender thread
   private final ByteBuffer recvBuf; // receives slices that are reduced rather than stored as is
+  private org.bytedeco.javacpp.FloatPointer recvPointer; // recvBuf for native adds, made once
   private final int sliceFloats;
   private final float[] tileA = new float[FloatSlices.TILE]; // receiver-thread reduction tiles
   private final float[] tileB = new float[FloatSlices.TILE];
@@ -81,10 +95,8 @@ public final class TcpRingCommunicator implements Communicator {
     this.recvBuf = ByteBuffer.allocateDirect(opts.sliceBytes()).order(ByteOrder.LITTLE_ENDIAN);
     this.sliceFloats = opts.sliceBytes() / 4;
     if (world > 1) {
-      selector = Selector.open();
       next.configureBlocking(true);
-      prev.configureBlocking(false);
-      prev.register(selector, SelectionKey.OP_READ);
+      prev.configureBlocking(true);
       sender =
           Executors.newSingleThreadExecutor(
               r -> {
@@ -92,9 +104,18 @@ public final class TcpRingCommunicator implements Communicator {
                 t.setDaemon(true);
                 return t;
               });
+      watchdog =
+          Executors.newSingleThreadScheduledExecutor(
+              r -> {
+                Thread t = new Thread(r, "danlu-ring-watchdog-" + rank);
+                t.setDaemon(true);
+                return t;
+              });
+      long period = Math.max(10, Math.min(100, opts.opTimeoutMillis() / 10));
+      watchdog.scheduleWithFixedDelay(this::watch, period, period, TimeUnit.MILLISECONDS);
     } else {
-      selector = null;
       sender = null;
+      watchdog = null;
     }
   }
 
@@ -321,28 +342,28 @@ public final class TcpRingCommunicator implements Communicator {
    * TcpRingOptions#opTimeoutMillis()}, naming the peer it was waiting on.
    */
   private void stream(Target buf, Segments send, int ready0, Segments recv, ReduceOp op) {
+    checkUsable();
     receivedSlices = 0;
     aborted = false;
     lastSendProgress = System.nanoTime();
     Thread receiver = Thread.currentThread();
     Future<?> sending = sender.submit(() -> sendLoop(buf, send, ready0, receiver));
     int received = 0;
-    boolean receiving = false;
+    boolean reading = false;
     ByteBuffer into = recvBuf;
-    long lastProgress = System.nanoTime();
-    long timeoutNanos = opts.opTimeoutMillis() * 1_000_000L;
+    startReceiving(sending);
     try {
       while (received < recv.size) {
-        if (!receiving) {
+        if (!reading) {
           // a direct destination takes copies in place; reductions need the incoming slice apart
           into =
               buf.direct != null && op == null
                   ? FloatSlices.bytes(buf.direct, recv.off[received], recv.len[received])
                   : recvBuf.clear().limit(recv.len[received] * 4);
-          receiving = true;
+          reading = true;
         }
-        int n = prev.read(into);
-        if (n < 0) {
+        if (readPrev(into) < 0) {
+          broken = peer(prevRank()) + " closed the connection";
           throw new CommException(
               "rank "
                   + rank
@@ -355,53 +376,152 @@ public final class TcpRingCommunicator implements Communicator {
           if (into == recvBuf) {
             combine(buf, recv.off[received], recv.len[received], op);
           }
-          receiving = false;
+          reading = false;
           received++;
           receivedSlices = received; // publishes the combined data to the sender (volatile)
           LockSupport.unpark(senderThread);
         }
-        if (n > 0) {
-          lastProgress = System.nanoTime();
-          continue;
-        }
-        if (sending.isDone()) {
-          sending.get(); // rethrows a send failure; otherwise the sender finished early: fine
-        }
-        long left = timeoutNanos - (System.nanoTime() - lastProgress);
-        if (left <= 0) {
-          throw new CommTimeoutException(
-              "rank "
-                  + rank
-                  + ": no data from "
+      }
+      receiving = false;
+      awaitSender(sending, send.size);
+    } catch (AsynchronousCloseException e) {
+      int got = received;
+      throw receiveStopped(
+          e,
+          sending,
+          () ->
+              "no data from "
                   + peer(prevRank())
                   + " for "
                   + opts.opTimeoutMillis()
                   + " ms ("
-                  + received
+                  + got
                   + "/"
                   + recv.size
                   + " slices received); that worker is stalled, dead, or called a different"
                   + " collective");
-        }
-        selector.select(Math.max(1, Math.min(left / 1_000_000, 100)));
-        selector.selectedKeys().clear();
-      }
-      awaitSender(sending, send.size);
     } catch (IOException e) {
+      broken = "socket error receiving from " + peer(prevRank());
       throw new CommException(
           "rank " + rank + ": socket error receiving from " + peer(prevRank()) + ": " + e, e);
     } catch (ExecutionException e) {
-      Throwable c = e.getCause();
-      throw c instanceof CommException ce
-          ? ce
-          : new CommException(
-              "rank " + rank + ": sending to " + peer(nextRank()) + " failed: " + c, c);
+      throw sendFailure(e);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new CommException("rank " + rank + " interrupted in a collective", e);
     } finally {
+      receiving = false;
       aborted = true; // releases a sender still waiting for data that will never come
       LockSupport.unpark(senderThread);
+    }
+  }
+
+  private void startReceiving(Future<?> sending) {
+    currentSend = sending;
+    prevClosedBecause = null;
+    lastRecvProgress = System.nanoTime();
+    receiving = true;
+  }
+
+  /** One blocking read from prev; progress resets the watchdog's clock. */
+  private int readPrev(ByteBuffer into) throws IOException {
+    int n = prev.read(into);
+    if (n > 0) {
+      lastRecvProgress = System.nanoTime();
+    }
+    return n;
+  }
+
+  /**
+   * Runs on the watchdog thread: ends a blocked read by closing prev when nothing has arrived for
+   * the operation timeout, or when the sender thread failed (the receiver would otherwise wait for
+   * data the broken ring will never deliver).
+   */
+  private void watch() {
+    if (!receiving) {
+      return;
+    }
+    Future<?> s = currentSend;
+    String why = null;
+    if (s != null && s.isDone() && failed(s)) {
+      why = "the sender failed";
+    } else if (System.nanoTime() - lastRecvProgress > opts.opTimeoutMillis() * 1_000_000L) {
+      why = "no data for " + opts.opTimeoutMillis() + " ms";
+    }
+    if (why != null && receiving) {
+      prevClosedBecause = why;
+      try {
+        prev.close();
+      } catch (IOException e) {
+        LOG.warn("rank {}: closing the stalled connection: {}", rank, e.toString());
+      }
+    }
+  }
+
+  private static boolean failed(Future<?> f) {
+    try {
+      f.get(0, TimeUnit.MILLISECONDS);
+      return false;
+    } catch (ExecutionException | java.util.concurrent.CancellationException e) {
+      return true;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    } catch (TimeoutException e) {
+      return false;
+    }
+  }
+
+  /**
+   * The exception for a read that ended because prev was closed: by the watchdog (a timeout naming
+   * the peer, or the sender's own failure), by an interrupt of the calling thread, or by {@link
+   * #close}.
+   */
+  private RuntimeException receiveStopped(
+      AsynchronousCloseException e, Future<?> sending, java.util.function.Supplier<String> stall) {
+    receiving = false;
+    if (e instanceof ClosedByInterruptException) {
+      broken = "a collective was interrupted";
+      return new CommException("rank " + rank + " interrupted in a collective", e);
+    }
+    String why = prevClosedBecause;
+    if (why == null) {
+      broken = "the communicator was closed";
+      return new CommException("rank " + rank + ": the communicator was closed mid-collective", e);
+    }
+    if (why.equals("the sender failed") && sending != null) {
+      try {
+        sending.get();
+      } catch (ExecutionException x) {
+        broken = "sending to " + peer(nextRank()) + " failed";
+        return sendFailure(x);
+      } catch (InterruptedException x) {
+        Thread.currentThread().interrupt();
+      } catch (java.util.concurrent.CancellationException x) {
+        // fall through: reported as closed below
+      }
+    }
+    broken = "a collective timed out waiting for " + peer(prevRank());
+    return new CommTimeoutException("rank " + rank + ": " + stall.get());
+  }
+
+  private CommException sendFailure(ExecutionException e) {
+    Throwable c = e.getCause();
+    return c instanceof CommException ce
+        ? ce
+        : new CommException(
+            "rank " + rank + ": sending to " + peer(nextRank()) + " failed: " + c, c);
+  }
+
+  private void checkUsable() {
+    String b = broken;
+    if (b != null) {
+      throw new CommException(
+          "rank "
+              + rank
+              + ": this ring cannot run more collectives after an earlier failure ("
+              + b
+              + "); the job has to restart (it resumes from its last checkpoint)");
     }
   }
 
@@ -446,6 +566,7 @@ public final class TcpRingCommunicator implements Communicator {
         return;
       } catch (TimeoutException e) {
         if (System.nanoTime() - lastSendProgress > timeoutNanos) {
+          broken = "a collective timed out sending to " + peer(nextRank());
           throw new CommTimeoutException(
               "rank "
                   + rank
@@ -463,6 +584,13 @@ public final class TcpRingCommunicator implements Communicator {
   }
 
   private void combine(Target buf, int off, int len, ReduceOp op) {
+    if (buf.direct != null && op == ReduceOp.SUM && FloatSlices.nativeAdd()) {
+      if (recvPointer == null) {
+        recvPointer = FloatSlices.pointer(recvBuf);
+      }
+      FloatSlices.addNative(recvPointer, buf.pointer(), off, len);
+      return;
+    }
     FloatBuffer in = recvBuf.flip().asFloatBuffer();
     if (buf.direct != null) {
       FloatSlices.combine(in, buf.floats, off, len, op, tileA, tileB);
@@ -481,11 +609,19 @@ public final class TcpRingCommunicator implements Communicator {
     final float[] array;
     final ByteBuffer direct;
     final FloatBuffer floats; // little-endian view of direct, for reductions
+    private org.bytedeco.javacpp.FloatPointer pointer; // direct's memory, for native adds
 
     Target(float[] array) {
       this.array = array;
       this.direct = null;
       this.floats = null;
+    }
+
+    org.bytedeco.javacpp.FloatPointer pointer() {
+      if (pointer == null) {
+        pointer = FloatSlices.pointer(direct);
+      }
+      return pointer;
     }
 
     Target(ByteBuffer direct) {
@@ -515,7 +651,7 @@ public final class TcpRingCommunicator implements Communicator {
   }
 
   private byte[] exchange(byte[] msg) {
-    long deadline = System.nanoTime() + opts.opTimeoutMillis() * 1_000_000L;
+    checkUsable();
     ByteBuffer out = ByteBuffer.allocate(4 + msg.length).putInt(msg.length).put(msg).flip();
     lastSendProgress = System.nanoTime();
     Future<?> sending =
@@ -531,29 +667,61 @@ public final class TcpRingCommunicator implements Communicator {
               }
               lastSendProgress = System.nanoTime();
             });
+    startReceiving(sending);
     try {
       ByteBuffer head = ByteBuffer.allocate(4);
-      NioIo.readFully(
-          prev,
-          head,
-          deadline,
-          () -> "rank " + rank + " waiting for a control message from " + peer(prevRank()));
-      ByteBuffer body = ByteBuffer.allocate(head.flip().getInt());
-      NioIo.readFully(
-          prev,
-          body,
-          deadline,
-          () -> "rank " + rank + " waiting for a control message from " + peer(prevRank()));
+      readFullyPrev(head);
+      int len = head.flip().getInt();
+      if (len < 0 || len > 1 << 26) {
+        broken = "a malformed control message from " + peer(prevRank());
+        throw new CommException(
+            "rank "
+                + rank
+                + ": "
+                + peer(prevRank())
+                + " sent a control message of "
+                + len
+                + " bytes; the ranks are out of step (did they call different collectives?)");
+      }
+      ByteBuffer body = ByteBuffer.allocate(len);
+      readFullyPrev(body);
+      receiving = false;
       awaitSender(sending, 1);
       return body.array();
+    } catch (AsynchronousCloseException e) {
+      throw receiveStopped(
+          e,
+          sending,
+          () ->
+              "timed out waiting "
+                  + opts.opTimeoutMillis()
+                  + " ms for a control message from "
+                  + peer(prevRank()));
     } catch (IOException e) {
+      broken = "socket error in a control message";
       throw new CommException("rank " + rank + ": socket error in a control message: " + e, e);
     } catch (ExecutionException e) {
-      Throwable c = e.getCause();
-      throw c instanceof CommException ce ? ce : new CommException(c.toString(), c);
+      throw sendFailure(e);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new CommException("rank " + rank + " interrupted in a control message", e);
+    } finally {
+      receiving = false;
+    }
+  }
+
+  private void readFullyPrev(ByteBuffer b) throws IOException {
+    while (b.hasRemaining()) {
+      if (readPrev(b) < 0) {
+        broken = peer(prevRank()) + " closed the connection";
+        throw new CommException(
+            "rank "
+                + rank
+                + ": "
+                + peer(prevRank())
+                + " closed the connection while sending a control message"
+                + " (it died or left the job); check that worker's log");
+      }
     }
   }
 
@@ -597,9 +765,9 @@ public final class TcpRingCommunicator implements Communicator {
   @Override
   public void close() {
     try {
-      if (selector != null) {
+      if (sender != null) {
         sender.shutdownNow();
-        selector.close();
+        watchdog.shutdownNow();
         next.close();
         prev.close();
       }

@@ -1,6 +1,7 @@
 package dev.danlu.train.comm;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -63,6 +64,32 @@ class FloatSlicesTest {
           FloatSlices.floats(out).get(got);
           assertBits(want, got, "direct " + what);
         }
+      }
+    }
+  }
+
+  @Test
+  void nativeAddMatchesScalarLoopBitForBit() {
+    // the CPU build carries OpenBLAS: the ring must be using it (a CUDA-only build falls back)
+    assertTrue(FloatSlices.nativeAdd(), "OpenBLAS saxpy did not load");
+    Random rnd = new Random(7);
+    int c = FloatSlices.NATIVE_CHUNK;
+    for (int len : new int[] {1, 31, c - 1, c, c + 1, 3 * c + 517}) {
+      for (int off : new int[] {0, 5, 4099}) {
+        float[] src = values(rnd, len);
+        float[] dst = values(rnd, off + len + 9);
+        float[] want = dst.clone();
+        for (int i = 0; i < len; i++) {
+          want[off + i] = want[off + i] + src[i];
+        }
+        ByteBuffer in = ByteBuffer.allocateDirect(len * 4).order(ByteOrder.LITTLE_ENDIAN);
+        in.asFloatBuffer().put(src);
+        ByteBuffer out = ByteBuffer.allocateDirect(dst.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        out.asFloatBuffer().put(dst);
+        FloatSlices.addNative(FloatSlices.pointer(in), FloatSlices.pointer(out), off, len);
+        float[] got = new float[dst.length];
+        FloatSlices.floats(out).get(got);
+        assertBits(want, got, "native add of " + len + " at offset " + off);
       }
     }
   }

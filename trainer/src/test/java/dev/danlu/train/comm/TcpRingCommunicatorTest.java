@@ -2,6 +2,8 @@ package dev.danlu.train.comm;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -148,6 +150,91 @@ class TcpRingCommunicatorTest {
               CommTimeoutException.class,
               () -> ring.get(0).allReduce(new float[100], 0, 100, ReduceOp.SUM));
       assertTrue(e.getMessage().contains("rank 1 (127.0.0.1:"), e.getMessage());
+    } finally {
+      ring.forEach(TcpRingCommunicator::close);
+    }
+  }
+
+  @Test
+  void stalledPeerInAControlMessageIsNamedAndTheRingRefusesFurtherWork() throws Exception {
+    List<TcpRingCommunicator> ring =
+        RankThreads.tcpRing(2, SECRET, SMALL_SLICES.withOpTimeoutMillis(500));
+    try {
+      long t0 = System.nanoTime();
+      CommTimeoutException e = assertThrows(CommTimeoutException.class, ring.get(0)::barrier);
+      long ms = (System.nanoTime() - t0) / 1_000_000;
+      assertTrue(ms >= 450 && ms < 5_000, "took " + ms + " ms");
+      assertTrue(
+          e.getMessage().contains("control message from rank 1 (127.0.0.1:"), e.getMessage());
+      // the stream positions no longer agree: later calls fail at once, saying why
+      CommException again =
+          assertThrows(
+              CommException.class, () -> ring.get(0).allReduce(new float[10], 0, 10, ReduceOp.SUM));
+      assertTrue(
+          again
+              .getMessage()
+              .contains("after an earlier failure (a collective timed out waiting" + " for rank 1"),
+          again.getMessage());
+    } finally {
+      ring.forEach(TcpRingCommunicator::close);
+    }
+  }
+
+  @Test
+  void interruptingOrClosingEndsABlockedCollectiveAtOnce() throws Exception {
+    for (boolean interrupt : new boolean[] {true, false}) {
+      List<TcpRingCommunicator> ring =
+          RankThreads.tcpRing(2, SECRET, SMALL_SLICES.withOpTimeoutMillis(60_000));
+      try {
+        CompletableFuture<Throwable> failure = new CompletableFuture<>();
+        Thread t =
+            new Thread(
+                () -> {
+                  try {
+                    ring.get(0).allReduce(new float[1000], 0, 1000, ReduceOp.SUM);
+                    failure.complete(null);
+                  } catch (Throwable x) {
+                    failure.complete(x);
+                  }
+                });
+        t.start();
+        Thread.sleep(300); // rank 0 is now blocked reading from rank 1, which never joins
+        long t0 = System.nanoTime();
+        if (interrupt) {
+          t.interrupt();
+        } else {
+          ring.get(0).close();
+        }
+        Throwable x = failure.get(10, TimeUnit.SECONDS);
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertTrue(ms < 5_000, "took " + ms + " ms");
+        CommException e = assertInstanceOf(CommException.class, x);
+        assertTrue(
+            e.getMessage()
+                .contains(interrupt ? "interrupted in a collective" : "closed mid-collective"),
+            e.getMessage());
+        t.join(5_000);
+      } finally {
+        ring.forEach(TcpRingCommunicator::close);
+      }
+    }
+  }
+
+  @Test
+  void aFailedSendEndsTheReceiveWithoutWaitingForTheTimeout() throws Exception {
+    List<TcpRingCommunicator> ring =
+        RankThreads.tcpRing(3, SECRET, TcpRingOptions.defaults().withOpTimeoutMillis(60_000));
+    try {
+      ring.get(1).close(); // rank 0's successor is gone; its predecessor (rank 2) is silent
+      int n = 8 << 20; // 32 MB: more than the socket buffers hold, so a write must fail
+      long t0 = System.nanoTime();
+      CommException e =
+          assertThrows(
+              CommException.class, () -> ring.get(0).allReduce(new float[n], 0, n, ReduceOp.SUM));
+      long ms = (System.nanoTime() - t0) / 1_000_000;
+      assertTrue(ms < 10_000, "took " + ms + " ms");
+      assertFalse(e instanceof CommTimeoutException, e.toString());
+      assertTrue(e.getMessage().contains("sending to rank 1 (127.0.0.1:"), e.getMessage());
     } finally {
       ring.forEach(TcpRingCommunicator::close);
     }
