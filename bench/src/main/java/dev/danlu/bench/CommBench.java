@@ -42,9 +42,10 @@ import org.nd4j.linalg.factory.Nd4j;
  * each link carries, so it compares directly with two references measured in the same run: one raw
  * loopback TCP stream alone, and the "raw ring" — the worker processes streaming to their successor
  * and from their predecessor all at once on sockets of their own, the ring's traffic without its
- * arithmetic, which is the real ceiling of N links sharing one host's cores. Every figure (ring and
- * reference alike) is the best of several iterations, because the hosts this runs on are often
- * shared and a mean would mostly measure the neighbours.
+ * arithmetic, which is the real ceiling of N links sharing one host's cores. Every wall-clock
+ * figure, ring and references alike, is the median of the same number of timed calls (16-64 per
+ * size, at least 1 GB moved) after a warm-up: a best-of favours whichever side was sampled more
+ * often, and the median is steady where a mean would follow the odd stall.
  *
  * <p>Wall-clock ratios on a shared host depend on how the scheduler splits the cores between this
  * run's threads and the neighbours'. The program therefore also reports CPU time (all threads of
@@ -56,7 +57,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * <pre>
  * java -cp bench/target/classes:$(cat bench/target/classpath.txt) dev.danlu.bench.CommBench \
  *     [--ranks 2,4] [--sizes-mb 1,4,16,64,256] [--opt-params 16777216] \
- *     [--slice-kb 1024] [--sockbuf-kb 0]
+ *     [--slice-kb 4096] [--sockbuf-kb 0]
  * </pre>
  */
 public final class CommBench {
@@ -93,7 +94,9 @@ public final class CommBench {
             + " (two threads of this process); 'raw ring' = the ring's own pattern without the"
             + " ring: the N worker processes each stream to their successor while receiving from"
             + " their predecessor, all N links at once, no arithmetic (per-link GB/s of the"
-            + " slowest link) — the real ceiling of a ring whose N links share this host's cores.");
+            + " slowest link) — the real ceiling of a ring whose N links share this host's cores."
+            + " All GB/s figures: median of the same number of timed calls for ring and"
+            + " references.");
     System.out.println(
         "| N | MB | buffer | raw TCP 1 stream GB/s | raw ring per link GB/s"
             + " | all-reduce busBw GB/s | vs 1 stream | vs raw ring"
@@ -190,14 +193,23 @@ public final class CommBench {
     }
   }
 
-  /** Enough calls that the ring ranks' CPU time (10 ms clock ticks) is measured to a few %. */
+  /**
+   * Timed calls per measurement, the same for the ring and the references: at least 16 (for a
+   * steady median) and 1 GB moved (CPU time, read in 10 ms clock ticks, to a few %).
+   */
   private static int iterations(int mb) {
-    return Math.max(2, Math.min(64, 512 / Math.max(1, mb)));
+    return Math.max(16, Math.min(64, 1024 / Math.max(1, mb)));
   }
 
-  /** The raw stream is cheaper per call: 1 GB per measurement for the same CPU-time precision. */
   private static int rawIterations(int mb) {
-    return Math.max(iterations(mb), 1024 / Math.max(1, mb));
+    return iterations(mb);
+  }
+
+  static double median(double[] v) {
+    double[] s = v.clone();
+    java.util.Arrays.sort(s);
+    int n = s.length;
+    return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
   }
 
   // ---- reference: one TCP stream over loopback ------------------------------------------------
@@ -233,7 +245,7 @@ public final class CommBench {
       try (SocketChannel ch = SocketChannel.open(server.getLocalAddress())) {
         ByteBuffer out = ByteBuffer.allocateDirect((int) bytes);
         ByteBuffer ack = ByteBuffer.allocate(1);
-        long best = Long.MAX_VALUE;
+        double[] times = new double[iters];
         long cpu0 = 0;
         for (int it = 0; it <= iters; it++) {
           if (it == 1) {
@@ -247,12 +259,12 @@ public final class CommBench {
           ack.clear();
           ch.read(ack);
           if (it > 0) { // iteration 0 warms up
-            best = Math.min(best, System.nanoTime() - t0);
+            times[it - 1] = (System.nanoTime() - t0) / 1e9;
           }
         }
         receiver.join();
         lastRawCpuPerByte = (cpuNanos() - cpu0) / ((double) bytes * iters);
-        return bytes / (best / 1e9);
+        return bytes / median(times);
       }
     }
   }
@@ -412,8 +424,8 @@ public final class CommBench {
    * The ring's own traffic without the ring: every rank streams {@code bytes} to its successor on a
    * socket of its own while receiving as many from its predecessor, all N links at once, no
    * arithmetic, no copies beyond the kernel's. This is what each link of a ring can carry on this
-   * host (on one host the N links share its cores). Returns the best over iterations of the slowest
-   * rank's time (s), and the CPU time of all processes per byte on each link (ns), warm-up
+   * host (on one host the N links share its cores). Returns the median over iterations of the
+   * slowest rank's time (s), and the CPU time of all processes per byte on each link (ns), warm-up
    * included.
    */
   private static double[] rawRing(TcpRingCommunicator c, ByteBuffer mem, int bytes, int iters)
@@ -435,7 +447,7 @@ public final class CommBench {
             java.util.concurrent.Executors.newSingleThreadExecutor();
         try {
           long cpu0 = cpuNanos();
-          double best = Double.MAX_VALUE;
+          double[] times = new double[iters];
           for (int it = 0; it <= iters; it++) {
             c.barrier();
             long t0 = System.nanoTime();
@@ -465,12 +477,12 @@ public final class CommBench {
             float[] t = {(float) ((System.nanoTime() - t0) / 1e9)};
             c.allReduce(t, 0, 1, ReduceOp.MAX); // a ring is as fast as its slowest link
             if (it > 0) {
-              best = Math.min(best, t[0]);
+              times[it - 1] = t[0];
             }
           }
           float[] cpu = {(float) ((cpuNanos() - cpu0) / ((double) bytes * (iters + 1)))};
           c.allReduce(cpu, 0, 1, ReduceOp.SUM);
-          return new double[] {best, cpu[0]};
+          return new double[] {median(times), cpu[0]};
         } finally {
           sender.shutdownNow();
         }
@@ -480,7 +492,7 @@ public final class CommBench {
 
   /**
    * The reference again, between two processes: one loopback stream from rank 0 to rank 1 on a
-   * socket of its own, between direct buffers of the collective's size. Returns the best transfer
+   * socket of its own, between direct buffers of the collective's size. Returns the median transfer
    * time (s) and the CPU time of both processes per byte (ns), warm-up transfer included.
    */
   private static double[] rawBetweenRanks(
@@ -495,7 +507,7 @@ public final class CommBench {
     }
     int p = Integer.parseInt(new String(c.allGatherBytes(port)[1], StandardCharsets.UTF_8));
     long cpu0 = cpuNanos();
-    long best = Long.MAX_VALUE;
+    double[] times = new double[iters];
     if (c.rank() == 0) {
       try (SocketChannel ch = SocketChannel.open(new InetSocketAddress("127.0.0.1", p))) {
         ByteBuffer ack = ByteBuffer.allocate(1);
@@ -512,7 +524,7 @@ public final class CommBench {
             }
           }
           if (it > 0) {
-            best = Math.min(best, System.nanoTime() - t0);
+            times[it - 1] = (System.nanoTime() - t0) / 1e9;
           }
         }
       }
@@ -532,31 +544,34 @@ public final class CommBench {
     }
     float[] cpu = {(float) ((cpuNanos() - cpu0) / ((double) bytes * (iters + 1)))};
     c.allReduce(cpu, 0, 1, ReduceOp.SUM);
-    return new double[] {best / 1e9, cpu[0]};
+    return new double[] {median(times), cpu[0]};
   }
 
-  private static void report(String key, double[] bestAndCpu) {
-    System.out.println("RESULT " + key + "=" + bestAndCpu[0]);
-    System.out.println("RESULT cpu." + key + "=" + bestAndCpu[1]);
+  private static void report(String key, double[] timeAndCpu) {
+    System.out.println("RESULT " + key + "=" + timeAndCpu[0]);
+    System.out.println("RESULT cpu." + key + "=" + timeAndCpu[1]);
   }
 
   /**
-   * Best single call (seconds) after a warm-up, every call starting together after a barrier; and
-   * the mean CPU seconds per call summed over all ranks (the barriers' small cost included).
+   * Median call (seconds) after a warm-up, every call starting together after a barrier; and the
+   * mean CPU seconds per call summed over all ranks (the barriers' small cost included).
    */
   private static double[] time(TcpRingCommunicator c, int iters, Runnable op) {
     op.run(); // warm-up
-    long best = Long.MAX_VALUE;
+    double[] times = new double[iters];
     long cpu0 = cpuNanos();
     for (int i = 0; i < iters; i++) {
       c.barrier();
       long t0 = System.nanoTime();
       op.run();
-      best = Math.min(best, System.nanoTime() - t0);
+      times[i] = (System.nanoTime() - t0) / 1e9;
     }
     float[] cpu = {(float) ((cpuNanos() - cpu0) / 1e9 / iters)};
     c.allReduce(cpu, 0, 1, ReduceOp.SUM);
-    return new double[] {best / 1e9, cpu[0]};
+    // a collective is as slow as its slowest rank: rank 0 reports the slowest rank's median
+    float[] med = {(float) median(times)};
+    c.allReduce(med, 0, 1, ReduceOp.MAX);
+    return new double[] {med[0], cpu[0]};
   }
 
   // ---- optimizer step vs forward+backward ----------------------------------------------------

@@ -295,7 +295,7 @@ public final class TcpRingCommunicator implements Communicator {
     }
     int d = (rank - root + world) % world;
     Segments all = new Segments();
-    all.addSliced(offset, count, sliceFloats);
+    all.addSliced(offset, count, sliceFor(count));
     Segments none = new Segments();
     Segments send = d < world - 1 ? all : none;
     Segments recv = d > 0 ? all : none;
@@ -310,13 +310,14 @@ public final class TcpRingCommunicator implements Communicator {
   private void ringReduceScatter(Target buf, int[] start, int[] len, ReduceOp op) {
     Segments send = new Segments();
     Segments recv = new Segments();
+    int slice = sliceFor(len);
     for (int s = 0; s < world - 1; s++) {
       int sc = Math.floorMod(rank - s - 1, world);
       int rc = Math.floorMod(rank - s - 2, world);
-      send.addSliced(start[sc], len[sc], sliceFloats);
-      recv.addSliced(start[rc], len[rc], sliceFloats);
+      send.addSliced(start[sc], len[sc], slice);
+      recv.addSliced(start[rc], len[rc], slice);
     }
-    int first = Segments.sliceCount(len[Math.floorMod(rank - 1, world)], sliceFloats);
+    int first = Segments.sliceCount(len[Math.floorMod(rank - 1, world)], slice);
     stream(buf, send, first, recv, op);
   }
 
@@ -324,14 +325,33 @@ public final class TcpRingCommunicator implements Communicator {
   private void ringAllGather(Target buf, int[] start, int[] len) {
     Segments send = new Segments();
     Segments recv = new Segments();
+    int slice = sliceFor(len);
     for (int s = 0; s < world - 1; s++) {
       int sc = Math.floorMod(rank - s, world);
       int rc = Math.floorMod(rank - s - 1, world);
-      send.addSliced(start[sc], len[sc], sliceFloats);
-      recv.addSliced(start[rc], len[rc], sliceFloats);
+      send.addSliced(start[sc], len[sc], slice);
+      recv.addSliced(start[rc], len[rc], slice);
     }
-    stream(buf, send, Segments.sliceCount(len[rank], sliceFloats), recv, null);
+    stream(buf, send, Segments.sliceCount(len[rank], slice), recv, null);
   }
+
+  /**
+   * The slice for chunks of up to {@code maxChunk} floats: a quarter of the chunk, so a ring of
+   * more than two ranks keeps several slices in flight per chunk, but at least {@link
+   * #MIN_SLICE_FLOATS} (per-slice costs) and at most the configured slice. On this project's 2-core
+   * loopback benchmark, 4 MB slices cost 5-10 % less CPU per byte than 1 MB ones at 64 MB and 8 MB
+   * slices 5-15 % more (docs/benchmarks.md); every rank computes the same slice from the same
+   * lengths.
+   */
+  private int sliceFor(int... chunkLengths) {
+    int max = 0;
+    for (int l : chunkLengths) {
+      max = Math.max(max, l);
+    }
+    return Math.min(sliceFloats, Math.max(MIN_SLICE_FLOATS, (max + 3) / 4));
+  }
+
+  private static final int MIN_SLICE_FLOATS = 256 << 10; // 1 MB
 
   /**
    * Runs one bulk collective: this thread receives slices from prev and combines them into {@code

@@ -8,8 +8,9 @@ package dev.danlu.train.comm;
  *     (covers a dead or stalled peer; a slow but progressing peer never trips it)
  * @param handshakeTimeoutMillis how long one incoming connection may take to authenticate, so a
  *     silent stranger cannot hold the port
- * @param sliceBytes pipelining granularity: a chunk is sent in slices of this size, and a slice is
- *     forwarded as soon as it is reduced, overlapping reduction with transfer
+ * @param sliceBytes largest pipelining granularity: a chunk is sent in slices of a quarter of the
+ *     chunk, between 1 MB and this size (default 4 MB), and a slice is forwarded as soon as it is
+ *     reduced, overlapping reduction with transfer; it also sizes the two staging buffers
  * @param socketBufferBytes SO_SNDBUF/SO_RCVBUF for ring sockets; 0 (the default) leaves Linux's
  *     autotuning on, which grows buffers up to net.ipv4.tcp_rmem/tcp_wmem's maximum, whereas an
  *     explicit value disables autotuning and is capped by net.core.rmem_max/wmem_max
@@ -29,7 +30,7 @@ public record TcpRingOptions(
   }
 
   public static TcpRingOptions defaults() {
-    return new TcpRingOptions(120_000, 600_000, 10_000, 1 << 20, 0);
+    return new TcpRingOptions(120_000, 600_000, 10_000, 4 << 20, 0);
   }
 
   public TcpRingOptions withConnectTimeoutMillis(long ms) {

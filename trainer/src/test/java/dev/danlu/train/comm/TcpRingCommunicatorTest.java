@@ -77,10 +77,11 @@ class TcpRingCommunicatorTest {
 
   @Test
   void directAllReduceAcrossManyTilesAndDefaultSlicesEqualsArrayPath() throws Exception {
-    // 300,007 floats: several 4096-float reduction tiles per slice, a partial last tile and slice
+    // 300,007 floats: one slice per chunk (below the 1 MB minimum); 3,300,001: chunks of 1.1 M
+    // floats in four uneven quarter-chunk slices, between the 1 MB floor and the 4 MB default cap
     List<TcpRingCommunicator> ring = RankThreads.tcpRing(3, SECRET, TcpRingOptions.defaults());
     try {
-      ByteBufferContract.check(ring, new int[] {300_007}, true);
+      ByteBufferContract.check(ring, new int[] {300_007, 3_300_001}, true);
     } finally {
       ring.forEach(TcpRingCommunicator::close);
     }
