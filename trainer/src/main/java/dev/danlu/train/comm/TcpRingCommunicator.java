@@ -367,7 +367,7 @@ public final class TcpRingCommunicator implements Communicator {
     aborted = false;
     lastSendProgress = System.nanoTime();
     Thread receiver = Thread.currentThread();
-    Future<?> sending = sender.submit(() -> sendLoop(buf, send, ready0, receiver));
+    Future<?> sending = submitSend(() -> sendLoop(buf, send, ready0, receiver));
     int received = 0;
     boolean reading = false;
     ByteBuffer into = recvBuf;
@@ -534,6 +534,9 @@ public final class TcpRingCommunicator implements Communicator {
   }
 
   private void checkUsable() {
+    if (closed) {
+      throw new CommException("rank " + rank + ": the communicator is closed");
+    }
     String b = broken;
     if (b != null) {
       throw new CommException(
@@ -546,6 +549,15 @@ public final class TcpRingCommunicator implements Communicator {
   }
 
   private volatile Thread senderThread;
+  private volatile boolean closed;
+
+  private Future<?> submitSend(Runnable task) {
+    try {
+      return sender.submit(task);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      throw new CommException("rank " + rank + ": the communicator is closed", e);
+    }
+  }
 
   private void sendLoop(Target buf, Segments send, int ready0, Thread receiver) {
     senderThread = Thread.currentThread();
@@ -675,7 +687,7 @@ public final class TcpRingCommunicator implements Communicator {
     ByteBuffer out = ByteBuffer.allocate(4 + msg.length).putInt(msg.length).put(msg).flip();
     lastSendProgress = System.nanoTime();
     Future<?> sending =
-        sender.submit(
+        submitSend(
             () -> {
               try {
                 while (out.hasRemaining()) {
@@ -784,6 +796,7 @@ public final class TcpRingCommunicator implements Communicator {
 
   @Override
   public void close() {
+    closed = true;
     try {
       if (sender != null) {
         sender.shutdownNow();
