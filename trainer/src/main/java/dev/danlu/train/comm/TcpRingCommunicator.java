@@ -513,7 +513,6 @@ public final class TcpRingCommunicator implements Communicator {
       try {
         sending.get();
       } catch (ExecutionException x) {
-        broken = "sending to " + peer(nextRank()) + " failed";
         return sendFailure(x);
       } catch (InterruptedException x) {
         Thread.currentThread().interrupt();
@@ -526,6 +525,9 @@ public final class TcpRingCommunicator implements Communicator {
   }
 
   private CommException sendFailure(ExecutionException e) {
+    if (broken == null) {
+      broken = "sending to " + peer(nextRank()) + " failed";
+    }
     Throwable c = e.getCause();
     return c instanceof CommException ce
         ? ce

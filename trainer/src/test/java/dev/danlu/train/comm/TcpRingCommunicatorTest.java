@@ -243,6 +243,10 @@ class TcpRingCommunicatorTest {
       assertTrue(ms < 10_000, "took " + ms + " ms");
       assertFalse(e instanceof CommTimeoutException, e.toString());
       assertTrue(e.getMessage().contains("sending to rank 1 (127.0.0.1:"), e.getMessage());
+      CommException after = assertThrows(CommException.class, ring.get(0)::barrier);
+      assertTrue(
+          after.getMessage().contains("after an earlier failure (sending to rank 1"),
+          after.getMessage());
     } finally {
       ring.forEach(TcpRingCommunicator::close);
     }
