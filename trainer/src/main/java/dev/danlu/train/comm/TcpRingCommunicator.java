@@ -97,26 +97,22 @@ public final class TcpRingCommunicator implements Communicator {
     if (world > 1) {
       next.configureBlocking(true);
       prev.configureBlocking(true);
-      sender =
-          Executors.newSingleThreadExecutor(
-              r -> {
-                Thread t = new Thread(r, "danlu-ring-send-" + rank);
-                t.setDaemon(true);
-                return t;
-              });
-      watchdog =
-          Executors.newSingleThreadScheduledExecutor(
-              r -> {
-                Thread t = new Thread(r, "danlu-ring-watchdog-" + rank);
-                t.setDaemon(true);
-                return t;
-              });
+      sender = Executors.newSingleThreadExecutor(daemon("danlu-ring-send-" + rank));
+      watchdog = Executors.newSingleThreadScheduledExecutor(daemon("danlu-ring-watchdog-" + rank));
       long period = Math.max(10, Math.min(100, opts.opTimeoutMillis() / 10));
       watchdog.scheduleWithFixedDelay(this::watch, period, period, TimeUnit.MILLISECONDS);
     } else {
       sender = null;
       watchdog = null;
     }
+  }
+
+  private static java.util.concurrent.ThreadFactory daemon(String name) {
+    return r -> {
+      Thread t = new Thread(r, name);
+      t.setDaemon(true);
+      return t;
+    };
   }
 
   /**
@@ -383,14 +379,7 @@ public final class TcpRingCommunicator implements Communicator {
           reading = true;
         }
         if (readPrev(into) < 0) {
-          broken = peer(prevRank()) + " closed the connection";
-          throw new CommException(
-              "rank "
-                  + rank
-                  + ": "
-                  + peer(prevRank())
-                  + " closed the connection mid-collective"
-                  + " (it died or left the job); check that worker's log");
+          throw prevClosed("mid-collective");
         }
         if (!into.hasRemaining()) {
           if (into == recvBuf) {
@@ -747,16 +736,22 @@ public final class TcpRingCommunicator implements Communicator {
   private void readFullyPrev(ByteBuffer b) throws IOException {
     while (b.hasRemaining()) {
       if (readPrev(b) < 0) {
-        broken = peer(prevRank()) + " closed the connection";
-        throw new CommException(
-            "rank "
-                + rank
-                + ": "
-                + peer(prevRank())
-                + " closed the connection while sending a control message"
-                + " (it died or left the job); check that worker's log");
+        throw prevClosed("while sending a control message");
       }
     }
+  }
+
+  /** The previous rank closed its end (end of stream): the ring is unusable from now on. */
+  private CommException prevClosed(String when) {
+    broken = peer(prevRank()) + " closed the connection";
+    return new CommException(
+        "rank "
+            + rank
+            + ": "
+            + peer(prevRank())
+            + " closed the connection "
+            + when
+            + " (it died or left the job); check that worker's log");
   }
 
   // ---- helpers -----------------------------------------------------------------------------
