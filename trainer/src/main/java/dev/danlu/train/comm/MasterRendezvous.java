@@ -202,11 +202,17 @@ public final class MasterRendezvous implements Rendezvous {
       for (int r = 0; r < world; r++) {
         if (peers[r] != null) {
           int rr = r;
-          NioIo.writeFully(
-              peers[r],
-              ByteBuffer.wrap(list),
-              earlier(deadline, System.nanoTime() + 60_000_000_000L),
-              () -> "sending the address list to rank " + rr);
+          try {
+            NioIo.writeFully(
+                peers[r],
+                ByteBuffer.wrap(list),
+                earlier(deadline, System.nanoTime() + 60_000_000_000L),
+                () -> "sending the address list to rank " + rr);
+          } catch (CommException | IOException e) {
+            // that rank went away after registering: the others still get the list (the
+            // launcher notices the dead rank); the next round goes on being served
+            LOG.warn("{}: could not send the list to rank {}: {}", master, r, e.getMessage());
+          }
         }
       }
       return List.of(all);

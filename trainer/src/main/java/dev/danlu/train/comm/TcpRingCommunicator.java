@@ -6,8 +6,8 @@ import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
-import java.nio.channels.AsynchronousCloseException;
 import java.nio.channels.ClosedByInterruptException;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
@@ -368,6 +368,7 @@ public final class TcpRingCommunicator implements Communicator {
     boolean reading = false;
     ByteBuffer into = recvBuf;
     startReceiving(sending);
+    boolean completed = false;
     try {
       while (received < recv.size) {
         if (!reading) {
@@ -391,9 +392,10 @@ public final class TcpRingCommunicator implements Communicator {
           LockSupport.unpark(senderThread);
         }
       }
-      receiving = false;
+      stopReceiving();
       awaitSender(sending, send.size);
-    } catch (AsynchronousCloseException e) {
+      completed = true;
+    } catch (ClosedChannelException e) { // closed by the watchdog, close(), or an interrupt
       int got = received;
       throw receiveStopped(
           e,
@@ -419,17 +421,49 @@ public final class TcpRingCommunicator implements Communicator {
       Thread.currentThread().interrupt();
       throw new CommException("rank " + rank + " interrupted in a collective", e);
     } finally {
-      receiving = false;
+      stopReceiving();
       aborted = true; // releases a sender still waiting for data that will never come
       LockSupport.unpark(senderThread);
+      if (!completed) {
+        abandon(sending, "a collective failed");
+      }
     }
   }
 
+  /**
+   * After a collective that did not complete (any exception, including an interrupt or an error in
+   * a reduction) the peers' byte streams no longer line up and floats carry no framing, so the ring
+   * refuses further work, and a sender still writing is stopped rather than left to mix its tail
+   * into the next collective's stream.
+   */
+  private void abandon(Future<?> sending, String why) {
+    if (broken == null) {
+      broken = why;
+    }
+    sending.cancel(true);
+  }
+
   private void startReceiving(Future<?> sending) {
-    currentSend = sending;
-    prevClosedBecause = null;
-    lastRecvProgress = System.nanoTime();
-    receiving = true;
+    synchronized (watchLock) {
+      currentSend = sending;
+      prevClosedBecause = null;
+      lastRecvProgress = System.nanoTime();
+      receiving = true;
+    }
+  }
+
+  /**
+   * Ends the watched part of an operation. Under the watchdog's lock, so a decision taken for this
+   * operation cannot close the socket under the next one; if the watchdog did close it, the ring is
+   * unusable even when the operation got all its data.
+   */
+  private void stopReceiving() {
+    synchronized (watchLock) {
+      receiving = false;
+      if (prevClosedBecause != null && broken == null) {
+        broken = "the watchdog closed the connection from " + peer(prevRank());
+      }
+    }
   }
 
   /** One blocking read from prev; progress resets the watchdog's clock. */
@@ -447,25 +481,30 @@ public final class TcpRingCommunicator implements Communicator {
    * data the broken ring will never deliver).
    */
   private void watch() {
-    if (!receiving) {
-      return;
-    }
-    Future<?> s = currentSend;
-    String why = null;
-    if (s != null && s.isDone() && failed(s)) {
-      why = "the sender failed";
-    } else if (System.nanoTime() - lastRecvProgress > opts.opTimeoutMillis() * 1_000_000L) {
-      why = "no data for " + opts.opTimeoutMillis() + " ms";
-    }
-    if (why != null && receiving) {
-      prevClosedBecause = why;
-      try {
-        prev.close();
-      } catch (IOException e) {
-        LOG.warn("rank {}: closing the stalled connection: {}", rank, e.toString());
+    synchronized (watchLock) {
+      if (!receiving || prevClosedBecause != null) {
+        return;
+      }
+      Future<?> s = currentSend;
+      String why = null;
+      if (s != null && s.isDone() && failed(s)) {
+        why = "the sender failed";
+      } else if (System.nanoTime() - lastRecvProgress
+          > TimeUnit.MILLISECONDS.toNanos(opts.opTimeoutMillis())) {
+        why = "no data for " + opts.opTimeoutMillis() + " ms";
+      }
+      if (why != null) {
+        prevClosedBecause = why;
+        try {
+          prev.close();
+        } catch (IOException e) {
+          LOG.warn("rank {}: closing the stalled connection: {}", rank, e.toString());
+        }
       }
     }
   }
+
+  private final Object watchLock = new Object();
 
   private static boolean failed(Future<?> f) {
     try {
@@ -487,8 +526,8 @@ public final class TcpRingCommunicator implements Communicator {
    * #close}.
    */
   private RuntimeException receiveStopped(
-      AsynchronousCloseException e, Future<?> sending, java.util.function.Supplier<String> stall) {
-    receiving = false;
+      ClosedChannelException e, Future<?> sending, java.util.function.Supplier<String> stall) {
+    stopReceiving();
     if (e instanceof ClosedByInterruptException) {
       broken = "a collective was interrupted";
       return new CommException("rank " + rank + " interrupted in a collective", e);
@@ -514,9 +553,7 @@ public final class TcpRingCommunicator implements Communicator {
   }
 
   private CommException sendFailure(ExecutionException e) {
-    if (broken == null) {
-      broken = "sending to " + peer(nextRank()) + " failed";
-    }
+    broken = "sending to " + peer(nextRank()) + " failed";
     Throwable c = e.getCause();
     return c instanceof CommException ce
         ? ce
@@ -582,7 +619,7 @@ public final class TcpRingCommunicator implements Communicator {
   /** Waits for the sender while it keeps making progress; a stalled next rank times out. */
   private void awaitSender(Future<?> sending, int slices)
       throws ExecutionException, InterruptedException {
-    long timeoutNanos = opts.opTimeoutMillis() * 1_000_000L;
+    long timeoutNanos = TimeUnit.MILLISECONDS.toNanos(opts.opTimeoutMillis());
     while (true) {
       try {
         sending.get(100, TimeUnit.MILLISECONDS);
@@ -691,6 +728,7 @@ public final class TcpRingCommunicator implements Communicator {
               lastSendProgress = System.nanoTime();
             });
     startReceiving(sending);
+    boolean completed = false;
     try {
       ByteBuffer head = ByteBuffer.allocate(4);
       readFullyPrev(head);
@@ -708,10 +746,11 @@ public final class TcpRingCommunicator implements Communicator {
       }
       ByteBuffer body = ByteBuffer.allocate(len);
       readFullyPrev(body);
-      receiving = false;
+      stopReceiving();
       awaitSender(sending, 1);
+      completed = true;
       return body.array();
-    } catch (AsynchronousCloseException e) {
+    } catch (ClosedChannelException e) {
       throw receiveStopped(
           e,
           sending,
@@ -729,7 +768,10 @@ public final class TcpRingCommunicator implements Communicator {
       Thread.currentThread().interrupt();
       throw new CommException("rank " + rank + " interrupted in a control message", e);
     } finally {
-      receiving = false;
+      stopReceiving();
+      if (!completed) {
+        abandon(sending, "a control message failed");
+      }
     }
   }
 
@@ -794,15 +836,19 @@ public final class TcpRingCommunicator implements Communicator {
   @Override
   public void close() {
     closed = true;
+    if (sender != null) {
+      sender.shutdownNow();
+      watchdog.shutdownNow();
+      closeQuietly(next); // each on its own: a failure on one must not leave the other open
+      closeQuietly(prev);
+    }
+  }
+
+  private void closeQuietly(SocketChannel ch) {
     try {
-      if (sender != null) {
-        sender.shutdownNow();
-        watchdog.shutdownNow();
-        next.close();
-        prev.close();
-      }
+      ch.close();
     } catch (IOException e) {
-      LOG.warn("rank {}: error closing ring sockets: {}", rank, e.toString());
+      LOG.warn("rank {}: error closing a ring socket: {}", rank, e.toString());
     }
   }
 
