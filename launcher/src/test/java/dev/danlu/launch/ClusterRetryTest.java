@@ -26,7 +26,6 @@ import java.util.regex.Pattern;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -66,11 +65,7 @@ class ClusterRetryTest {
 
   @Test
   void killedExecutorIsSurvivedByRetryingTheStage() throws Exception {
-    Path tokenizer =
-        Path.of(System.getProperty("danlu.shared.dir", "../shared"))
-            .resolve("fixtures/stories260K/tokenizer.model");
-    Assumptions.assumeTrue(
-        Files.isRegularFile(tokenizer), "missing fixture " + tokenizer.toAbsolutePath());
+    Path tokenizer = dev.danlu.testkit.Prereq.shared("fixtures/stories260K/tokenizer.model");
     TinyLlamaRun f =
         new TinyLlamaRun(
             Files.createDirectories(tmp.resolve("run")),

@@ -35,7 +35,10 @@ class DemoCommandTest {
     try {
       DemoCorpus.ensure(repo, DemoCorpus.cacheDir(), System.out);
     } catch (IOException e) {
-      Assumptions.abort("demo corpus unavailable and cannot be fetched: " + e.getMessage());
+      Assumptions.abort(
+          dev.danlu.testkit.Prereq.SETUP
+              + " demo corpus unavailable and cannot be fetched: "
+              + e.getMessage());
     }
     Path work = tmp.resolve("demo");
     ByteArrayOutputStream console = new ByteArrayOutputStream();

@@ -25,13 +25,8 @@ class NodeArrowReadBackTest {
 
   /** Path of node_modules holding apache-arrow, or a skip naming what is missing. */
   static Path nodeModules() {
-    String cache =
-        System.getProperty("danlu.cache.dir", System.getProperty("user.home") + "/.cache/danlu");
-    Path nm = Path.of(cache, "corpora", "node", "node_modules");
-    assumeTrue(
-        Files.isDirectory(nm.resolve("apache-arrow")),
-        "skipped: " + nm.resolve("apache-arrow") + " missing (run scripts/fetch-corpora.sh)");
-    return nm;
+    dev.danlu.testkit.Prereq.commands("nodejs", "node");
+    return dev.danlu.testkit.Prereq.cached("corpora/node/node_modules/apache-arrow").getParent();
   }
 
   /** Runs node on {@code script} with arguments; returns stdout parsed as JSON. */

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -20,9 +19,7 @@ class SentencePieceTokenizerTest {
   @TempDir Path tmp;
 
   static Path shared(String rel) {
-    Path p = Path.of(System.getProperty("danlu.shared.dir", "../shared")).resolve(rel);
-    assumeTrue(Files.exists(p), "missing fixture " + p.toAbsolutePath());
-    return p;
+    return dev.danlu.testkit.Prereq.shared(rel);
   }
 
   @Test

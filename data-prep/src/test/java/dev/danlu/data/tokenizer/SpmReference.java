@@ -1,7 +1,5 @@
 package dev.danlu.data.tokenizer;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -20,18 +18,11 @@ final class SpmReference {
   private SpmReference() {}
 
   static void assumeInstalled() {
-    assumeTrue(
-        onPath("spm_encode") && onPath("spm_decode"),
-        "spm_encode/spm_decode not on PATH: apt-get install sentencepiece (the reference)");
+    dev.danlu.testkit.Prereq.commands("sentencepiece", "spm_encode", "spm_decode");
   }
 
   static boolean onPath(String tool) {
-    for (String dir : System.getenv().getOrDefault("PATH", "").split(":")) {
-      if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, tool))) {
-        return true;
-      }
-    }
-    return false;
+    return dev.danlu.testkit.Prereq.onPath(tool);
   }
 
   /** {@code spm_encode --output_format=id}: one int[] per input line. */

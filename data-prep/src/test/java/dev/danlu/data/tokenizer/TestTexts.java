@@ -17,19 +17,11 @@ final class TestTexts {
   private TestTexts() {}
 
   static Path shared(String rel) {
-    Path p = Path.of(System.getProperty("danlu.shared.dir", "../shared")).resolve(rel);
-    assumeTrue(Files.exists(p), "missing fixture " + p.toAbsolutePath());
-    return p;
+    return dev.danlu.testkit.Prereq.shared(rel);
   }
 
   static Path cache(String rel) {
-    String dir =
-        System.getProperty(
-            "danlu.cache.dir", Path.of(System.getProperty("user.home"), ".cache/danlu").toString());
-    Path p = Path.of(dir).resolve(rel);
-    assumeTrue(
-        Files.exists(p), "missing " + p.toAbsolutePath() + " (run scripts/fetch-corpora.sh)");
-    return p;
+    return dev.danlu.testkit.Prereq.cached(rel);
   }
 
   /**

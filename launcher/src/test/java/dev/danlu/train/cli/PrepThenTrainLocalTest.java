@@ -2,7 +2,6 @@ package dev.danlu.train.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.danlu.data.manifest.Manifest;
 import dev.danlu.data.manifest.ManifestIo;
@@ -32,15 +31,8 @@ class PrepThenTrainLocalTest {
 
   @Test
   void shardsFromThePrepJobTrainEndToEnd() throws Exception {
-    Path model =
-        Path.of(System.getProperty("danlu.shared.dir", "../shared"), "fixtures", "stories260K");
-    Path english =
-        Path.of(
-                System.getProperty(
-                    "danlu.cache.dir", System.getProperty("user.home") + "/.cache/danlu"))
-            .resolve("corpora/english");
-    assumeTrue(Files.isDirectory(model), "missing fixture " + model.toAbsolutePath());
-    assumeTrue(Files.isDirectory(english), "missing corpus " + english.toAbsolutePath());
+    Path model = dev.danlu.testkit.Prereq.shared("fixtures/stories260K");
+    Path english = dev.danlu.testkit.Prereq.cached("corpora/english");
     Path input = Files.createDirectories(tmp.resolve("corpus"));
     try (Stream<Path> s = Files.list(english)) {
       for (Path f : s.filter(p -> p.toString().endsWith(".txt")).sorted().limit(4).toList()) {

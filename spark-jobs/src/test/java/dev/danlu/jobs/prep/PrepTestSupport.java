@@ -1,7 +1,5 @@
 package dev.danlu.jobs.prep;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 import dev.danlu.data.manifest.Manifest;
 import dev.danlu.data.manifest.ManifestIo;
 import dev.danlu.data.shard.ShardDataset;
@@ -38,36 +36,18 @@ final class PrepTestSupport {
     return new JavaSparkContext(conf);
   }
 
-  static Path cacheDir() {
-    return Path.of(
-        System.getProperty("danlu.cache.dir", System.getProperty("user.home") + "/.cache/danlu"));
-  }
-
-  static Path sharedDir() {
-    return Path.of(System.getProperty("danlu.shared.dir", "../shared"));
-  }
-
-  static Path require(Path p, String how) {
-    assumeTrue(Files.exists(p), "skipped: " + p + " missing (" + how + ")");
-    return p;
-  }
-
   /** The 55296-piece Chinese-LLaMA-2 model. */
   static Path chineseModel() {
-    return require(
-        sharedDir().resolve("fixtures/tokenizers/chinese-llama2-tokenizer.model"),
-        "../shared fixtures");
+    return dev.danlu.testkit.Prereq.shared("fixtures/tokenizers/chinese-llama2-tokenizer.model");
   }
 
   /** The 32000-piece LLaMA-2 model. */
   static Path llamaModel() {
-    return require(
-        cacheDir().resolve("corpora/tokenizers/llama2-tokenizer.model"),
-        "run scripts/fetch-corpora.sh");
+    return dev.danlu.testkit.Prereq.cached("corpora/tokenizers/llama2-tokenizer.model");
   }
 
   static Path corpus(String name) {
-    return require(cacheDir().resolve("corpora").resolve(name), "run scripts/fetch-corpora.sh");
+    return dev.danlu.testkit.Prereq.cached("corpora/" + name);
   }
 
   /** Runs prep in this JVM on {@code jsc}; the console goes to stdout and into {@code log}. */
@@ -115,8 +95,7 @@ final class PrepTestSupport {
 
   /** spm_encode --output_format=id over {@code lines}, one id array per line. */
   static List<int[]> spmEncode(Path model, List<String> lines, Path work) throws Exception {
-    assumeTrue(
-        onPath("spm_encode"), "skipped: spm_encode not on PATH (apt-get install sentencepiece)");
+    dev.danlu.testkit.Prereq.commands("sentencepiece", "spm_encode");
     Path in = work.resolve("spm-in.txt");
     Path outFile = work.resolve("spm-out.txt");
     Files.write(in, lines, StandardCharsets.UTF_8);
@@ -146,15 +125,6 @@ final class PrepTestSupport {
               : Arrays.stream(l.split(" ")).mapToInt(Integer::parseInt).toArray());
     }
     return ids;
-  }
-
-  static boolean onPath(String tool) {
-    for (String dir : System.getenv().getOrDefault("PATH", "").split(":")) {
-      if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, tool))) {
-        return true;
-      }
-    }
-    return false;
   }
 
   /** The lines of a file that become examples: split on \n, one trailing \r removed, non-empty. */

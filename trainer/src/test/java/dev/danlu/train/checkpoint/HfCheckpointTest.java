@@ -11,7 +11,6 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -68,10 +67,8 @@ class HfCheckpointTest {
 
   @Test
   void loadsStories260K() throws IOException {
-    Path dir = Path.of(System.getProperty("danlu.shared.dir", "../shared"), "fixtures/stories260K");
-    Assumptions.assumeTrue(
-        Files.isRegularFile(dir.resolve("model.safetensors")),
-        "missing " + dir + "/model.safetensors");
+    Path dir =
+        dev.danlu.testkit.Prereq.shared("fixtures/stories260K/model.safetensors").getParent();
     try (HfCheckpoint ck = HfCheckpoint.open(dir)) {
       // 5 layers x 9 weights (4 attention, 3 MLP, 2 norms) + embed_tokens + norm + lm_head.
       assertEquals(48, ck.names().size());

@@ -23,10 +23,14 @@ final class PythonReader {
 
   private PythonReader() {}
 
-  static void assumeAvailable() throws IOException, InterruptedException {
-    Assumptions.assumeTrue(Files.isExecutable(PYTHON), "missing " + PYTHON);
+  /**
+   * Skips unless python3 imports numpy and every module in {@code more} (the script imports torch
+   * only for the checks that compare with it).
+   */
+  static void assumeAvailable(String... more) {
     Assumptions.assumeTrue(Files.isRegularFile(SCRIPT), "missing " + SCRIPT.toAbsolutePath());
-    Assumptions.assumeTrue(run(List.of("-c", "import numpy")).exit == 0, "python3 lacks numpy");
+    dev.danlu.testkit.Prereq.python("numpy");
+    dev.danlu.testkit.Prereq.python(more);
   }
 
   record Result(int exit, String out) {}

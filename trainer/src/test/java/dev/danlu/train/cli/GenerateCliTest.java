@@ -2,7 +2,6 @@ package dev.danlu.train.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.lora.LoraConfig;
@@ -23,10 +22,7 @@ class GenerateCliTest {
   @TempDir Path tmp;
 
   static Path model() {
-    Path dir =
-        Path.of(System.getProperty("danlu.shared.dir", "../shared"), "fixtures", "stories260K");
-    assumeTrue(Files.isDirectory(dir), "missing fixture " + dir.toAbsolutePath());
-    return dir;
+    return dev.danlu.testkit.Prereq.shared("fixtures/stories260K");
   }
 
   static String[] run(String... args) throws Exception {

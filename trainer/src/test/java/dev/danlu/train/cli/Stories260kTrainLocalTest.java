@@ -2,7 +2,6 @@ package dev.danlu.train.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.danlu.data.tokenizer.SentencePieceTokenizer;
 import dev.danlu.train.recipe.RecipeTestSupport;
@@ -31,15 +30,8 @@ class Stories260kTrainLocalTest {
 
   @Test
   void twoProcessRunOnRealTextCompletesAndLossFalls() throws Exception {
-    Path shared = Path.of(System.getProperty("danlu.shared.dir", "../shared"));
-    Path model = shared.resolve("fixtures/stories260K");
-    Path english =
-        Path.of(
-                System.getProperty(
-                    "danlu.cache.dir", System.getProperty("user.home") + "/.cache/danlu"))
-            .resolve("corpora/english");
-    assumeTrue(Files.isDirectory(model), "missing fixture " + model.toAbsolutePath());
-    assumeTrue(Files.isDirectory(english), "missing corpus " + english.toAbsolutePath());
+    Path model = dev.danlu.testkit.Prereq.shared("fixtures/stories260K");
+    Path english = dev.danlu.testkit.Prereq.cached("corpora/english");
     Path tokFile = model.resolve("tokenizer.model");
     SentencePieceTokenizer tok = SentencePieceTokenizer.load(tokFile);
     int block = 64;

@@ -2,7 +2,6 @@ package dev.danlu.train.model;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.danlu.data.tokenizer.TextTokenizer;
 import java.nio.charset.StandardCharsets;
@@ -18,10 +17,7 @@ import org.nd4j.linalg.api.buffer.DataType;
  */
 class Stories260kTest {
   static Path modelDir() {
-    Path dir =
-        Path.of(System.getProperty("danlu.shared.dir", "../shared"), "fixtures", "stories260K");
-    assumeTrue(Files.isDirectory(dir), "missing fixture " + dir.toAbsolutePath());
-    return dir;
+    return dev.danlu.testkit.Prereq.shared("fixtures/stories260K");
   }
 
   @Test
