@@ -6,14 +6,13 @@ import dev.danlu.train.comm.TcpRingOptions;
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.lora.LoraConfig;
 import dev.danlu.train.model.Batch;
-import dev.danlu.train.model.Llama;
 import dev.danlu.train.model.LlamaConfig;
-import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.model.LlamaWeights;
 import dev.danlu.train.optim.AdamW;
 import dev.danlu.train.optim.DynamicLossScaler;
 import dev.danlu.train.optim.LrSchedule;
-import dev.danlu.train.recipe.AdapterFlat;
+import dev.danlu.train.recipe.Objective;
+import dev.danlu.train.recipe.StepRunner;
 import dev.danlu.train.zero.Zero2Optimizer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -89,20 +88,26 @@ final class OverlapBench {
     LoraAdapter ad =
         LoraAdapter.init(
             new LoraConfig(loraR, 2.0 * loraR, 0.05, LoraConfig.allTargets(), true, true, 1), w);
-    AdapterFlat af = new AdapterFlat(ad, n, 16, comm.zeroCopyBuffers()); // as PretrainRecipe
-    Zero2Optimizer opt =
-        new Zero2Optimizer(
+    Zero2Optimizer.Config optCfg =
+        new Zero2Optimizer.Config(
+            AdamW.huggingFaceDefaults(),
+            2e-4,
+            0.01,
+            1.0,
+            Math.max(1, (64 << 20) / 4 / n), // reduce_bucket_mb's default
+            LrSchedule.constant());
+    // the training loop's own step body, overlap_comm switched step by step
+    StepRunner runner =
+        new StepRunner(
             comm,
-            af.flat(),
-            new Zero2Optimizer.Config(
-                AdamW.huggingFaceDefaults(),
-                2e-4,
-                0.01,
-                1.0,
-                Math.max(1, (64 << 20) / 4 / n), // reduce_bucket_mb's default
-                LrSchedule.constant()),
-            DynamicLossScaler.disabled());
-    LlamaState s = new LlamaState(c, 1, seq, ad.config, false, DataType.FLOAT);
+            c,
+            w,
+            ad,
+            Objective.CAUSAL_LM,
+            optCfg,
+            DynamicLossScaler.disabled(),
+            false,
+            false);
     SplittableRandom rnd = new SplittableRandom(17 + comm.rank());
     Times off = new Times(iters);
     Times on = new Times(iters);
@@ -114,26 +119,16 @@ final class OverlapBench {
       }
       Batch b = new Batch(1, seq, ids, null, ids, new long[] {i + 4}, i + 4, true);
       comm.barrier(); // both modes start every step together
-      long t0 = System.nanoTime();
-      Llama.forward(w, ad, s, b);
-      if (overlap) {
-        Llama.backward(w, ad, s, 1.0, d -> opt.gradientsReady(af.moveFinalGrads(d)));
-      } else {
-        Llama.backward(w, ad, s, 1.0);
-      }
-      long t1 = System.nanoTime();
-      af.moveGradsToFlat();
-      opt.step(n);
-      af.copyParamsToModel();
-      long t2 = System.nanoTime();
+      runner.overlap(overlap);
+      StepRunner.Outcome o = runner.step(List.of(b), n);
       if (i >= 0) {
         Times into = overlap ? on : off;
         int k = i / 2;
-        into.fb[k] = (t1 - t0) / 1e6;
-        into.opt[k] = (t2 - t1) / 1e6;
-        into.commWait[k] = opt.lastCommNanos() / 1e6;
-        into.background[k] = opt.lastBackgroundNanos() / 1e6;
-        into.total[k] = (t2 - t0) / 1e6;
+        into.fb[k] = o.forwardBackwardNanos() / 1e6;
+        into.opt[k] = o.afterBackwardNanos() / 1e6;
+        into.commWait[k] = runner.optimizer().lastCommNanos() / 1e6;
+        into.background[k] = runner.optimizer().lastBackgroundNanos() / 1e6;
+        into.total[k] = (o.forwardBackwardNanos() + o.afterBackwardNanos()) / 1e6;
       }
     }
     return new Times[] {off, on};

@@ -4,16 +4,16 @@ import dev.danlu.train.comm.LocalCommunicator;
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.lora.LoraConfig;
 import dev.danlu.train.model.Batch;
-import dev.danlu.train.model.Llama;
 import dev.danlu.train.model.LlamaConfig;
-import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.model.LlamaWeights;
 import dev.danlu.train.optim.AdamW;
 import dev.danlu.train.optim.DynamicLossScaler;
 import dev.danlu.train.optim.LrSchedule;
-import dev.danlu.train.recipe.AdapterFlat;
+import dev.danlu.train.recipe.Objective;
+import dev.danlu.train.recipe.StepRunner;
 import dev.danlu.train.zero.Zero2Optimizer;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -57,15 +57,18 @@ public final class TrainStepBench {
     LoraAdapter ad =
         LoraAdapter.init(
             new LoraConfig(r, 2.0 * r, 0.05, LoraConfig.allTargets(), true, true, 1), w);
-    AdapterFlat af = new AdapterFlat(ad, 1, 16);
-    Zero2Optimizer opt =
-        new Zero2Optimizer(
+    StepRunner runner =
+        new StepRunner(
             LocalCommunicator.group(1).get(0),
-            af.flat(),
+            c,
+            w,
+            ad,
+            Objective.CAUSAL_LM,
             new Zero2Optimizer.Config(
                 AdamW.huggingFaceDefaults(), 2e-4, 0.01, 1.0, 16 << 20, LrSchedule.constant()),
-            DynamicLossScaler.disabled());
-    LlamaState s = new LlamaState(c, 1, seq, ad.config, false, DataType.FLOAT);
+            DynamicLossScaler.disabled(),
+            false,
+            false);
     SplittableRandom rnd = new SplittableRandom(3);
     double[] fb = new double[iters];
     double[] op = new double[iters];
@@ -77,21 +80,13 @@ public final class TrainStepBench {
         ids[t] = rnd.nextInt(vocab);
       }
       Batch b = new Batch(1, seq, ids, null, ids, new long[] {i + 2}, i + 2, true);
-      long t0 = System.nanoTime();
-      Llama.forward(w, ad, s, b);
-      Llama.backward(w, ad, s, 1.0);
-      long t1 = System.nanoTime();
-      af.moveGradsToFlat();
-      long ta = System.nanoTime();
-      opt.step(1.0);
-      long tb = System.nanoTime();
-      af.copyParamsToModel();
-      long t2 = System.nanoTime();
+      // the training loop's own step body (StepRunner), as every recipe runs it
+      StepRunner.Outcome o = runner.step(List.of(b), 1.0);
       if (i >= 0) {
-        fb[i] = (t1 - t0) / 1e6;
-        op[i] = (t2 - t1) / 1e6;
-        hand[i] = (ta - t1 + t2 - tb) / 1e6;
-        adam[i] = (tb - ta) / 1e6;
+        fb[i] = o.forwardBackwardNanos() / 1e6;
+        op[i] = o.afterBackwardNanos() / 1e6;
+        hand[i] = o.handOverNanos() / 1e6;
+        adam[i] = o.optimizerNanos() / 1e6;
       }
     }
     double f = median(fb);
@@ -105,8 +100,8 @@ public final class TrainStepBench {
         vocab,
         seq,
         r,
-        af.flat().total(),
-        opt.stateBytes());
+        runner.flat().total(),
+        runner.optimizer().stateBytes());
     System.out.printf(
         Locale.ROOT,
         "forward+backward (1 x %d tokens): %.1f ms; optimizer (hand-over + ZeRO-2 AdamW N=1 +"

@@ -203,7 +203,7 @@ final class TinyLlamaRun {
               () -> {
                 try (Communicator comm =
                     listeners.get(rank).join(rank, peers, secret, TcpRingOptions.defaults())) {
-                  new PretrainRecipe(log).run(new TrainContext(rank, n, comm, cfg, null));
+                  new PretrainRecipe().run(new TrainContext(rank, n, comm, cfg, null), log);
                 } catch (Exception e) {
                   failure.compareAndSet(null, e);
                 }

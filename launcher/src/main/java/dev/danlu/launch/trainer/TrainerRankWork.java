@@ -11,8 +11,9 @@ import dev.danlu.train.comm.RingListener;
 import dev.danlu.train.comm.TcpRingOptions;
 import dev.danlu.train.config.ConfigLoader;
 import dev.danlu.train.config.TrainConfig;
-import dev.danlu.train.recipe.PretrainRecipe;
+import dev.danlu.train.recipe.Recipes;
 import dev.danlu.train.recipe.TrainContext;
+import dev.danlu.train.recipe.TrainLoop;
 import dev.danlu.train.tensor.Backend;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -26,8 +27,9 @@ import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * The trainer as a Spark barrier task: the thin adapter from the launcher's {@link RankContext} to
- * the trainer's {@link PretrainRecipe}, which runs unchanged (and resumes from the newest committed
- * checkpoint under output_dir, as a retried stage requires).
+ * the trainer's recipe for the config's {@code stage} (e.g. {@code PretrainRecipe}), which runs
+ * unchanged (and resumes from the newest committed checkpoint under output_dir, as a retried stage
+ * requires).
  *
  * <p>{@code ddp_backend} picks the collectives ({@link DdpBackend}): NCCL on the one GPU Spark
  * assigned to the task (its unique id sent from rank 0 through {@link ListenerRendezvous}), or the
@@ -58,8 +60,8 @@ public final class TrainerRankWork implements RankWork {
     long delayMillis = Long.parseLong(System.getenv().getOrDefault("DANLU_STEP_DELAY_MS", "0"));
     try (Communicator comm =
         backend.kind().equals("nccl") ? joinNccl(ctx, host, backend) : join(ctx, host)) {
-      PretrainRecipe.Result r =
-          new PretrainRecipe(log)
+      TrainLoop.Result r =
+          Recipes.forConfig(config)
               .run(
                   new TrainContext(
                       ctx.rank(),
@@ -69,7 +71,8 @@ public final class TrainerRankWork implements RankWork {
                       (step, max, loss, tps, eta, secs) -> {
                         ctx.progress().report(step, max, loss, tps, eta, secs);
                         pause(delayMillis);
-                      }));
+                      }),
+                  log);
       return String.format(
           Locale.ROOT,
           "%s %d steps, last loss %.4f, eval loss %.4f, adapter %s, gpus %s",

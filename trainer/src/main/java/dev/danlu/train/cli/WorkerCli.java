@@ -7,8 +7,8 @@ import dev.danlu.train.comm.DdpBackend;
 import dev.danlu.train.comm.MasterRendezvous;
 import dev.danlu.train.comm.TcpRingOptions;
 import dev.danlu.train.config.ConfigLoader;
-import dev.danlu.train.recipe.PretrainRecipe;
 import dev.danlu.train.recipe.ProgressListener;
+import dev.danlu.train.recipe.Recipes;
 import dev.danlu.train.recipe.TrainContext;
 import dev.danlu.train.tensor.Backend;
 import java.io.PrintStream;
@@ -101,8 +101,10 @@ public final class WorkerCli {
               backend.cudaDevice(),
               TcpRingOptions.defaults());
       try (Communicator comm = Communicators.create(spec, rdv)) {
-        new PretrainRecipe(err)
-            .run(new TrainContext(rdv.rank(), rdv.worldSize(), comm, loaded.config(), progress));
+        Recipes.forConfig(loaded.config())
+            .run(
+                new TrainContext(rdv.rank(), rdv.worldSize(), comm, loaded.config(), progress),
+                err);
       }
       return 0;
     } catch (Exception e) {

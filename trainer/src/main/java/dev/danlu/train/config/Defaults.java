@@ -12,6 +12,7 @@ final class Defaults {
 
   static ObjectNode tree() {
     ObjectNode d = JsonNodeFactory.instance.objectNode();
+    d.put("stage", "pt");
     d.putNull("model_name_or_path");
     d.putNull("tokenizer_name_or_path");
     d.putNull("dataset_dir");

@@ -13,6 +13,8 @@ import java.util.List;
  * <p>Defaults are the reference scripts' values (see REFERENCE.md "Hyperparameters").
  */
 public record TrainConfig(
+    // --- which recipe (LLaMA-Factory's key): pt (pretraining); sft, rm, dpo, ppo to come ---
+    @JsonProperty("stage") String stage,
     // --- where things are ---
     @JsonProperty("model_name_or_path") String modelNameOrPath,
     @JsonProperty("tokenizer_name_or_path") String tokenizerNameOrPath,

@@ -19,7 +19,7 @@ import org.apache.arrow.memory.RootAllocator;
  * {@code block_size} windows (group_texts), so a batch has no padding and every label counts, as in
  * the reference run_clm_pt.
  */
-public final class ShardBlocks implements AutoCloseable {
+public final class ShardBlocks implements TrainData {
   private final Path root;
   private final Manifest manifest;
   private final String manifestSha256;
@@ -93,20 +93,44 @@ public final class ShardBlocks implements AutoCloseable {
     return manifest.params().blockSize();
   }
 
+  @Override
+  public long version() {
+    return manifest.version();
+  }
+
+  @Override
+  public String sha256() {
+    return manifestSha256;
+  }
+
+  @Override
+  public String describe() {
+    return trainRows()
+        + " train / "
+        + validationRows()
+        + " validation blocks of "
+        + blockSize()
+        + " tokens";
+  }
+
+  @Override
   public long trainRows() {
     return train.rows();
   }
 
+  @Override
   public long validationRows() {
     return validation.rows();
   }
 
   /** A training micro-batch of train rows {@code rows}; labels are the inputs (HF shifts them). */
+  @Override
   public Batch trainBatch(long[] rows, long step) throws IOException {
     return batch(train, "train", rows, step, true);
   }
 
   /** An evaluation batch of validation rows (no dropout). */
+  @Override
   public Batch validationBatch(long[] rows) throws IOException {
     return batch(validation, "validation", rows, 0, false);
   }

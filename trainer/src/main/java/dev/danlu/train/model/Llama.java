@@ -29,6 +29,16 @@ public final class Llama {
    * ignored (as PyTorch; callers report such batches) or when the batch has no labels.
    */
   public static double forward(LlamaWeights w, LoraAdapter ad, LlamaState s, Batch in) {
+    forwardLogits(w, ad, s, in);
+    return causalLmLoss(s, in.labels());
+  }
+
+  /**
+   * Runs the model on a batch up to the logits, left in {@code s.logits} ([batch·seq, vocab]);
+   * computes no loss. An objective other than causal-LM cross-entropy (pairwise reward, DPO) reads
+   * them, writes dLoss/dLogits in their place and calls {@link #backwardFromLogitGrads}.
+   */
+  public static void forwardLogits(LlamaWeights w, LoraAdapter ad, LlamaState s, Batch in) {
     LlamaConfig c = w.config();
     if (in.batch() != s.batch || in.seq() != s.seq) {
       throw new IllegalArgumentException(
@@ -64,7 +74,14 @@ public final class Llama {
             Kernels.rmsnormForward(
                 s.resid[c.numLayers()], w.norm(), c.rmsNormEps(), s.xf, s.rstdF));
     time("lm head gemm", () -> Gemm.mm(s.xf, lmHead(w, ad), s.logits, false, true, 1.0, 0.0));
-    if (in.labels() == null) {
+  }
+
+  /**
+   * HF's causal-LM loss of the logits in {@code s}: cross-entropy of logits[:, :-1] against
+   * labels[:, 1:], mean over labels != -100; NaN when every label is ignored or there are none.
+   */
+  private static double causalLmLoss(LlamaState s, int[] labels) {
+    if (labels == null) {
       s.tokenCount = 0;
       return Double.NaN;
     }
@@ -72,7 +89,7 @@ public final class Llama {
     for (int b = 0; b < s.batch; b++) {
       for (int t = 0; t < s.seq; t++) {
         int n = b * s.seq + t;
-        s.targets[n] = t + 1 < s.seq ? in.labels()[n + 1] : Kernels.IGNORE_INDEX;
+        s.targets[n] = t + 1 < s.seq ? labels[n + 1] : Kernels.IGNORE_INDEX;
         if (s.targets[n] != Kernels.IGNORE_INDEX) {
           count++;
         }
@@ -103,10 +120,21 @@ public final class Llama {
    */
   public static void backward(
       LlamaWeights w, LoraAdapter ad, LlamaState s, double dLoss, IntConsumer gradsFinal) {
-    IntConsumer done = gradsFinal != null ? gradsFinal : p -> {};
-    LlamaConfig c = w.config();
     double perToken = s.tokenCount == 0 ? 0.0 : dLoss / s.tokenCount;
     time("loss", () -> Kernels.crossEntropyBackward(s.logits, s.targets, s.lse, perToken));
+    backwardFromLogitGrads(w, ad, s, gradsFinal);
+  }
+
+  /**
+   * Back-propagates the gradient of a loss with respect to the logits, which the caller has written
+   * into {@code s.logits} in place of the logits of the last forward, accumulating into the
+   * adapter's gradient buffers; {@code gradsFinal} as in {@link #backward(LlamaWeights,
+   * LoraAdapter, LlamaState, double, IntConsumer)} (may be null).
+   */
+  public static void backwardFromLogitGrads(
+      LlamaWeights w, LoraAdapter ad, LlamaState s, IntConsumer gradsFinal) {
+    IntConsumer done = gradsFinal != null ? gradsFinal : p -> {};
+    LlamaConfig c = w.config();
     INDArray dLogits = s.logits;
     time("lm head gemm", () -> Gemm.mm(dLogits, lmHead(w, ad), s.dXn, false, false, 1.0, 0.0));
     if (ad != null && ad.lmHead != null) {

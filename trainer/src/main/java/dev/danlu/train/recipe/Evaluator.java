@@ -2,9 +2,8 @@ package dev.danlu.train.recipe;
 
 import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.comm.ReduceOp;
-import dev.danlu.train.data.ShardBlocks;
+import dev.danlu.train.data.TrainData;
 import dev.danlu.train.model.Batch;
-import dev.danlu.train.model.Llama;
 import dev.danlu.train.model.LlamaState;
 import java.io.IOException;
 import java.util.HashMap;
@@ -14,26 +13,31 @@ import org.nd4j.linalg.api.buffer.DataType;
 /**
  * Validation loss over the whole validation split: each rank evaluates a contiguous slice, the
  * token-weighted loss sums are all-reduced, so the result is the same on every rank and for every
- * world size (up to float summation order).
+ * world size (up to float summation order). Works on any {@link TrainData} and {@link Objective};
+ * the demo's perplexity and the training loop's eval steps both use it.
  */
-final class Evaluator {
+public final class Evaluator {
   /** Mean loss per token over the split, and the token count (0: empty split, loss NaN). */
-  record Result(double loss, long tokens) {}
+  public record Result(double loss, long tokens) {}
 
   private final ModelSetup model;
-  private final ShardBlocks data;
+  private final TrainData data;
+  private final Objective objective;
   private final int batch;
   private final Communicator comm;
-  private final Map<Integer, LlamaState> states = new HashMap<>();
+  private final Map<Long, LlamaState> states = new HashMap<>();
 
-  Evaluator(ModelSetup model, ShardBlocks data, int batch, Communicator comm) {
+  public Evaluator(
+      ModelSetup model, TrainData data, Objective objective, int batch, Communicator comm) {
     this.model = model;
     this.data = data;
+    this.objective = objective;
     this.batch = Math.max(1, batch);
     this.comm = comm;
   }
 
-  Result run() throws IOException {
+  /** Evaluates the split (collective: every rank calls it). */
+  public Result run() throws IOException {
     long rows = data.validationRows();
     int n = comm.worldSize();
     long lo = rows * comm.rank() / n;
@@ -49,18 +53,20 @@ final class Evaluator {
       Batch in = data.validationBatch(ids);
       LlamaState s =
           states.computeIfAbsent(
-              b,
+              ((long) in.batch() << 32) | in.seq(),
               k ->
                   new LlamaState(
                       model.config(),
-                      k,
-                      data.blockSize(),
+                      in.batch(),
+                      in.seq(),
                       model.adapter().config,
                       false,
                       DataType.FLOAT));
-      double loss = Llama.forward(model.weights(), model.adapter(), s, in);
-      sum += loss * s.tokenCount();
-      tokens += s.tokenCount();
+      double loss = objective.forward(model.weights(), model.adapter(), s, in);
+      if (s.tokenCount() > 0) {
+        sum += loss * s.tokenCount();
+        tokens += s.tokenCount();
+      }
     }
     // (sum hi, sum lo, tokens) as floats: the lo word keeps the sum's double precision
     float sumHi = (float) sum;

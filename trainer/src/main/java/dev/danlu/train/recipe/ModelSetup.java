@@ -37,14 +37,14 @@ import java.util.List;
  * @param fingerprint identifies the base model (see {@link #fingerprint})
  * @param resizedFrom the model's own vocabulary size when a resize happened, else -1
  */
-record ModelSetup(
+public record ModelSetup(
     LlamaConfig config,
     LlamaWeights weights,
     LoraAdapter adapter,
     String fingerprint,
     int resizedFrom) {
 
-  static ModelSetup load(TrainConfig cfg, Manifest.Params data) throws IOException {
+  public static ModelSetup load(TrainConfig cfg, Manifest.Params data) throws IOException {
     Path dir = Path.of(cfg.modelNameOrPath());
     // frozen weights in torch_dtype (auto: the checkpoint's on CUDA, float32 on CPU); the
     // adapter, its gradients and the optimizer are float32 whatever this is

@@ -5,7 +5,7 @@ import dev.danlu.train.checkpoint.TrainingCheckpoint;
 import dev.danlu.train.config.ConfigLoader;
 import dev.danlu.train.config.TrainConfig;
 import dev.danlu.train.data.BatchPlan;
-import dev.danlu.train.data.ShardBlocks;
+import dev.danlu.train.data.TrainData;
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.lora.LoraModule;
 import dev.danlu.train.zero.Zero2Optimizer;
@@ -58,7 +58,7 @@ final class ResumeCheck {
   }
 
   static ResumeCheck of(
-      TrainConfig cfg, ModelSetup model, ShardBlocks data, BatchPlan plan, int world) {
+      TrainConfig cfg, ModelSetup model, TrainData data, BatchPlan plan, int world) {
     LoraAdapter ad = model.adapter();
     List<String> targets = new ArrayList<>();
     for (LoraModule m : ad.config.targets()) {
@@ -78,8 +78,8 @@ final class ResumeCheck {
         cfg,
         model.fingerprint(),
         shape,
-        data.manifest().version(),
-        data.manifestSha256(),
+        data.version(),
+        data.sha256(),
         plan,
         world,
         ad.numTrainable(),

@@ -121,7 +121,8 @@ class ReduceScatterVTest {
   /**
    * Regions cut across partitions at arbitrary points, each reduced by reduce-scatter-v, give the
    * same bits as one reduce-scatter of the whole buffer: what lets ZeRO overlap without changing
-   * results. On TCP they also send exactly the same bytes.
+   * results. On TCP they also send exactly the same bytes. Bitwise on any CPU: no BLAS, and each
+   * element is summed in the ring's fixed rank order however the buffer is cut.
    */
   static void tilingEqualsOneReduceScatter(List<? extends Communicator> comms) throws Exception {
     int n = comms.size();

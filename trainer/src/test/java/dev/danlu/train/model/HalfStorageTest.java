@@ -24,6 +24,9 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * stored as HALF / BFLOAT16 and widened a layer at a time gives bit-identical logits, loss and
  * gradients to a float32 model whose weights were rounded to that dtype beforehand (built here
  * through the float-only rounding path, not through the 16-bit arrays).
+ *
+ * <p>Bitwise holds on any CPU: widening a 16-bit value to float32 is exact, so both models run the
+ * same products on the same float32 values and shapes.
  */
 class HalfStorageTest {
   enum Half {

@@ -47,7 +47,7 @@ class Fp16OverflowRecipeTest {
   static Recorder uninterrupted;
 
   /** Injects the overflows on rank 1 and records every rank's step results and parameters. */
-  static final class Recorder implements PretrainRecipe.StepHook {
+  static final class Recorder implements TrainLoop.StepHook {
     final Map<Integer, Map<Long, Zero2Optimizer.StepResult>> results = new ConcurrentHashMap<>();
     final Map<Integer, Map<Long, Boolean>> paramsUnchanged = new ConcurrentHashMap<>();
     private final Map<Integer, float[]> before = new ConcurrentHashMap<>();
@@ -126,7 +126,7 @@ class Fp16OverflowRecipeTest {
   @Test
   void theLrScheduleDoesNotAdvanceOnASkippedStep() {
     // warmup = ceil(0.2 x 8) = 2; the update after n applied steps uses lr x factor(n)
-    LrSchedule schedule = PretrainRecipe.schedule(TrainConfig.SchedulerType.COSINE, 2, MAX_STEPS);
+    LrSchedule schedule = TrainLoop.schedule(TrainConfig.SchedulerType.COSINE, 2, MAX_STEPS);
     double lr0 = cfg(uninterruptedOut).learningRate();
     long[] appliedBefore = {0, 1, 2, 2, 3, 3, 4, 5};
     for (int s = 0; s < MAX_STEPS; s++) {
@@ -201,6 +201,8 @@ class Fp16OverflowRecipeTest {
         assertThrows(Exception.class, () -> Ranks.run(RANKS, cfg(out), crash, new Recorder()));
     assertTrue(e.getMessage().contains("simulated crash"), e.toString());
     Recorder resumed = new Recorder();
+    // Bitwise on any CPU: the resumed run restores float32 state exactly (raw bytes) and repeats
+    // the same products on the same shapes, world size and thread count as the uninterrupted one.
     String log = Ranks.run(RANKS, cfg(out), null, resumed);
     assertTrue(log.contains("resumed from " + TrainingCheckpoint.dirFor(out, 6)), log);
     for (int rank = 0; rank < RANKS; rank++) {

@@ -34,7 +34,7 @@ class OptimizerMemoryTest {
     long trainable = ad.numTrainable();
     MemoryMXBean mem = ManagementFactory.getMemoryMXBean();
     for (int n : new int[] {1, 2, 3}) {
-      AdapterFlat af = new AdapterFlat(ad, n, PretrainRecipe.ALIGNMENT);
+      AdapterFlat af = new AdapterFlat(ad, n, StepRunner.ALIGNMENT);
       LocalCommunicator comm = LocalCommunicator.group(n).get(n - 1);
       long before = usedHeap(mem);
       Zero2Optimizer opt =
@@ -57,7 +57,7 @@ class OptimizerMemoryTest {
           opt.stateBytes(),
           measured / (12.0 * trainable / n));
       assertEquals(12L * partition, opt.stateBytes());
-      assertTrue(partition * n - trainable < (long) PretrainRecipe.ALIGNMENT * n);
+      assertTrue(partition * n - trainable < (long) StepRunner.ALIGNMENT * n);
       long slack = 3 * (4L << 20) + (1 << 20); // G1 rounds each large array up to whole regions
       assertTrue(
           measured >= 12L * partition - (1 << 20) && measured <= 12L * partition + slack,

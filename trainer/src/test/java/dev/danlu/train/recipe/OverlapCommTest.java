@@ -23,6 +23,10 @@ import org.junit.jupiter.api.io.TempDir;
  * backward) trains bit-identically to overlap_comm off (one reduce-scatter after backward), on
  * in-process ranks and on a real TCP ring, with embed_tokens and lm_head trained so the regions are
  * uneven and cut the partitions.
+ *
+ * <p>Bitwise holds on any CPU: both runs make the same products on the same shapes with the same
+ * thread count, and every collective combines each element in an order fixed by the ring (rank
+ * order), not by timing; overlap changes only when a region is sent.
  */
 class OverlapCommTest {
   @TempDir static Path tmp;
@@ -86,7 +90,7 @@ class OverlapCommTest {
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         PrintStream ps = new PrintStream(log, true, "UTF-8");
         RankThreads.run(
-            2, r -> new PretrainRecipe(ps).run(new TrainContext(r, 2, ring.get(r), c, null)));
+            2, r -> new PretrainRecipe().run(new TrainContext(r, 2, ring.get(r), c, null), ps));
         String text = log.toString(StandardCharsets.UTF_8);
         // the ring's zero-copy path: gradients in a direct buffer
         assertTrue(text.contains("overlap_comm " + overlap + ", direct gradients"), text);

@@ -24,11 +24,11 @@ final class Ranks {
 
   /** As {@link #run(int, TrainConfig)} with a progress listener on every rank. */
   static String run(int n, TrainConfig cfg, ProgressListener progress) throws Exception {
-    return run(n, cfg, progress, new PretrainRecipe.StepHook() {});
+    return run(n, cfg, progress, TrainLoop.NO_HOOK);
   }
 
   /** As {@link #run(int, TrainConfig, ProgressListener)} with a test hook on every rank. */
-  static String run(int n, TrainConfig cfg, ProgressListener progress, PretrainRecipe.StepHook hook)
+  static String run(int n, TrainConfig cfg, ProgressListener progress, TrainLoop.StepHook hook)
       throws Exception {
     List<LocalCommunicator> group = LocalCommunicator.group(n, 120_000);
     ByteArrayOutputStream log = new ByteArrayOutputStream();
@@ -41,9 +41,9 @@ final class Ranks {
           new Thread(
               () -> {
                 try {
-                  new PretrainRecipe(ps)
+                  new PretrainRecipe()
                       .withStepHook(hook)
-                      .run(new TrainContext(rank, n, group.get(rank), cfg, progress));
+                      .run(new TrainContext(rank, n, group.get(rank), cfg, progress), ps);
                 } catch (Exception e) {
                   failure.compareAndSet(null, e);
                   group.forEach(LocalCommunicator::close);

@@ -40,6 +40,7 @@ class Zero2OptimizerTest {
   private static void assertMatchesReference(List<Rank> ranks, float[] want, String what) {
     float[] p0 = ranks.get(0).params();
     for (Rank r : ranks) {
+      // bitwise: every rank holds the same all-gathered bytes (copies, no arithmetic)
       assertArrayEquals(
           p0, r.params(), what + ": replicated params differ on rank " + r.comm.rank());
     }

@@ -29,6 +29,9 @@ import org.junit.jupiter.api.Test;
  * regions ({@link Zero2Optimizer#gradientsReady}) give bit-identical parameters to the
  * reduce-scatter after backward, on the in-process backend and a real TCP ring, with the same bytes
  * on the wire; and a ring failure on that thread surfaces from {@code step}.
+ *
+ * <p>Bitwise holds on any CPU: no BLAS is involved, each element is summed in the ring's fixed rank
+ * order ({@code dst + src}, see FloatSlicesTest) whichever thread sends it and when.
  */
 class Zero2OverlapTest {
   private static final byte[] SECRET = "overlap-test".getBytes(StandardCharsets.UTF_8);

@@ -1,0 +1,120 @@
+package dev.danlu.train.recipe;
+
+import dev.danlu.train.checkpoint.TrainerState;
+import dev.danlu.train.checkpoint.TrainingCheckpoint;
+import dev.danlu.train.comm.Communicator;
+import dev.danlu.train.lora.PeftBridge;
+import dev.danlu.train.zero.Zero2Optimizer;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.function.Consumer;
+
+/**
+ * The run's checkpoints in {@code output_dir}: resume from the newest committed {@code
+ * checkpoint-<step>} (after deleting interrupted ones and checking it belongs to this run), save
+ * one with every rank's optimizer partition and a commit marker, keep the newest {@code
+ * save_total_limit}. Collective: every rank calls each method.
+ */
+final class CheckpointManager {
+  private final Communicator comm;
+  private final Path out;
+  private final ResumeCheck check;
+  private final ModelSetup model;
+  private final String baseModel;
+  private final int saveTotalLimit;
+  private final Consumer<String> info;
+
+  CheckpointManager(
+      Communicator comm,
+      Path out,
+      ResumeCheck check,
+      ModelSetup model,
+      String baseModel,
+      int saveTotalLimit,
+      Consumer<String> info) {
+    this.comm = comm;
+    this.out = out;
+    this.check = check;
+    this.model = model;
+    this.baseModel = baseModel;
+    this.saveTotalLimit = saveTotalLimit;
+    this.info = info;
+  }
+
+  /**
+   * Restores the newest committed checkpoint into the optimizer and the model, if there is one;
+   * returns the step to continue from (0 for a fresh run).
+   */
+  long resume(StepRunner runner) throws IOException {
+    String chosen = "";
+    if (comm.rank() == 0) {
+      for (Path p : TrainingCheckpoint.deleteUncommitted(out)) {
+        info.accept("deleted interrupted (uncommitted) checkpoint " + p);
+      }
+      chosen = TrainingCheckpoint.newestCommitted(out).map(Path::toString).orElse("");
+    }
+    chosen =
+        new String(
+            comm.broadcastBytes(chosen.getBytes(StandardCharsets.UTF_8), 0),
+            StandardCharsets.UTF_8);
+    if (chosen.isEmpty()) {
+      return 0;
+    }
+    Path dir = Path.of(chosen);
+    TrainerState st = TrainingCheckpoint.readState(dir);
+    Optional<String> warning = check.verify(dir, st);
+    warning.ifPresent(info);
+    Zero2Optimizer opt = runner.optimizer();
+    opt.importState(TrainingCheckpoint.readOptimizerState(dir, runner.flat(), opt.shard()));
+    runner.adapterFlat().copyParamsToModel();
+    info.accept(
+        "resumed from "
+            + dir
+            + " at step "
+            + st.globalStep()
+            + " (written by "
+            + st.worldSize()
+            + " ranks, now "
+            + comm.worldSize()
+            + ")");
+    return st.globalStep();
+  }
+
+  /** Writes and commits {@code checkpoint-<step>}, then applies the retention limit. */
+  void save(Zero2Optimizer opt, long step, double lastLoss) throws IOException {
+    int rank = comm.rank();
+    Path dir = TrainingCheckpoint.dirFor(out, step);
+    if (rank == 0) {
+      Files.createDirectories(dir);
+    }
+    comm.barrier();
+    TrainingCheckpoint.writeOptimizerState(dir, rank, comm.worldSize(), opt.exportState());
+    if (rank == 0) {
+      PeftBridge.toPeft(model.adapter(), baseModel).save(dir);
+      TrainingCheckpoint.writeState(dir, check.state(step, opt, lastLoss));
+    }
+    comm.barrier(); // every rank's optimizer file is complete before the marker
+    if (rank == 0) {
+      TrainingCheckpoint.commit(dir);
+      for (Path p : TrainingCheckpoint.retain(out, saveTotalLimit)) {
+        info.accept("deleted old checkpoint " + p + " (save_total_limit " + saveTotalLimit + ")");
+      }
+      info.accept("checkpoint committed: " + dir);
+    }
+    comm.barrier();
+  }
+
+  /** Writes the final adapter (PEFT layout) to {@code output_dir/<name>} on rank 0. */
+  Path saveFinal(String name) throws IOException {
+    Path adapterDir = out.resolve(name);
+    if (comm.rank() == 0) {
+      PeftBridge.toPeft(model.adapter(), baseModel).save(adapterDir);
+      info.accept("final adapter written to " + adapterDir);
+    }
+    comm.barrier();
+    return adapterDir;
+  }
+}

@@ -1,0 +1,142 @@
+package dev.danlu.train.recipe;
+
+import dev.danlu.train.comm.Communicator;
+import dev.danlu.train.lora.LoraAdapter;
+import dev.danlu.train.model.Batch;
+import dev.danlu.train.model.LlamaConfig;
+import dev.danlu.train.model.LlamaState;
+import dev.danlu.train.model.LlamaWeights;
+import dev.danlu.train.optim.DynamicLossScaler;
+import dev.danlu.train.zero.FlatParams;
+import dev.danlu.train.zero.Zero2Optimizer;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/**
+ * One optimizer step of data-parallel training on this rank, the body every recipe and the step
+ * benchmarks share: forward and backward of each micro-batch with gradients accumulated in the
+ * model → one ZeRO-2 step (a single reduce-scatter, by default overlapped with the last
+ * micro-batch's backward: {@code overlap_comm}) → updated parameters copied back into the model.
+ */
+public final class StepRunner implements AutoCloseable {
+  /** ZeRO partitions start at multiples of this many floats (64-byte lines). */
+  static final int ALIGNMENT = 16;
+
+  /** What one step did on this rank. */
+  public record Outcome(
+      double lossSum,
+      long tokens,
+      long forwardBackwardNanos,
+      long handOverNanos,
+      long optimizerNanos,
+      Zero2Optimizer.StepResult result) {
+    /** Gradient hand-over, ZeRO-2 step with its collectives and parameter copy-back. */
+    public long afterBackwardNanos() {
+      return handOverNanos + optimizerNanos;
+    }
+  }
+
+  private final LlamaConfig config;
+  private final LlamaWeights weights;
+  private final LoraAdapter adapter;
+  private final Objective objective;
+  private final AdapterFlat flat;
+  private final Zero2Optimizer opt;
+  private boolean overlap;
+  private final boolean checkpointing;
+  private final Map<Long, LlamaState> states = new HashMap<>();
+
+  /**
+   * @param config the model's config with the effective vocabulary (the adapter's embed_tokens /
+   *     lm_head rows, which a vocabulary resize makes larger than the frozen weights')
+   * @param overlap reduce-scatter finished gradient regions during the last micro-batch's backward
+   * @param checkpointing recompute each layer's activations in backward (gradient_checkpointing)
+   */
+  public StepRunner(
+      Communicator comm,
+      LlamaConfig config,
+      LlamaWeights weights,
+      LoraAdapter adapter,
+      Objective objective,
+      Zero2Optimizer.Config optimizer,
+      DynamicLossScaler scaler,
+      boolean overlap,
+      boolean checkpointing) {
+    this.config = config;
+    this.weights = weights;
+    this.adapter = adapter;
+    this.objective = objective;
+    this.flat = new AdapterFlat(adapter, comm.worldSize(), ALIGNMENT, comm.zeroCopyBuffers());
+    this.opt = new Zero2Optimizer(comm, flat.flat(), optimizer, scaler);
+    this.overlap = overlap;
+    this.checkpointing = checkpointing;
+  }
+
+  /**
+   * Runs one step over this rank's micro-batches; {@code divisor} turns the summed gradients into
+   * the global mean (micro-batches per rank × ranks).
+   */
+  public Outcome step(List<Batch> microBatches, double divisor) {
+    long t0 = System.nanoTime();
+    double lossSum = 0;
+    long tokens = 0;
+    for (int micro = 0; micro < microBatches.size(); micro++) {
+      Batch b = microBatches.get(micro);
+      LlamaState s = state(b);
+      lossSum += objective.forward(weights, adapter, s, b);
+      tokens += (long) b.batch() * b.seq();
+      double scale = opt.scaler().scale();
+      if (overlap && micro == microBatches.size() - 1) {
+        // last micro-batch: each finished region of the flat buffer is reduced while the layers
+        // below it are still back-propagating
+        objective.backward(
+            weights, adapter, s, scale, depth -> opt.gradientsReady(flat.moveFinalGrads(depth)));
+      } else {
+        objective.backward(weights, adapter, s, scale, null);
+      }
+    }
+    long t1 = System.nanoTime();
+    flat.moveGradsToFlat(); // what the overlap has not moved yet (everything without it)
+    long t2 = System.nanoTime();
+    Zero2Optimizer.StepResult r = opt.step(divisor);
+    long t3 = System.nanoTime();
+    flat.copyParamsToModel();
+    long t4 = System.nanoTime();
+    return new Outcome(lossSum, tokens, t1 - t0, (t2 - t1) + (t4 - t3), t3 - t2, r);
+  }
+
+  /** The activation state for a batch's shape (kept across steps: shapes repeat). */
+  LlamaState state(Batch b) {
+    long key = ((long) b.batch() << 32) | b.seq();
+    return states.computeIfAbsent(
+        key,
+        k ->
+            new LlamaState(
+                config, b.batch(), b.seq(), adapter.config, checkpointing, DataType.FLOAT));
+  }
+
+  /** Switches overlap_comm for the following steps (OverlapBench alternates it). */
+  public void overlap(boolean on) {
+    this.overlap = on;
+  }
+
+  public Zero2Optimizer optimizer() {
+    return opt;
+  }
+
+  public FlatParams flat() {
+    return flat.flat();
+  }
+
+  AdapterFlat adapterFlat() {
+    return flat;
+  }
+
+  /** Stops the optimizer's communication thread if a step was abandoned mid-backward. */
+  @Override
+  public void close() {
+    opt.close();
+  }
+}

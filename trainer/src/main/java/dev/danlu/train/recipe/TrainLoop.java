@@ -1,0 +1,243 @@
+package dev.danlu.train.recipe;
+
+import dev.danlu.train.comm.Communicator;
+import dev.danlu.train.comm.ReduceOp;
+import dev.danlu.train.config.TrainConfig;
+import dev.danlu.train.data.BatchPlan;
+import dev.danlu.train.data.TrainData;
+import dev.danlu.train.model.Batch;
+import dev.danlu.train.optim.AdamW;
+import dev.danlu.train.optim.DynamicLossScaler;
+import dev.danlu.train.optim.LrSchedule;
+import dev.danlu.train.zero.FlatParams;
+import dev.danlu.train.zero.Zero2Optimizer;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The training loop every recipe runs, as one rank of a data-parallel job: the {@link BatchPlan}
+ * slice of every global batch → {@link StepRunner} (micro-batches, ZeRO-2 step) → loss averaged
+ * over ranks, step log and progress → periodic evaluation and checkpoints ({@link
+ * CheckpointManager}) → the final adapter. Resumes from the newest committed checkpoint in {@code
+ * output_dir}, on any world size with the same global batch. A recipe supplies only its model, its
+ * data ({@link TrainData}) and its loss ({@link Objective}).
+ */
+public final class TrainLoop {
+  /** What a finished run reports. */
+  public record Result(long steps, double lastLoss, double evalLoss, Path adapterDir) {}
+
+  /**
+   * Test-only view of each optimizer step, for injecting faults the real code must survive (the
+   * recipe tests overflow one rank's gradients). Package-private: production code cannot set it.
+   */
+  interface StepHook {
+    /**
+     * Sees this rank's flat parameters before the step's first micro-batch, while {@code
+     * flat.grads()} is still zero: whatever the hook writes there is added to the step's
+     * loss-scaled gradients (also under overlap_comm, whose reduce starts during backward); {@code
+     * step} is the 0-based step about to run. {@code flat.grads()} exists only for array gradients
+     * (in-process ranks); on the TCP ring they live in a direct buffer.
+     */
+    default void beforeStep(int rank, long step, FlatParams flat) {}
+
+    /** Sees what the optimizer step did on this rank. */
+    default void afterStep(int rank, long step, FlatParams flat, Zero2Optimizer.StepResult r) {}
+  }
+
+  static final StepHook NO_HOOK = new StepHook() {};
+
+  private final PrintStream log;
+  private final StepHook hook;
+
+  TrainLoop(PrintStream log, StepHook hook) {
+    this.log = log;
+    this.hook = hook;
+  }
+
+  public TrainLoop(PrintStream log) {
+    this(log, NO_HOOK);
+  }
+
+  /**
+   * Trains rank {@code ctx.rank()} to the end (collective: every rank calls it) and writes the
+   * final adapter to {@code output_dir/<finalName>}.
+   */
+  public Result run(
+      TrainContext ctx, ModelSetup model, TrainData data, Objective objective, String finalName)
+      throws IOException {
+    TrainConfig cfg = ctx.config();
+    Communicator comm = ctx.comm();
+    int rank = ctx.rank();
+    int world = ctx.worldSize();
+    require(cfg.outputDir(), "output_dir");
+    if (model.resizedFrom() > 0) {
+      info(
+          rank,
+          "vocabulary resized from "
+              + model.resizedFrom()
+              + " to the tokenizer's "
+              + model.config().vocabSize()
+              + " (embed_tokens, lm_head trained in full)");
+    }
+    int accum = cfg.gradientAccumulationSteps();
+    BatchPlan plan =
+        new BatchPlan(cfg.seed(), data.trainRows(), cfg.perDeviceTrainBatchSize(), accum, world);
+    long total = plan.totalSteps(cfg.maxSteps(), cfg.numTrainEpochs());
+    long warmup = cfg.warmupStepsFor((int) total);
+    DynamicLossScaler scaler =
+        cfg.fp16()
+            ? new DynamicLossScaler(
+                Math.pow(2, cfg.initialScalePower()),
+                2.0,
+                cfg.lossScaleWindow(),
+                cfg.hysteresis(),
+                cfg.minLossScale())
+            : DynamicLossScaler.disabled();
+    Zero2Optimizer.Config optCfg =
+        new Zero2Optimizer.Config(
+            new AdamW(cfg.adamBeta1(), cfg.adamBeta2(), cfg.adamEpsilon()),
+            cfg.learningRate(),
+            cfg.weightDecay(),
+            cfg.maxGradNorm(),
+            Math.max(1, cfg.reduceBucketMb() * (1 << 20) / 4 / world),
+            schedule(cfg.lrSchedulerType(), warmup, total));
+    // closed on every exit: a backward that throws mid-overlap must not leave the communication
+    // thread (holding the communicator and the gradient buffer) behind in a long-lived executor
+    try (StepRunner runner =
+        new StepRunner(
+            comm,
+            model.config(),
+            model.weights(),
+            model.adapter(),
+            objective,
+            optCfg,
+            scaler,
+            cfg.overlapComm(),
+            cfg.gradientCheckpointing())) {
+      Zero2Optimizer opt = runner.optimizer();
+      ResumeCheck check = ResumeCheck.of(cfg, model, data, plan, world);
+      info(
+          rank,
+          String.format(
+              Locale.ROOT,
+              "world %d (%s, overlap_comm %s, %s gradients), %s, global batch %d,"
+                  + " %d steps (%d per epoch), warmup %d; trainable %d; optimizer state on this rank"
+                  + " %d bytes = 12 x %d (partition of %d padded)",
+              world,
+              comm.kind(),
+              cfg.overlapComm(),
+              runner.flat().directGrads() ? "direct" : "array",
+              data.describe(),
+              plan.globalBatch(),
+              total,
+              plan.stepsPerEpoch(),
+              warmup,
+              runner.flat().total(),
+              opt.stateBytes(),
+              opt.shard().size(),
+              runner.flat().padded()));
+      CheckpointManager ckpt =
+          new CheckpointManager(
+              comm,
+              Path.of(cfg.outputDir()),
+              check,
+              model,
+              cfg.modelNameOrPath(),
+              cfg.saveTotalLimit(),
+              m -> info(rank, m));
+      long start = ckpt.resume(runner);
+      Evaluator eval = new Evaluator(model, data, objective, cfg.perDeviceEvalBatchSize(), comm);
+      StepLog stepLog =
+          new StepLog(
+              log, rank, world, total, start, cfg.loggingSteps(), cfg.loggingFirstStep(), scaler);
+      double lastLoss = Double.NaN;
+      double evalLoss = Double.NaN;
+      for (long step = start; step < total; step++) {
+        long t0 = System.nanoTime();
+        // before any gradient reaches the flat buffer: with overlap_comm, regions are reduced
+        // during backward, and what the hook adds must be in them (gradients are added, not copied)
+        hook.beforeStep(rank, step, runner.flat());
+        List<Batch> micro = new ArrayList<>(accum);
+        for (int m = 0; m < accum; m++) {
+          micro.add(data.trainBatch(plan.rowsFor(step, rank, m), step));
+        }
+        StepRunner.Outcome o = runner.step(micro, (double) accum * world);
+        hook.afterStep(rank, step, runner.flat(), o.result());
+        long done = step + 1;
+        float[] loss = {(float) o.lossSum()};
+        comm.allReduce(loss, 0, 1, ReduceOp.SUM);
+        lastLoss = loss[0] / ((double) accum * world);
+        stepLog.step(
+            done,
+            lastLoss,
+            o.result(),
+            o.tokens(),
+            (System.nanoTime() - t0) / 1e9,
+            o.forwardBackwardNanos() / 1e9,
+            o.afterBackwardNanos() / 1e9,
+            ctx.progress());
+        if (cfg.evalSteps() > 0 && done % cfg.evalSteps() == 0) {
+          evalLoss = evaluate(eval, rank, done);
+        }
+        if ((cfg.saveSteps() > 0 && done % cfg.saveSteps() == 0) || done == total) {
+          ckpt.save(opt, done, lastLoss);
+        }
+      }
+      if (cfg.overlapComm()) {
+        info(
+            rank,
+            "overlap_comm: "
+                + opt.regionsReducedDuringBackward()
+                + " gradient regions reduced while backward ran");
+      }
+      Path adapterDir = ckpt.saveFinal(finalName);
+      return new Result(total, lastLoss, evalLoss, adapterDir);
+    }
+  }
+
+  private double evaluate(Evaluator eval, int rank, long step) throws IOException {
+    Evaluator.Result e = eval.run();
+    if (e.tokens() > 0) {
+      info(
+          rank,
+          String.format(
+              Locale.ROOT,
+              "eval step %d: eval_loss %.4f perplexity %.3f (%d tokens)",
+              step,
+              e.loss(),
+              Math.exp(e.loss()),
+              e.tokens()));
+    }
+    return e.loss();
+  }
+
+  static LrSchedule schedule(TrainConfig.SchedulerType type, long warmup, long total) {
+    return switch (type) {
+      case LINEAR -> LrSchedule.linear(warmup, total);
+      case COSINE -> LrSchedule.cosine(warmup, total);
+      case CONSTANT -> LrSchedule.constant();
+      case CONSTANT_WITH_WARMUP -> s -> s < warmup ? (double) s / Math.max(1, warmup) : 1.0;
+    };
+  }
+
+  private void info(int rank, String msg) {
+    if (rank == 0) {
+      log.println("[rank " + rank + "] " + msg);
+    }
+  }
+
+  /** Fails naming a required config key that is not set. */
+  public static void require(String value, String key) {
+    if (value == null || value.isBlank()) {
+      throw new IllegalArgumentException(
+          key
+              + " is not set; give it in the YAML config or as "
+              + key
+              + "=... on the command line");
+    }
+  }
+}
