@@ -28,6 +28,16 @@ def first_line(text):
     return text.splitlines()[0][:300] if text else ""
 
 
+def skip_reason(elem):
+    """The reason a test skipped: JUnit's abort() leaves it in the text, assumeTrue() in
+    the message attribute, behind an exception name or "Assumption failed: "."""
+    reason = first_line(elem.get("message")) or first_line(elem.text)
+    for prefix in ("org.opentest4j.TestAbortedException: ", "Assumption failed: "):
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):]
+    return reason or "(no reason given)"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--label", default="tests")
@@ -69,7 +79,7 @@ def main():
                     failures.append(f"{m}: {name}: {first_line(bad.get('message') or bad.text)}")
                 elif skipped is not None:
                     c["skipped"] += 1
-                    skips[first_line(skipped.get("message")) or "(no reason given)"].append(f"{m}: {name}")
+                    skips[skip_reason(skipped)].append(f"{m}: {name}")
                 else:
                     c["passed"] += 1
         totals.update(c)

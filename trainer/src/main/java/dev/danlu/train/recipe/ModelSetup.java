@@ -1,6 +1,5 @@
 package dev.danlu.train.recipe;
 
-import dev.danlu.data.manifest.Manifest;
 import dev.danlu.train.checkpoint.VocabResize;
 import dev.danlu.train.config.TrainConfig;
 import dev.danlu.train.lora.LoraAdapter;
@@ -44,7 +43,11 @@ public record ModelSetup(
     String fingerprint,
     int resizedFrom) {
 
-  public static ModelSetup load(TrainConfig cfg, Manifest.Params data) throws IOException {
+  /**
+   * Loads the base model named by {@code model_name_or_path} and a fresh adapter for data tokenized
+   * with a {@code tokenizerVocab}-piece tokenizer.
+   */
+  public static ModelSetup load(TrainConfig cfg, int tokenizerVocab) throws IOException {
     Path dir = Path.of(cfg.modelNameOrPath());
     // frozen weights in torch_dtype (auto: the checkpoint's on CUDA, float32 on CPU); the
     // adapter, its gradients and the optimizer are float32 whatever this is
@@ -59,7 +62,7 @@ public record ModelSetup(
     LoraConfig lc =
         new LoraConfig(
             cfg.loraRank(), cfg.loraAlpha(), cfg.loraDropout(), targets, embed, head, cfg.seed());
-    int tokVocab = data.vocabSize();
+    int tokVocab = tokenizerVocab;
     int vocab = mc.vocabSize();
     int resizedFrom = -1;
     if (tokVocab > vocab && !(embed && head)) {

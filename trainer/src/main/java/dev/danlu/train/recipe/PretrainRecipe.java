@@ -40,7 +40,8 @@ public final class PretrainRecipe implements Recipe {
       Path t = Path.of(cfg.tokenizerNameOrPath());
       tokSha = ModelSetup.sha256(Files.isDirectory(t) ? t.resolve("tokenizer.model") : t);
     }
-    ModelSetup model = ModelSetup.load(cfg, ManifestIo.readCurrent(datasetDir).params());
+    ModelSetup model =
+        ModelSetup.load(cfg, ManifestIo.readCurrent(datasetDir).params().vocabSize());
     try (ShardBlocks data =
         ShardBlocks.open(datasetDir, cfg.blockSize(), tokSha, model.config().vocabSize())) {
       return new TrainLoop(log, hook).run(ctx, model, data, Objective.CAUSAL_LM, "pt_lora_model");

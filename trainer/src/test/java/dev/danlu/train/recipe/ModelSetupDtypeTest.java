@@ -40,7 +40,7 @@ class ModelSetupDtypeTest {
             .config();
     Manifest.Params data =
         new Manifest.Params("sha", "tokenizer.model", tokVocab, 1, 2, 16, "group", 0, "x", 1000);
-    ModelSetup m = ModelSetup.load(cfg, data);
+    ModelSetup m = ModelSetup.load(cfg, data.vocabSize());
     assertEquals(DataType.valueOf(stored), m.weights().storageType());
     assertEquals(DataType.valueOf(stored), m.weights().embedTokens().dataType());
     assertEquals(DataType.FLOAT, m.weights().norm().dataType());

@@ -41,9 +41,12 @@ final class Ranks {
           new Thread(
               () -> {
                 try {
-                  new PretrainRecipe()
-                      .withStepHook(hook)
-                      .run(new TrainContext(rank, n, group.get(rank), cfg, progress), ps);
+                  // the recipe the config's stage names, as workers and Spark tasks pick it
+                  Recipe recipe = Recipes.forConfig(cfg);
+                  if (recipe instanceof PretrainRecipe p) {
+                    p.withStepHook(hook);
+                  }
+                  recipe.run(new TrainContext(rank, n, group.get(rank), cfg, progress), ps);
                 } catch (Exception e) {
                   failure.compareAndSet(null, e);
                   group.forEach(LocalCommunicator::close);

@@ -75,7 +75,7 @@ class ZeroEquivalenceTest {
    */
   private static Map<String, float[]> plainAdamW(int globalBatch, int steps) throws Exception {
     TrainConfig cfg = TinyRun.config(model, data, tmp.resolve("unused"));
-    ModelSetup m = ModelSetup.load(cfg, ManifestIo.readCurrent(data).params());
+    ModelSetup m = ModelSetup.load(cfg, ManifestIo.readCurrent(data).params().vocabSize());
     LoraAdapter ad = m.adapter();
     List<LoraAdapter.NamedParam> params = ad.trainable();
     Map<String, float[]> p = new LinkedHashMap<>();
