@@ -3,13 +3,13 @@ package dev.danlu.launch.demo;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.danlu.train.comm.Communicator;
+import dev.danlu.train.comm.LocalCommunicator;
 import dev.danlu.train.data.ShardBlocks;
 import dev.danlu.train.lora.LoraAdapter;
-import dev.danlu.train.lora.LoraConfig;
-import dev.danlu.train.model.Batch;
-import dev.danlu.train.model.Llama;
-import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.model.LlamaWeights;
+import dev.danlu.train.recipe.Evaluator;
+import dev.danlu.train.recipe.Objective;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -20,7 +20,6 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.List;
-import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * Validation perplexity of a model (optionally with a LoRA adapter applied unmerged) on a prepared
@@ -109,7 +108,8 @@ public final class Perplexity {
    */
   public static Result evaluate(LlamaWeights w, LoraAdapter adapter, Path shards, int batch)
       throws IOException {
-    try (ShardBlocks data = ShardBlocks.open(shards, 0, null, w.config().vocabSize())) {
+    try (ShardBlocks data = ShardBlocks.open(shards, 0, null, w.config().vocabSize());
+        Communicator one = LocalCommunicator.group(1).get(0)) {
       long rows = data.validationRows();
       if (rows == 0) {
         throw new IOException(
@@ -117,29 +117,10 @@ public final class Perplexity {
                 + ": the validation split is empty; prepare the data with a larger"
                 + " --validation-fraction or more text");
       }
-      LoraConfig lc = adapter == null ? null : adapter.config;
-      LlamaState full =
-          new LlamaState(w.config(), batch, data.blockSize(), lc, false, DataType.FLOAT);
-      LlamaState tail = null;
-      double sum = 0;
-      long tokens = 0;
-      for (long r = 0; r < rows; r += batch) {
-        int b = (int) Math.min(batch, rows - r);
-        long[] ids = new long[b];
-        for (int k = 0; k < b; k++) {
-          ids[k] = r + k;
-        }
-        Batch in = data.validationBatch(ids);
-        LlamaState s = full;
-        if (b != batch) {
-          tail = new LlamaState(w.config(), b, data.blockSize(), lc, false, DataType.FLOAT);
-          s = tail;
-        }
-        double mean = Llama.forward(w, adapter, s, in);
-        sum += mean * s.tokenCount();
-        tokens += s.tokenCount();
-      }
-      return new Result(sum / tokens, tokens, rows);
+      // the training loop's evaluator, on a single in-process rank
+      Evaluator.Result r =
+          new Evaluator(w.config(), w, adapter, data, Objective.CAUSAL_LM, batch, one).run();
+      return new Result(r.loss(), r.tokens(), rows);
     }
   }
 }

@@ -3,8 +3,11 @@ package dev.danlu.train.recipe;
 import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.comm.ReduceOp;
 import dev.danlu.train.data.TrainData;
+import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.model.Batch;
+import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaState;
+import dev.danlu.train.model.LlamaWeights;
 import java.io.IOException;
 import java.util.HashMap;
 import java.util.Map;
@@ -20,7 +23,9 @@ public final class Evaluator {
   /** Mean loss per token over the split, and the token count (0: empty split, loss NaN). */
   public record Result(double loss, long tokens) {}
 
-  private final ModelSetup model;
+  private final LlamaConfig config;
+  private final LlamaWeights weights;
+  private final LoraAdapter adapter;
   private final TrainData data;
   private final Objective objective;
   private final int batch;
@@ -29,7 +34,24 @@ public final class Evaluator {
 
   public Evaluator(
       ModelSetup model, TrainData data, Objective objective, int batch, Communicator comm) {
-    this.model = model;
+    this(model.config(), model.weights(), model.adapter(), data, objective, batch, comm);
+  }
+
+  /**
+   * @param config the model's config with the effective vocabulary
+   * @param adapter null to evaluate the base model alone
+   */
+  public Evaluator(
+      LlamaConfig config,
+      LlamaWeights weights,
+      LoraAdapter adapter,
+      TrainData data,
+      Objective objective,
+      int batch,
+      Communicator comm) {
+    this.config = config;
+    this.weights = weights;
+    this.adapter = adapter;
     this.data = data;
     this.objective = objective;
     this.batch = Math.max(1, batch);
@@ -56,13 +78,13 @@ public final class Evaluator {
               ((long) in.batch() << 32) | in.seq(),
               k ->
                   new LlamaState(
-                      model.config(),
+                      config,
                       in.batch(),
                       in.seq(),
-                      model.adapter().config,
+                      adapter == null ? null : adapter.config,
                       false,
                       DataType.FLOAT));
-      double loss = objective.forward(model.weights(), model.adapter(), s, in);
+      double loss = objective.forward(weights, adapter, s, in);
       if (s.tokenCount() > 0) {
         sum += loss * s.tokenCount();
         tokens += s.tokenCount();
