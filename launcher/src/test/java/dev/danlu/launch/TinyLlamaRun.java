@@ -1,33 +1,20 @@
 package dev.danlu.launch;
 
-import dev.danlu.data.manifest.Manifest;
-import dev.danlu.data.manifest.ManifestIo;
-import dev.danlu.data.shard.ShardMeta;
 import dev.danlu.data.shard.ShardWriter;
 import dev.danlu.data.tokenizer.SentencePieceTokenizer;
-import dev.danlu.train.checkpoint.SafeTensors;
-import dev.danlu.train.comm.Communicator;
-import dev.danlu.train.comm.RingListener;
+import dev.danlu.train.comm.RankThreads;
 import dev.danlu.train.comm.TcpRingOptions;
 import dev.danlu.train.config.ConfigLoader;
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.RandomInit;
-import dev.danlu.train.recipe.PretrainRecipe;
-import dev.danlu.train.recipe.TrainContext;
-import java.io.IOException;
+import dev.danlu.train.recipe.RecipeTestSupport;
 import java.io.PrintStream;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.concurrent.atomic.AtomicReference;
-import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.memory.RootAllocator;
 
 /**
  * A real (tiny) training setup on disk for launcher tests: a randomly initialised LLaMA in a
@@ -54,7 +41,7 @@ final class TinyLlamaRun {
    * @param tokenizer the stories260K {@code tokenizer.model}
    * @param extraYaml further config lines (max_steps, save_steps, ...)
    */
-  TinyLlamaRun(Path root, Path tokenizer, String extraYaml) throws IOException {
+  TinyLlamaRun(Path root, Path tokenizer, String extraYaml) throws Exception {
     this.tokenizer = tokenizer;
     model = root.resolve("tiny-llama");
     dataset = root.resolve("shards");
@@ -130,51 +117,9 @@ final class TinyLlamaRun {
     return out;
   }
 
-  private void writeDataset(List<int[]> train, List<int[]> validation, int vocab)
-      throws IOException {
+  private void writeDataset(List<int[]> train, List<int[]> validation, int vocab) throws Exception {
     String tokSha = TrainFixture.sha256(Files.readAllBytes(tokenizer));
-    Files.createDirectories(dataset.resolve(ManifestIo.SHARDS_DIR));
-    List<Manifest.ShardEntry> entries = new ArrayList<>();
-    entries.add(shard("shards/train-00000.arrow", "train", train, tokSha));
-    entries.add(shard("shards/validation-00000.arrow", "validation", validation, tokSha));
-    long rows = train.size() + validation.size();
-    Manifest m =
-        new Manifest(
-            Manifest.FORMAT_VERSION,
-            1,
-            "2026-11-22T00:00:00Z",
-            new Manifest.Params(
-                tokSha,
-                "tokenizer.model",
-                vocab,
-                1,
-                2,
-                BLOCK,
-                "group1000",
-                0.03,
-                "replace",
-                1 << 20),
-            new Manifest.Totals(
-                1, 0, 0, 0, rows * BLOCK, rows, train.size(), validation.size(), 0, 0, 0),
-            entries,
-            List.of());
-    Files.write(dataset.resolve(ManifestIo.CURRENT), ManifestIo.toJson(m));
-  }
-
-  private Manifest.ShardEntry shard(String rel, String split, List<int[]> rows, String tokSha)
-      throws IOException {
-    Path f = dataset.resolve(rel);
-    try (BufferAllocator a = new RootAllocator();
-        FileChannel ch =
-            FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-        ShardWriter w = new ShardWriter(a, new ShardMeta(BLOCK, tokSha, 1, 2, 16, Map.of()), ch)) {
-      for (int[] b : rows) {
-        w.write(b);
-      }
-    }
-    byte[] bytes = Files.readAllBytes(f);
-    return new Manifest.ShardEntry(
-        rel, split, rows.size(), bytes.length, TrainFixture.sha256(bytes), "test:" + split);
+    RecipeTestSupport.dataset(dataset, train, validation, BLOCK, vocab, tokSha);
   }
 
   /**
@@ -186,93 +131,15 @@ final class TinyLlamaRun {
     var cfg =
         ConfigLoader.load(Files.readString(config), config.toString(), List.of("output_dir=" + out))
             .config();
-    int n = 2;
-    List<RingListener> listeners = new ArrayList<>();
-    for (int r = 0; r < n; r++) {
-      listeners.add(RingListener.bind("127.0.0.1", 0));
-    }
-    List<String> peers = listeners.stream().map(RingListener::address).toList();
     byte[] secret = new byte[32];
     new SplittableRandom(5).nextBytes(secret);
-    AtomicReference<Exception> failure = new AtomicReference<>();
-    List<Thread> threads = new ArrayList<>();
-    for (int r = 0; r < n; r++) {
-      int rank = r;
-      Thread t =
-          new Thread(
-              () -> {
-                try (Communicator comm =
-                    listeners.get(rank).join(rank, peers, secret, TcpRingOptions.defaults())) {
-                  new PretrainRecipe().run(new TrainContext(rank, n, comm, cfg, null), log);
-                } catch (Exception e) {
-                  failure.compareAndSet(null, e);
-                }
-              },
-              "reference-rank-" + r);
-      threads.add(t);
-      t.start();
-    }
-    for (Thread t : threads) {
-      t.join(120_000);
-    }
-    if (failure.get() != null) {
-      throw failure.get();
-    }
+    log.print(
+        RecipeTestSupport.train(RankThreads.tcpRing(2, secret, TcpRingOptions.defaults()), cfg));
     return adapter(out);
   }
 
   /** Every tensor of {@code <outputDir>/pt_lora_model/adapter_model.safetensors}. */
-  static Map<String, float[]> adapter(Path outputDir) throws IOException {
-    Map<String, float[]> t = new LinkedHashMap<>();
-    try (SafeTensors st =
-        SafeTensors.open(outputDir.resolve("pt_lora_model/adapter_model.safetensors"))) {
-      for (String name : st.names()) {
-        t.put(name, st.readFloats(name));
-      }
-    }
-    return t;
-  }
-
-  /** max over tensors of ||a - b|| / ||b||; the tensor names must be the same. */
-  static double relError(Map<String, float[]> a, Map<String, float[]> b) {
-    if (!a.keySet().equals(b.keySet())) {
-      throw new AssertionError("different tensors: " + a.keySet() + " vs " + b.keySet());
-    }
-    double worst = 0;
-    for (String k : b.keySet()) {
-      float[] x = a.get(k);
-      float[] y = b.get(k);
-      if (x.length != y.length) {
-        throw new AssertionError(k + ": " + x.length + " vs " + y.length + " values");
-      }
-      double d = 0;
-      double nb = 0;
-      for (int i = 0; i < x.length; i++) {
-        d += (double) (x[i] - y[i]) * (x[i] - y[i]);
-        nb += (double) y[i] * y[i];
-      }
-      worst = Math.max(worst, Math.sqrt(d) / Math.max(Math.sqrt(nb), 1e-30));
-    }
-    return worst;
-  }
-
-  /** True when every tensor has the same float bits. */
-  static boolean bitwiseEqual(Map<String, float[]> a, Map<String, float[]> b) {
-    if (!a.keySet().equals(b.keySet())) {
-      return false;
-    }
-    for (String k : b.keySet()) {
-      float[] x = a.get(k);
-      float[] y = b.get(k);
-      if (x.length != y.length) {
-        return false;
-      }
-      for (int i = 0; i < x.length; i++) {
-        if (Float.floatToRawIntBits(x[i]) != Float.floatToRawIntBits(y[i])) {
-          return false;
-        }
-      }
-    }
-    return true;
+  static Map<String, float[]> adapter(Path outputDir) {
+    return RecipeTestSupport.tensors(outputDir.resolve("pt_lora_model/adapter_model.safetensors"));
   }
 }

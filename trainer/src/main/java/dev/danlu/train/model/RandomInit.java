@@ -87,12 +87,12 @@ public final class RandomInit {
 
   /**
    * Writes {@code dir/config.json}, {@code dir/model.safetensors} (F32) and a copy of {@code
-   * tokenizerModel} as {@code dir/tokenizer.model}. The safetensors file is written to a temporary
-   * name and renamed, so an interrupted run never leaves a truncated model behind.
+   * tokenizerModel} (when not null) as {@code dir/tokenizer.model}. The safetensors file is written
+   * to a temporary name and renamed, so an interrupted run never leaves a truncated model behind.
    */
   public static void writeHfDir(Path dir, LlamaConfig c, long seed, Path tokenizerModel)
       throws IOException {
-    if (!Files.isRegularFile(tokenizerModel)) {
+    if (tokenizerModel != null && !Files.isRegularFile(tokenizerModel)) {
       throw new IOException(tokenizerModel + ": no such tokenizer.model");
     }
     Files.createDirectories(dir);
@@ -110,9 +110,11 @@ public final class RandomInit {
         w.writeFloats(values(seed, t));
       }
     }
-    Path tmp = dir.resolve(".tokenizer.model.tmp");
-    Files.copy(tokenizerModel, tmp, StandardCopyOption.REPLACE_EXISTING);
-    Files.move(tmp, dir.resolve("tokenizer.model"), StandardCopyOption.REPLACE_EXISTING);
+    if (tokenizerModel != null) {
+      Path tmp = dir.resolve(".tokenizer.model.tmp");
+      Files.copy(tokenizerModel, tmp, StandardCopyOption.REPLACE_EXISTING);
+      Files.move(tmp, dir.resolve("tokenizer.model"), StandardCopyOption.REPLACE_EXISTING);
+    }
     // config.json last: its presence marks a complete directory for callers that reuse one
     Path cfgTmp = dir.resolve(".config.json.tmp");
     Files.writeString(cfgTmp, configJson(c, seed), StandardCharsets.UTF_8);

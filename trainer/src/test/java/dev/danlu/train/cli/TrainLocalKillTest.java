@@ -113,7 +113,7 @@ class TrainLocalKillTest {
     assertEquals(0, rc3, third);
     assertTrue(third.contains("at step 3 (written by 2 ranks, now 3)"), third);
     double err3 =
-        RecipeTestSupport.relError(
+        dev.danlu.testkit.Floats.relError(
             RecipeTestSupport.tensors(out3.resolve("pt_lora_model/adapter_model.safetensors")),
             reference);
     System.out.printf("train-local kill -9, resume on 3 processes: relative error %.3e%n", err3);
@@ -130,7 +130,7 @@ class TrainLocalKillTest {
     assertTrue(second.contains("[rank 0] resumed from "), second);
     assertTrue(second.contains("[rank 1] "), second);
     double err =
-        RecipeTestSupport.relError(
+        dev.danlu.testkit.Floats.relError(
             RecipeTestSupport.tensors(out.resolve("pt_lora_model/adapter_model.safetensors")),
             reference);
     System.out.printf("train-local kill -9 + resume vs uninterrupted: relative error %.3e%n", err);

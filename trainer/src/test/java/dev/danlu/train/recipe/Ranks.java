@@ -1,19 +1,25 @@
 package dev.danlu.train.recipe;
 
+import dev.danlu.testkit.Floats;
 import dev.danlu.train.checkpoint.SafeTensors;
+import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.comm.LocalCommunicator;
+import dev.danlu.train.comm.RankThreads;
 import dev.danlu.train.config.TrainConfig;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicReference;
 
-/** Runs the recipe on N in-process ranks (threads joined by a LocalCommunicator group). */
+/**
+ * Runs the config's recipe on N rank threads of this JVM, joined by in-process communicators or by
+ * any given ones (a real TCP ring): the one rank runner of the recipe tests and the launcher's
+ * reference runs.
+ */
 final class Ranks {
   private Ranks() {}
 
@@ -30,39 +36,56 @@ final class Ranks {
   /** As {@link #run(int, TrainConfig, ProgressListener)} with a test hook on every rank. */
   static String run(int n, TrainConfig cfg, ProgressListener progress, TrainLoop.StepHook hook)
       throws Exception {
-    List<LocalCommunicator> group = LocalCommunicator.group(n, 120_000);
+    return run(LocalCommunicator.group(n, 120_000), cfg, progress, hook);
+  }
+
+  /**
+   * Runs rank r on {@code comms.get(r)}'s thread; on the first failure every communicator is closed
+   * (so no rank waits for a dead peer) and that failure is rethrown. Returns the ranks' log.
+   */
+  static String run(
+      List<? extends Communicator> comms,
+      TrainConfig cfg,
+      ProgressListener progress,
+      TrainLoop.StepHook hook)
+      throws Exception {
+    int n = comms.size();
     ByteArrayOutputStream log = new ByteArrayOutputStream();
     PrintStream ps = new PrintStream(log, true, StandardCharsets.UTF_8);
     AtomicReference<Exception> failure = new AtomicReference<>();
-    List<Thread> threads = new ArrayList<>();
-    for (int r = 0; r < n; r++) {
-      int rank = r;
-      Thread t =
-          new Thread(
-              () -> {
-                try {
-                  // the recipe the config's stage names, as workers and Spark tasks pick it
-                  Recipe recipe = Recipes.forConfig(cfg);
-                  if (recipe instanceof PretrainRecipe p) {
-                    p.withStepHook(hook);
-                  }
-                  recipe.run(new TrainContext(rank, n, group.get(rank), cfg, progress), ps);
-                } catch (Exception e) {
-                  failure.compareAndSet(null, e);
-                  group.forEach(LocalCommunicator::close);
-                }
-              },
-              "rank-" + r);
-      threads.add(t);
-      t.start();
-    }
-    for (Thread t : threads) {
-      t.join();
-    }
-    if (failure.get() != null) {
-      throw failure.get();
+    try {
+      RankThreads.run(
+          n,
+          rank -> {
+            try {
+              // the recipe the config's stage names, as workers and Spark tasks pick it
+              Recipe recipe = Recipes.forConfig(cfg);
+              if (recipe instanceof PretrainRecipe p) {
+                p.withStepHook(hook);
+              }
+              return recipe.run(new TrainContext(rank, n, comms.get(rank), cfg, progress), ps);
+            } catch (Exception e) {
+              failure.compareAndSet(null, e);
+              closeAll(comms);
+              throw e;
+            }
+          });
+    } catch (Exception e) {
+      throw failure.get() != null ? failure.get() : e;
+    } finally {
+      closeAll(comms);
     }
     return log.toString(StandardCharsets.UTF_8);
+  }
+
+  private static void closeAll(List<? extends Communicator> comms) {
+    for (Communicator c : comms) {
+      try {
+        c.close();
+      } catch (Exception e) {
+        // closing is best effort here: the first failure is what the test reports
+      }
+    }
   }
 
   /** Every tensor of an adapter_model.safetensors (or any safetensors file). */
@@ -78,23 +101,8 @@ final class Ranks {
     return out;
   }
 
-  /** max over tensors of ||a - b|| / ||b||. */
+  /** max over tensors of ||a - b|| / ||b|| (b the reference). */
   static double relError(Map<String, float[]> a, Map<String, float[]> b) {
-    if (!a.keySet().equals(b.keySet())) {
-      throw new AssertionError("different tensors: " + a.keySet() + " vs " + b.keySet());
-    }
-    double worst = 0;
-    for (String k : b.keySet()) {
-      float[] x = a.get(k);
-      float[] y = b.get(k);
-      double d = 0;
-      double n = 0;
-      for (int i = 0; i < y.length; i++) {
-        d += (double) (x[i] - y[i]) * (x[i] - y[i]);
-        n += (double) y[i] * y[i];
-      }
-      worst = Math.max(worst, Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-30));
-    }
-    return worst;
+    return Floats.relError(a, b);
   }
 }

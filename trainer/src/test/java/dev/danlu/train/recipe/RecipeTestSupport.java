@@ -31,6 +31,17 @@ public final class RecipeTestSupport {
     return TinyRun.writeDataset(dir, train, validation, block, vocab, tokSha);
   }
 
+  /**
+   * Trains {@code cfg} with one rank thread per communicator in {@code comms} (e.g. a TCP ring, as
+   * executors join one), closing them at the end; returns the ranks' log.
+   */
+  public static String train(
+      java.util.List<? extends dev.danlu.train.comm.Communicator> comms,
+      dev.danlu.train.config.TrainConfig cfg)
+      throws Exception {
+    return Ranks.run(comms, cfg, null, TrainLoop.NO_HOOK);
+  }
+
   public static String yaml() {
     StringBuilder sb = new StringBuilder();
     for (String line : TinyRun.yaml().split("\n")) {
@@ -52,9 +63,5 @@ public final class RecipeTestSupport {
 
   public static Map<String, float[]> tensors(Path file) {
     return Ranks.tensors(file);
-  }
-
-  public static double relError(Map<String, float[]> a, Map<String, float[]> b) {
-    return Ranks.relError(a, b);
   }
 }

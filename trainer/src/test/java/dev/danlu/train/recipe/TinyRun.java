@@ -4,14 +4,10 @@ import dev.danlu.data.manifest.Manifest;
 import dev.danlu.data.manifest.ManifestIo;
 import dev.danlu.data.shard.ShardMeta;
 import dev.danlu.data.shard.ShardWriter;
-import dev.danlu.train.checkpoint.DType;
-import dev.danlu.train.checkpoint.FloatTensor;
-import dev.danlu.train.checkpoint.SafeTensorsWriter;
 import dev.danlu.train.config.ConfigLoader;
 import dev.danlu.train.config.TrainConfig;
-import dev.danlu.train.lora.LoraModule;
 import dev.danlu.train.model.LlamaConfig;
-import dev.danlu.train.model.LlamaWeights;
+import dev.danlu.train.model.RandomInit;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -20,14 +16,11 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.HexFormat;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
-import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * Builds what a training test needs on disk: a randomly initialised Hugging Face LLaMA directory
@@ -44,44 +37,10 @@ final class TinyRun {
     return new LlamaConfig(16, 24, 2, 4, 2, 40, 1e-5, 10000.0, null, false, 64);
   }
 
+  /** A randomly initialised Hugging Face LLaMA directory (no tokenizer), as the demo writes one. */
   static Path writeModel(Path dir, LlamaConfig c, long seed) throws IOException {
-    Files.createDirectories(dir);
-    Files.writeString(
-        dir.resolve("config.json"),
-        "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"hidden_size\":"
-            + c.hiddenSize()
-            + ",\"intermediate_size\":"
-            + c.intermediateSize()
-            + ",\"num_hidden_layers\":"
-            + c.numLayers()
-            + ",\"num_attention_heads\":"
-            + c.numHeads()
-            + ",\"num_key_value_heads\":"
-            + c.numKvHeads()
-            + ",\"vocab_size\":"
-            + c.vocabSize()
-            + ",\"max_position_embeddings\":"
-            + c.maxPositionEmbeddings()
-            + ",\"rms_norm_eps\":1e-05,\"rope_theta\":10000.0,\"tie_word_embeddings\":false}");
-    LlamaWeights w = LlamaWeights.random(c, seed, DataType.FLOAT);
-    Map<String, FloatTensor> t = new LinkedHashMap<>();
-    put(t, "model.embed_tokens.weight", w.embedTokens());
-    for (int l = 0; l < c.numLayers(); l++) {
-      String p = "model.layers." + l + ".";
-      put(t, p + "input_layernorm.weight", w.layers()[l].inputNorm());
-      put(t, p + "post_attention_layernorm.weight", w.layers()[l].postAttentionNorm());
-      for (LoraModule m : LoraModule.values()) {
-        put(t, p + m.path() + ".weight", w.layers()[l].linear(m));
-      }
-    }
-    put(t, "model.norm.weight", w.norm());
-    put(t, "lm_head.weight", w.lmHead());
-    SafeTensorsWriter.write(dir.resolve("model.safetensors"), t, DType.F32, Map.of("format", "pt"));
+    RandomInit.writeHfDir(dir, c, seed, null);
     return dir;
-  }
-
-  private static void put(Map<String, FloatTensor> t, String name, INDArray a) {
-    t.put(name, FloatTensor.of(a.reshape(-1).toFloatVector(), a.shape()));
   }
 
   /** Random blocks (ids in [3, vocab)) with a learnable pattern: every other token repeats. */
