@@ -99,6 +99,24 @@ public final class CliSupport {
   }
 
   /**
+   * Parses {@code args} into {@code command}'s options with the same rules as {@link #execute}, for
+   * code that takes a subcommand's arguments without running it.
+   *
+   * @throws IllegalArgumentException with picocli's message, naming the flag
+   */
+  public static CommandLine parse(Object command, String... args) {
+    CommandLine cl = new CommandLine(command);
+    cl.setAllowOptionsAsOptionParameters(true);
+    cl.setOverwrittenOptionsAllowed(true);
+    try {
+      cl.parseArgs(args);
+    } catch (ParameterException e) {
+      throw new IllegalArgumentException(e.getMessage(), e);
+    }
+    return cl;
+  }
+
+  /**
    * A command-line mistake found after parsing (a combination of options, a value the type could
    * not check): thrown from a command's {@code call()}, it is reported like a parse error, exit 2.
    */
