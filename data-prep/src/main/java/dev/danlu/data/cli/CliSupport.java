@@ -66,6 +66,9 @@ public final class CliSupport {
   /** Room for the option column of the usage: {@code --progress-interval-seconds=<s>} fits. */
   static final int OPTIONS_COLUMN = 34;
 
+  /** Columns of the usage text. */
+  static final int USAGE_WIDTH = 100;
+
   private CliSupport() {}
 
   /**
@@ -92,6 +95,7 @@ public final class CliSupport {
     cl.setErr(writer(err));
     cl.setAllowOptionsAsOptionParameters(true);
     cl.setOverwrittenOptionsAllowed(true);
+    cl.setUsageHelpWidth(USAGE_WIDTH);
     cl.setUsageHelpLongOptionsMaxWidth(OPTIONS_COLUMN);
     cl.setParameterExceptionHandler(CliSupport::usageError);
     cl.setExecutionExceptionHandler(CliSupport::failure);
@@ -229,10 +233,14 @@ public final class CliSupport {
     if (shown instanceof UnmatchedArgumentException u) {
       UnmatchedArgumentException.printSuggestions(u, err);
     }
-    // the synopsis, not the whole help: the error stays in sight on a terminal
-    CommandLine.Help help = cl.getHelp();
-    err.print(help.synopsisHeading() + help.synopsis(help.synopsisHeadingLength()));
-    err.println("Run '" + cl.getCommandSpec().qualifiedName() + " --help' for all options.");
+    if (!cl.getSubcommands().isEmpty()) {
+      cl.usage(err); // the list of subcommands is what a mistyped one needs
+    } else {
+      // the synopsis, not the whole help: the error stays in sight on a terminal
+      CommandLine.Help help = cl.getHelp();
+      err.print(help.synopsisHeading() + help.synopsis(help.synopsisHeadingLength()));
+      err.println("Run '" + cl.getCommandSpec().qualifiedName() + " --help' for all options.");
+    }
     err.flush();
     return USAGE;
   }

@@ -24,8 +24,10 @@ import picocli.CommandLine.Option;
     name = "tokenize",
     sortOptions = false,
     description = {
+      "Stdin lines to token ids like spm_encode (or pieces; --decode: ids to text).",
       "Reads stdin line by line and writes one line per input line: token ids (like spm_encode),"
-          + " pieces, or with --decode the text of lines of ids (like spm_decode)."
+          + " pieces, or with --decode the text of lines of ids (like spm_decode).",
+      ""
     })
 public final class TokenizeCli implements Callable<Integer> {
   @Option(

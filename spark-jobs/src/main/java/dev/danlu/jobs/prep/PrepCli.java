@@ -27,10 +27,10 @@ import picocli.CommandLine.TypeConversionException;
     name = "prep",
     sortOptions = false,
     description = {
-      "Corpus -> tokenized Arrow shards on Spark, incremental: only new or changed files are"
-          + " tokenized, and a new manifest version is committed (or nothing, when nothing"
-          + " changed).",
-      "Options and the tokenizer are checked before Spark starts.",
+      "Corpus -> tokenized Arrow shards on Spark, incremental.",
+      "Only new or changed files are tokenized, and a new manifest version is committed (or"
+          + " nothing, when nothing changed). Options and the tokenizer are checked before Spark"
+          + " starts.",
       ""
     })
 public final class PrepCli implements Callable<Integer> {
@@ -153,7 +153,7 @@ public final class PrepCli implements Callable<Integer> {
     this(System.out);
   }
 
-  PrepCli(PrintStream out) {
+  public PrepCli(PrintStream out) {
     this.out = out;
   }
 

@@ -22,9 +22,9 @@ import picocli.CommandLine.TypeConversionException;
     name = "merge",
     sortOptions = false,
     description = {
-      "Merge a PEFT LoRA adapter into its base model: W += B@A * alpha/r, embed_tokens/lm_head"
-          + " replaced, written as a Hugging Face directory (safetensors shards + index,"
-          + " config.json, tokenizer files).",
+      "Merge a PEFT LoRA adapter into its base model (Hugging Face safetensors out).",
+      "W += B@A * alpha/r, embed_tokens/lm_head replaced, written as a Hugging Face directory"
+          + " (safetensors shards + index, config.json, tokenizer files).",
       ""
     })
 public final class MergeCli implements Callable<Integer> {
@@ -72,7 +72,7 @@ public final class MergeCli implements Callable<Integer> {
     this(System.out);
   }
 
-  MergeCli(PrintStream out) {
+  public MergeCli(PrintStream out) {
     this.out = out;
   }
 

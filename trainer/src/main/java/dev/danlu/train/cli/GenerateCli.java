@@ -33,9 +33,9 @@ import picocli.CommandLine.TypeConversionException;
     name = "generate",
     sortOptions = false,
     description = {
-      "Generate text with a Hugging Face LLaMA directory (+ a PEFT adapter merged in memory),"
-          + " with a KV cache. The prompt and its continuation go to stdout, everything else to"
-          + " stderr.",
+      "Generate text with a LLaMA model (+ PEFT adapter).",
+      "A Hugging Face LLaMA directory, optionally with a PEFT adapter merged in memory, with a"
+          + " KV cache. The prompt and its continuation go to stdout, everything else to stderr.",
       ""
     })
 public final class GenerateCli implements Callable<Integer> {

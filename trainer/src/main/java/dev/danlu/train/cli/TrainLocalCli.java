@@ -36,9 +36,10 @@ import picocli.CommandLine.Spec;
     name = "train-local",
     sortOptions = false,
     description = {
-      "Train with N local worker processes joined by the TCP ring, like torchrun"
-          + " --nproc_per_node: their output is shown with [rank r] prefixes, and when one dies"
-          + " the others are stopped and the run fails with its exit code and last lines.",
+      "Train with N local worker processes joined by the TCP ring, like torchrun.",
+      "As torchrun --nproc_per_node: the workers' output is shown with [rank r] prefixes, and"
+          + " when one dies the others are stopped and the run fails with its exit code and last"
+          + " lines.",
       ""
     })
 public final class TrainLocalCli implements Callable<Integer> {

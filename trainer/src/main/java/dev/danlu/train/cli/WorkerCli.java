@@ -36,7 +36,8 @@ import picocli.CommandLine.Spec;
     name = "worker",
     sortOptions = false,
     description = {
-      "One training rank, as train-local starts it (torchrun's worker): rank, world size, master"
+      "One training rank (started by train-local; reads DANLU_* rendezvous variables).",
+      "As torchrun's worker: rank, world size, master"
           + " address and job secret come from the DANLU_RANK, DANLU_WORLD_SIZE,"
           + " DANLU_MASTER_ADDR, DANLU_MASTER_PORT and DANLU_JOB_SECRET environment variables."
           + " Errors are printed as [rank r] error: <message>.",
