@@ -1,5 +1,6 @@
 package dev.danlu.launch;
 
+import dev.danlu.data.cli.CliSupport;
 import dev.danlu.data.manifest.ManifestIo;
 import dev.danlu.data.tokenizer.TextTokenizer;
 import dev.danlu.jobs.prep.PrepCli;
@@ -24,7 +25,10 @@ import java.nio.file.SimpleFileVisitor;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.Callable;
 import org.nd4j.linalg.api.buffer.DataType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 /**
  * {@code danlu demo [--work <dir>] [--fresh]}: the whole pipeline on a built-in default, in Spark
@@ -33,11 +37,29 @@ import org.nd4j.linalg.api.buffer.DataType;
  * validation perplexity before and after → a greedy sample. Each stage reuses what an earlier run
  * left (prep is incremental, training resumes from its checkpoint) unless {@code --fresh}.
  */
-public final class DemoCommand {
-  static final String USAGE =
-      "usage: danlu demo [--work <dir>] [--fresh]\n"
-          + "  --work   where every output goes (default work/demo under the repository)\n"
-          + "  --fresh  delete the work directory first and start over\n";
+@Command(
+    name = "demo",
+    sortOptions = false,
+    description = {
+      "The whole pipeline on a built-in small corpus and tiny model, Spark local mode.",
+      "State-of-the-Union speeches (fetched by scripts/fetch-corpora.sh) -> prep -> 2-rank"
+          + " training -> validation perplexity before and after -> a greedy sample. A re-run"
+          + " reuses what an earlier run left unless --fresh.",
+      ""
+    })
+public final class DemoCommand implements Callable<Integer> {
+  @Option(
+      names = "--work",
+      paramLabel = "<dir>",
+      description = "Where every output goes (default work/demo under the repository).")
+  private Path work;
+
+  @Option(
+      names = "--fresh",
+      description = "Delete the work directory first (only one the demo made) and start over.")
+  private boolean fresh;
+
+  private final PrintStream out;
 
   /** The tiny model: small enough to train visibly in a minute on 2 CPU cores. */
   static final int HIDDEN = 64;
@@ -68,36 +90,23 @@ public final class DemoCommand {
       String trainingUnavailable,
       String sample) {}
 
-  private DemoCommand() {}
+  public DemoCommand() {
+    this(System.out);
+  }
 
-  public static int run(String[] args) throws Exception {
-    Path work = null;
-    boolean fresh = false;
-    for (int i = 0; i < args.length; i++) {
-      switch (args[i]) {
-        case "-h", "--help" -> {
-          System.err.print(USAGE);
-          return 0;
-        }
-        case "--fresh" -> fresh = true;
-        case "--work" -> {
-          if (i + 1 >= args.length) {
-            System.err.print("danlu demo: --work needs a directory\n" + USAGE);
-            return 2;
-          }
-          work = Path.of(args[++i]);
-        }
-        default -> {
-          System.err.print("danlu demo: unknown argument '" + args[i] + "'\n" + USAGE);
-          return 2;
-        }
-      }
-    }
+  DemoCommand(PrintStream out) {
+    this.out = out;
+  }
+
+  public static int run(String[] args) {
+    return CliSupport.execute(new DemoCommand(), args, System.out, System.err);
+  }
+
+  @Override
+  public Integer call() throws Exception {
     Path repo = repoDir();
-    if (work == null) {
-      work = repo.resolve("work/demo");
-    }
-    return execute(repo, work.toAbsolutePath().normalize(), fresh, System.out).exitCode();
+    Path dir = work == null ? repo.resolve("work/demo") : work;
+    return execute(repo, dir.toAbsolutePath().normalize(), fresh, out).exitCode();
   }
 
   /**

@@ -1,52 +1,40 @@
 package dev.danlu.launch;
 
-import java.util.Arrays;
-import java.util.LinkedHashMap;
-import java.util.Map;
+import java.io.PrintStream;
+import picocli.CommandLine.Command;
 
 /**
  * The one entry point: {@code bin/danlu <subcommand>} and {@code spark-submit --class
- * dev.danlu.launch.Main <danlu jar> <subcommand>} both land here.
+ * dev.danlu.launch.Main <danlu jar> <subcommand>} both land here. The top-level {@code danlu}
+ * command; its subcommands are listed in {@link Commands}.
  */
+@Command(
+    name = "danlu",
+    synopsisSubcommandLabel = "<subcommand>",
+    description = "Distributed LLaMA-2 LoRA training on Apache Spark.",
+    commandListHeading = "%nSubcommands:%n",
+    footer = {
+      "",
+      "Run 'danlu <subcommand> --help' for its options. Config overrides are written key=value"
+          + " (no dashes).",
+      "Exit codes: 0 done; 1 failed or refused its inputs (one line on stderr, the stack trace"
+          + " with --verbose or DANLU_VERBOSE=1); 2 command-line mistake (message and usage on"
+          + " stderr)."
+    })
 public final class Main {
-  /** A subcommand's entry point; it returns the process exit code. */
-  @FunctionalInterface
-  public interface Command {
-    int run(String[] args) throws Exception;
-  }
+  Main() {}
 
-  private static final Map<String, String> HELP = new LinkedHashMap<>();
-  private static final Map<String, Command> COMMANDS = new LinkedHashMap<>();
-
-  static void register(String name, String help, Command command) {
-    HELP.put(name, help);
-    COMMANDS.put(name, command);
-  }
-
-  private Main() {}
-
-  public static void main(String[] args) throws Exception {
+  public static void main(String[] args) {
     System.exit(run(args));
   }
 
   /** Runs a subcommand and returns its exit code (tests call this instead of main). */
-  public static int run(String[] args) throws Exception {
-    Commands.registerAll();
-    if (args.length == 0 || args[0].equals("-h") || args[0].equals("--help")) {
-      usage();
-      return args.length == 0 ? 2 : 0;
-    }
-    Command command = COMMANDS.get(args[0]);
-    if (command == null) {
-      System.err.println("danlu: unknown subcommand '" + args[0] + "'");
-      usage();
-      return 2;
-    }
-    return command.run(Arrays.copyOfRange(args, 1, args.length));
+  public static int run(String[] args) {
+    return run(args, System.out, System.err);
   }
 
-  private static void usage() {
-    System.err.println("usage: danlu <subcommand> [options]\n\nsubcommands:");
-    HELP.forEach((name, help) -> System.err.printf("  %-12s %s%n", name, help));
+  /** As {@link #run(String[])} with the subcommands' stdout and stderr given (tests). */
+  public static int run(String[] args, PrintStream out, PrintStream err) {
+    return Commands.commandLine(out, err).execute(args);
   }
 }

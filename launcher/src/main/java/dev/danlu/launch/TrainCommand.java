@@ -1,45 +1,96 @@
 package dev.danlu.launch;
 
+import dev.danlu.data.cli.CliSupport;
 import dev.danlu.launch.barrier.SlotCounter;
 import dev.danlu.launch.barrier.TrainingFailedException;
 import dev.danlu.launch.barrier.TrainingLauncher;
 import dev.danlu.launch.preflight.Preflight;
 import dev.danlu.launch.preflight.PreflightException;
+import dev.danlu.train.cli.ConfigArgs;
 import dev.danlu.train.config.ConfigLoader;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Callable;
 import java.util.function.Function;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code danlu train --config <yaml> [key=value ...]}: checks the inputs on the driver, then runs
  * one barrier task per rank with driver-side retries. Works the same under {@code bin/danlu} (Spark
  * local mode unless {@code --master}) and under {@code spark-submit} (the master and resources come
- * from spark-submit).
+ * from spark-submit). Exit codes: 0 trained, 1 the inputs were refused (nothing was submitted) or
+ * training failed, 2 a command-line mistake.
  */
-public final class TrainCommand {
+@Command(
+    name = "train",
+    sortOptions = false,
+    description = {
+      "Train on Spark: one barrier task per rank, retried by the driver.",
+      "The config, model, dataset and work class are checked on the driver before any Spark job;"
+          + " under spark-submit the master and resources come from spark-submit.",
+      ""
+    })
+public final class TrainCommand implements Callable<Integer> {
   /**
    * The trainer's RankWork. It lives in the launcher module (the trainer must not see Spark or the
    * launcher), as a thin adapter from {@link RankContext} to the trainer's worker entry point.
    */
   public static final String DEFAULT_WORK_CLASS = "dev.danlu.launch.trainer.TrainerRankWork";
 
-  static final String USAGE =
-      "usage: danlu train --config <yaml> [key=value ...] [--master <url>] [--work-class <class>]\n"
-          + "                   [--max-attempts N] [--slot-wait-seconds S]"
-          + " [--progress-interval-seconds S]\n"
-          + "  key=value       overrides a config key, e.g. learning_rate=1e-4 world_size=4\n"
-          + "  --master        Spark master when not started by spark-submit (default local[W])\n"
-          + "  --work-class    the RankWork each rank runs (default "
-          + DEFAULT_WORK_CLASS
-          + ";\n"
-          + "                  dev.danlu.launch.smoke.RingSmokeWork checks a cluster without a"
-          + " model)\n"
-          + "  --max-attempts  runs of the training stage before giving up (default 3)\n";
+  @Mixin private ConfigArgs configArgs;
+
+  @Option(
+      names = "--master",
+      paramLabel = "<url>",
+      description =
+          "Spark master when not started by spark-submit (default local[W], W = world_size).")
+  private String master;
+
+  @Option(
+      names = "--work-class",
+      paramLabel = "<class>",
+      description =
+          "The RankWork each rank runs (default "
+              + DEFAULT_WORK_CLASS
+              + "; dev.danlu.launch.smoke.RingSmokeWork checks a cluster without a model).")
+  private String workClass = DEFAULT_WORK_CLASS;
+
+  @Option(
+      names = "--max-attempts",
+      paramLabel = "<n>",
+      converter = CliSupport.PositiveInt.class,
+      description = "Runs of the training stage before giving up (default 3).")
+  private int maxAttempts = 3;
+
+  @Option(
+      names = "--slot-wait-seconds",
+      paramLabel = "<s>",
+      converter = CliSupport.PositiveInt.class,
+      description =
+          "How long to wait for enough barrier slots before each attempt (default 120; a"
+              + " cluster only).")
+  private int slotWaitSeconds = 120;
+
+  @Option(
+      names = "--progress-interval-seconds",
+      paramLabel = "<s>",
+      converter = CliSupport.PositiveInt.class,
+      description = "Period of the console progress line (default 10).")
+  private int progressIntervalSeconds = 10;
+
+  @Spec private CommandSpec spec;
+
+  private final PrintStream out;
+  private final PrintStream err;
+  private final Function<SparkConf, JavaSparkContext> contextFactory;
 
   /** Parsed command line. */
   record Options(
@@ -51,7 +102,20 @@ public final class TrainCommand {
       Duration slotWait,
       Duration progressInterval) {}
 
-  private TrainCommand() {}
+  public TrainCommand() {
+    this(System.out, System.err, JavaSparkContext::new);
+  }
+
+  /**
+   * @param contextFactory makes the Spark context from the checked configuration; called only after
+   *     every input check passed
+   */
+  TrainCommand(
+      PrintStream out, PrintStream err, Function<SparkConf, JavaSparkContext> contextFactory) {
+    this.out = out;
+    this.err = err;
+    this.contextFactory = contextFactory;
+  }
 
   public static int run(String[] args) {
     return run(args, System.out, System.err, JavaSparkContext::new);
@@ -66,20 +130,25 @@ public final class TrainCommand {
       PrintStream out,
       PrintStream err,
       Function<SparkConf, JavaSparkContext> contextFactory) {
-    Options o;
-    try {
-      o = parse(args);
-    } catch (IllegalArgumentException e) {
-      err.println("danlu train: " + e.getMessage() + "\n" + USAGE);
-      return 2;
-    }
-    Preflight.Checked checked;
-    try {
-      checked = Preflight.checkInputs(o.config(), o.overrides(), o.workClass());
-    } catch (PreflightException e) {
-      err.println("danlu train: " + e.getMessage());
-      return 2;
-    }
+    return CliSupport.execute(new TrainCommand(out, err, contextFactory), args, out, err);
+  }
+
+  /**
+   * Checks the inputs, then trains. A {@link PreflightException} (bad config, model, dataset, work
+   * class, too few slots) is reported as one message with exit code 1: nothing was submitted.
+   */
+  @Override
+  public Integer call() {
+    Options o =
+        new Options(
+            configArgs.config(),
+            configArgs.overrides(),
+            master,
+            workClass,
+            maxAttempts,
+            Duration.ofSeconds(slotWaitSeconds),
+            Duration.ofSeconds(progressIntervalSeconds));
+    Preflight.Checked checked = Preflight.checkInputs(o.config(), o.overrides(), o.workClass());
     checked.warnings().forEach(w -> err.println("danlu train: warning: " + w));
     out.println("danlu train: effective config\n" + ConfigLoader.toYaml(checked.config()));
 
@@ -91,13 +160,8 @@ public final class TrainCommand {
     conf.setIfMissing("spark.master", configured > 0 ? "local[" + configured + "]" : "local[2]");
     conf.setIfMissing("spark.app.name", "danlu train " + o.config().getFileName());
     boolean local = conf.get("spark.master").startsWith("local");
-    try {
-      if (configured > 0) {
-        Preflight.checkCluster(conf, configured);
-      }
-    } catch (PreflightException e) {
-      err.println("danlu train: " + e.getMessage());
-      return 2;
+    if (configured > 0) {
+      Preflight.checkCluster(conf, configured);
     }
 
     JavaSparkContext jsc = contextFactory.apply(conf);
@@ -108,7 +172,7 @@ public final class TrainCommand {
     }
   }
 
-  private static int train(
+  private int train(
       JavaSparkContext jsc,
       SparkConf conf,
       Options o,
@@ -121,7 +185,7 @@ public final class TrainCommand {
     if (local && SlotCounter.slots(jsc.sc()) < worldSize) {
       // Local mode never gains slots: do not wait for them.
       err.println("danlu train: " + SlotCounter.notEnough(jsc.sc(), worldSize));
-      return 2;
+      return CliSupport.FAILED;
     }
     TrainingLauncher.Plan plan =
         new TrainingLauncher.Plan(
@@ -149,10 +213,16 @@ public final class TrainCommand {
       return 0;
     } catch (TrainingFailedException e) {
       err.println("danlu train: " + e.getMessage());
-      return 1;
+      if (CliSupport.verbose(spec)) {
+        e.printStackTrace(err);
+      }
+      return CliSupport.FAILED;
     } catch (Exception e) {
       err.println("danlu train: " + e);
-      return 1;
+      if (CliSupport.verbose(spec)) {
+        e.printStackTrace(err);
+      }
+      return CliSupport.FAILED;
     }
   }
 
@@ -170,57 +240,5 @@ public final class TrainCommand {
             + (promised > 0 ? "spark.executor.instances × tasks per executor" : "slots now")
             + ")");
     return Math.max(1, w);
-  }
-
-  static Options parse(String[] args) {
-    Path config = null;
-    List<String> overrides = new ArrayList<>();
-    String master = null;
-    String workClass = DEFAULT_WORK_CLASS;
-    int maxAttempts = 3;
-    Duration slotWait = Duration.ofSeconds(120);
-    Duration interval = Duration.ofSeconds(10);
-    for (int i = 0; i < args.length; i++) {
-      String a = args[i];
-      switch (a) {
-        case "--config" -> config = Path.of(value(args, ++i, a));
-        case "--master" -> master = value(args, ++i, a);
-        case "--work-class" -> workClass = value(args, ++i, a);
-        case "--max-attempts" -> maxAttempts = positive(value(args, ++i, a), a);
-        case "--slot-wait-seconds" ->
-            slotWait = Duration.ofSeconds(positive(value(args, ++i, a), a));
-        case "--progress-interval-seconds" ->
-            interval = Duration.ofSeconds(positive(value(args, ++i, a), a));
-        default -> {
-          if (a.startsWith("--") || !a.contains("=")) {
-            throw new IllegalArgumentException("unknown argument '" + a + "'");
-          }
-          overrides.add(a);
-        }
-      }
-    }
-    if (config == null) {
-      throw new IllegalArgumentException("--config <yaml> is required");
-    }
-    return new Options(config, overrides, master, workClass, maxAttempts, slotWait, interval);
-  }
-
-  private static String value(String[] args, int i, String flag) {
-    if (i >= args.length) {
-      throw new IllegalArgumentException(flag + " needs a value");
-    }
-    return args[i];
-  }
-
-  private static int positive(String v, String flag) {
-    try {
-      int n = Integer.parseInt(v);
-      if (n >= 1) {
-        return n;
-      }
-    } catch (NumberFormatException ignored) {
-      // reported below
-    }
-    throw new IllegalArgumentException(flag + " needs a whole number ≥ 1, got '" + v + "'");
   }
 }

@@ -33,7 +33,22 @@ class PreflightTest {
 
   private final AtomicInteger jobs = new AtomicInteger();
 
+  /** A refused input: exit 1 (nothing was submitted), one message, no stack trace. */
   private String failWith(String... extra) {
+    String m = exitWith(1, extra);
+    assertTrue(m.startsWith("danlu train: "), m);
+    assertFalse(m.contains("\tat "), "no stack trace:\n" + m);
+    return m;
+  }
+
+  /** A command-line mistake: exit 2 and the usage. */
+  private String usageError(String... extra) {
+    String m = exitWith(2, extra);
+    assertTrue(m.contains("Usage: danlu train"), m);
+    return m;
+  }
+
+  private String exitWith(int expected, String... extra) {
     List<String> args = new ArrayList<>(List.of(extra));
     ByteArrayOutputStream err = new ByteArrayOutputStream();
     int exit =
@@ -56,7 +71,7 @@ class PreflightTest {
             });
     String message = err.toString(StandardCharsets.UTF_8);
     System.out.println(message);
-    assertEquals(2, exit, message);
+    assertEquals(expected, exit, message);
     assertEquals(0, jobs.get(), "no Spark job may run");
     return message;
   }
@@ -73,12 +88,18 @@ class PreflightTest {
   @Test
   void commandLineMistakesAreUsageErrors() throws Exception {
     TrainFixture f = new TrainFixture(tmp, 2, 4);
-    String m = failWith("learning_rate=1e-4");
-    assertTrue(m.contains("--config <yaml> is required") && m.contains("usage: danlu train"), m);
-    m = failWith("--config", f.config.toString(), "--max-atempts", "2");
-    assertTrue(m.contains("unknown argument '--max-atempts'"), m);
-    m = failWith("--config", f.config.toString(), "--max-attempts", "0");
-    assertTrue(m.contains("--max-attempts needs a whole number ≥ 1, got '0'"), m);
+    String m = usageError("learning_rate=1e-4");
+    assertTrue(m.contains("Missing required option: '--config=<yaml>'"), m);
+    m = usageError("--config", f.config.toString(), "--max-atempts", "2");
+    assertTrue(m.contains("Unknown option: '--max-atempts'"), m);
+    assertTrue(m.contains("Possible solutions: --master, --max-attempts"), m);
+    m = usageError("--config", f.config.toString(), "--max-attempts", "0");
+    assertTrue(m.contains("option '--max-attempts': '0' is not a whole number ≥ 1"), m);
+    m = usageError("--config", f.config.toString(), "--learning_rate=1e-4");
+    assertTrue(m.contains("Unknown option: '--learning_rate=1e-4'"), m);
+    assertTrue(m.contains("without dashes, e.g. learning_rate=1e-4"), m);
+    m = usageError("--config", f.config.toString(), "learning_rate");
+    assertTrue(m.contains("'learning_rate' is not a config override: expected key=value"), m);
     assertEquals(0, contexts.get());
   }
 

@@ -1,5 +1,6 @@
 package dev.danlu.data.tokenizer;
 
+import dev.danlu.data.cli.CliSupport;
 import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -9,6 +10,9 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 /**
  * {@code danlu tokenize}: stdin to stdout one line at a time, like {@code spm_encode} (and with
@@ -16,64 +20,78 @@ import java.util.Arrays;
  * Lines end at '\n' only (a '\r' stays in the line) and invalid UTF-8 bytes become U+FFFD one byte
  * at a time, both as SentencePiece reads its input.
  */
-public final class TokenizeCli {
-  static final String USAGE =
-      "usage: danlu tokenize --tokenizer <tokenizer.model|tokenizer.json> [--bos] [--eos]"
-          + " [--ids|--pieces] [--decode]\n"
-          + "  reads stdin line by line and writes one line per input line:\n"
-          + "  --ids      token ids separated by spaces (default; = spm_encode --output_format=id)\n"
-          + "  --pieces   pieces instead of ids (= spm_encode --output_format=piece)\n"
-          + "  --bos/--eos  add the BOS/EOS id (pretraining encodes <s> line </s>)\n"
-          + "  --decode   input lines are ids; write their text (= spm_decode --input_format=id)";
+@Command(
+    name = "tokenize",
+    sortOptions = false,
+    description = {
+      "Stdin lines to token ids like spm_encode (or pieces; --decode: ids to text).",
+      "Reads stdin line by line and writes one line per input line: token ids (like spm_encode),"
+          + " pieces, or with --decode the text of lines of ids (like spm_decode).",
+      ""
+    })
+public final class TokenizeCli implements Callable<Integer> {
+  @Option(
+      names = "--tokenizer",
+      required = true,
+      paramLabel = "<tokenizer.model|tokenizer.json>",
+      description = "SentencePiece model or Hugging Face tokenizer.json.")
+  private Path tokenizerPath;
 
-  private TokenizeCli() {}
+  @Option(names = "--bos", description = "Add the BOS id (pretraining encodes <s> line </s>).")
+  private boolean bos;
+
+  @Option(names = "--eos", description = "Add the EOS id.")
+  private boolean eos;
+
+  private boolean pieces;
+
+  @Option(names = "--decode", description = "Input lines are ids; write their text.")
+  private boolean decode;
+
+  private final InputStream in;
+  private final OutputStream stdout;
+  private final PrintStream err;
+
+  /** On the process's stdin/stdout/stderr. */
+  public TokenizeCli() {
+    this(System.in, System.out, System.err);
+  }
+
+  public TokenizeCli(InputStream in, OutputStream stdout, PrintStream err) {
+    this.in = in;
+    this.stdout = stdout;
+    this.err = err;
+  }
+
+  @Option(
+      names = "--ids",
+      description = "Token ids separated by spaces (the default; = spm_encode --output_format=id).")
+  void ids(boolean unused) {
+    pieces = false; // the last of --ids/--pieces wins
+  }
+
+  @Option(
+      names = "--pieces",
+      description = "Pieces instead of ids (= spm_encode --output_format=piece).")
+  void pieces(boolean unused) {
+    pieces = true;
+  }
 
   /** Runs on the process's stdin/stdout/stderr; returns the exit code. */
-  public static int run(String[] args) throws IOException {
+  public static int run(String[] args) {
     return run(args, System.in, System.out, System.err);
   }
 
   /** Returns 0 on success, 1 on a runtime error, 2 on a usage error. */
-  public static int run(String[] args, InputStream in, OutputStream stdout, PrintStream err)
-      throws IOException {
-    Path tokenizerPath = null;
-    boolean bos = false;
-    boolean eos = false;
-    boolean pieces = false;
-    boolean decode = false;
-    for (int i = 0; i < args.length; i++) {
-      switch (args[i]) {
-        case "--tokenizer" -> {
-          if (i + 1 == args.length) {
-            return usage(err, "--tokenizer needs a path");
-          }
-          tokenizerPath = Path.of(args[++i]);
-        }
-        case "--bos" -> bos = true;
-        case "--eos" -> eos = true;
-        case "--ids" -> pieces = false;
-        case "--pieces" -> pieces = true;
-        case "--decode" -> decode = true;
-        case "-h", "--help" -> {
-          err.println(USAGE);
-          return 0;
-        }
-        default -> {
-          return usage(err, "unknown option '" + args[i] + "'");
-        }
-      }
-    }
-    if (tokenizerPath == null) {
-      return usage(err, "--tokenizer is required");
-    }
-    TextTokenizer tokenizer;
-    try {
-      tokenizer = TextTokenizer.load(tokenizerPath);
-    } catch (IOException e) {
-      err.println("danlu tokenize: " + e.getMessage());
-      return 1;
-    }
-    try (tokenizer) {
+  public static int run(String[] args, InputStream in, OutputStream stdout, PrintStream err) {
+    PrintStream out =
+        stdout instanceof PrintStream p ? p : new PrintStream(stdout, true, StandardCharsets.UTF_8);
+    return CliSupport.execute(new TokenizeCli(in, stdout, err), args, out, err);
+  }
+
+  @Override
+  public Integer call() throws IOException {
+    try (TextTokenizer tokenizer = TextTokenizer.load(tokenizerPath)) {
       OutputStream out = new BufferedOutputStream(stdout, 1 << 16);
       LineReader lines = new LineReader(in);
       StringBuilder sb = new StringBuilder();
@@ -89,7 +107,7 @@ public final class TokenizeCli {
           } catch (IllegalArgumentException e) {
             out.flush();
             err.println("danlu tokenize: stdin line " + lineNo + ": " + e.getMessage());
-            return 1;
+            return CliSupport.FAILED;
           }
         } else {
           int[] ids = tokenizer.encode(line);
@@ -108,7 +126,7 @@ public final class TokenizeCli {
       }
       out.flush();
     }
-    return 0;
+    return CliSupport.OK;
   }
 
   private static void append(StringBuilder sb, TextTokenizer tok, int id, boolean pieces) {
@@ -132,12 +150,6 @@ public final class TokenizeCli {
     } catch (NumberFormatException e) {
       throw new IllegalArgumentException("not a list of token ids: " + e.getMessage(), e);
     }
-  }
-
-  private static int usage(PrintStream err, String problem) {
-    err.println("danlu tokenize: " + problem);
-    err.println(USAGE);
-    return 2;
   }
 
   /** Splits a byte stream at '\n' and decodes each line with SentencePiece's UTF-8 rules. */

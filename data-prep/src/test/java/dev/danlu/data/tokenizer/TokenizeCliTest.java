@@ -1,6 +1,7 @@
 package dev.danlu.data.tokenizer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayInputStream;
@@ -89,14 +90,23 @@ class TokenizeCliTest {
   void usageAndInputErrorsAreClear() throws IOException {
     Result none = run(new byte[0]);
     assertEquals(2, none.code());
-    assertTrue(none.err().contains("--tokenizer is required"), none.err());
+    assertTrue(none.err().contains("Missing required option: '--tokenizer"), none.err());
+    assertTrue(none.err().contains("Usage: danlu tokenize"), none.err());
+    assertTrue(none.out().isEmpty(), none.out());
     Result bad = run(new byte[0], "--tokenizer", "x.model", "--frobnicate");
     assertEquals(2, bad.code());
-    assertTrue(bad.err().contains("unknown option '--frobnicate'"), bad.err());
+    assertTrue(bad.err().contains("danlu tokenize: Unknown option: '--frobnicate'"), bad.err());
+    Result help = run(new byte[0], "--help");
+    assertEquals(0, help.code(), help.err());
+    assertTrue(help.out().startsWith("Usage: danlu tokenize"), help.out());
+    assertTrue(help.out().contains("--pieces"), help.out());
+    assertEquals("", help.err());
     Path missing = tmp.resolve("missing.model");
     Result gone = run(new byte[0], "--tokenizer", missing.toString());
     assertEquals(1, gone.code());
+    assertTrue(gone.err().startsWith("danlu tokenize: "), gone.err());
     assertTrue(gone.err().contains(missing.toString()), gone.err());
+    assertFalse(gone.err().contains("\tat "), "no stack trace:\n" + gone.err());
     Path model = TestTexts.shared("fixtures/stories260K/tokenizer.model");
     Result notIds =
         run(

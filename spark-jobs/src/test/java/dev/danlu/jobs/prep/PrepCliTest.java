@@ -48,7 +48,8 @@ class PrepCliTest {
   void usageErrorsNameTheFlag() throws Exception {
     ByteArrayOutputStream err = new ByteArrayOutputStream();
     assertEquals(2, run(err, "--input", "x", "--block-size", "-3"));
-    assertTrue(err.toString(StandardCharsets.UTF_8).contains("--block-size must be positive"));
+    String m = err.toString(StandardCharsets.UTF_8);
+    assertTrue(m.contains("option '--block-size': '-3' is not a whole number ≥ 1"), m);
     err.reset();
     assertEquals(
         2,
@@ -64,10 +65,51 @@ class PrepCliTest {
             "o",
             "--chunking",
             "lines"));
-    assertTrue(err.toString(StandardCharsets.UTF_8).contains("unknown chunking mode 'lines'"));
+    m = err.toString(StandardCharsets.UTF_8);
+    assertTrue(m.contains("'--chunking'") && m.contains("unknown chunking mode 'lines'"), m);
     err.reset();
     assertEquals(2, run(err, "--input", "x"));
-    assertTrue(err.toString(StandardCharsets.UTF_8).contains("are required"));
-    assertTrue(err.toString(StandardCharsets.UTF_8).contains("usage: danlu prep"));
+    m = err.toString(StandardCharsets.UTF_8);
+    assertTrue(m.startsWith("danlu prep: Missing required options:"), m);
+    assertTrue(m.contains("'--tokenizer=") && m.contains("'--output="), m);
+    assertTrue(m.contains("Usage: danlu prep"), m);
+    err.reset();
+    assertEquals(2, run(err, "--input", "x", "--tokenizer", "t", "--output", "o", "--block-size"));
+    m = err.toString(StandardCharsets.UTF_8);
+    assertTrue(m.contains("Missing required parameter for option '--block-size'"), m);
+  }
+
+  @Test
+  void programmaticParseUsesTheSameRules() {
+    PrepOptions o =
+        PrepOptions.parse(
+            new String[] {
+              "--input",
+              "in",
+              "--tokenizer",
+              "t",
+              "--block-size",
+              "64",
+              "--output",
+              "o",
+              "--split-size-mb",
+              "0.5",
+              "--dry-run",
+              "--keep-versions",
+              "2",
+              "--utf8",
+              "fail"
+            });
+    assertEquals(64, o.blockSize());
+    assertEquals(1 << 19, o.splitBytes());
+    assertTrue(o.dryRun());
+    assertEquals(2, o.keepVersions());
+    assertEquals("fail", o.utf8());
+    assertEquals(256L << 20, o.shardBytes());
+    IllegalArgumentException e =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            IllegalArgumentException.class,
+            () -> PrepOptions.parse(new String[] {"--input", "in", "--validation-fraction", "1"}));
+    assertTrue(e.getMessage().contains("--validation-fraction"), e.getMessage());
   }
 }

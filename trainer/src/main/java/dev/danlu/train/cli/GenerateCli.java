@@ -1,5 +1,6 @@
 package dev.danlu.train.cli;
 
+import dev.danlu.data.cli.CliSupport;
 import dev.danlu.data.tokenizer.TextTokenizer;
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.lora.LoraMerge;
@@ -10,83 +11,112 @@ import dev.danlu.train.model.LlamaWeights;
 import dev.danlu.train.model.Sampler;
 import dev.danlu.train.tensor.Backend;
 import dev.danlu.train.tensor.TorchDtype;
+import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.concurrent.Callable;
 import org.nd4j.linalg.api.buffer.DataType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.TypeConversionException;
 
 /**
  * {@code danlu generate}: text from a Hugging Face LLaMA directory (optionally with a PEFT adapter
  * merged in memory), greedy at temperature 0, with a KV cache. The prompt and its continuation go
  * to stdout, everything else to stderr.
  */
-public final class GenerateCli {
-  private GenerateCli() {}
+@Command(
+    name = "generate",
+    sortOptions = false,
+    description = {
+      "Generate text with a LLaMA model (+ PEFT adapter).",
+      "A Hugging Face LLaMA directory, optionally with a PEFT adapter merged in memory, with a"
+          + " KV cache. The prompt and its continuation go to stdout, everything else to stderr.",
+      ""
+    })
+public final class GenerateCli implements Callable<Integer> {
+  @Option(
+      names = "--model",
+      required = true,
+      paramLabel = "<hf dir>",
+      description = "Hugging Face LLaMA directory (config.json, *.safetensors, tokenizer.model).")
+  private Path model;
 
-  static final String USAGE =
-      "usage: danlu generate --model <hf dir> [--adapter <peft dir>] --prompt <text>"
-          + " --max-new-tokens N [--temperature t (0 = greedy)] [--top-p p (0.9)] [--seed s (0)]"
-          + " [--torch-dtype auto|float32|float16|bfloat16 (auto: the checkpoint's on CUDA,"
-          + " float32 on CPU)]";
+  @Option(
+      names = "--adapter",
+      paramLabel = "<peft dir>",
+      description = "PEFT LoRA adapter directory to merge in memory.")
+  private Path adapter;
 
-  public static int run(String[] args) throws Exception {
+  @Option(
+      names = "--prompt",
+      required = true,
+      paramLabel = "<text>",
+      description = "The prompt (may be empty: generation starts from BOS).")
+  private String prompt;
+
+  @Option(
+      names = "--max-new-tokens",
+      required = true,
+      paramLabel = "<n>",
+      converter = CliSupport.NonNegativeInt.class,
+      description = "Tokens to generate at most (stops early at EOS or BOS).")
+  private int maxNew;
+
+  @Option(
+      names = "--temperature",
+      paramLabel = "<t>",
+      description = "Sampling temperature (default 0 = greedy).")
+  private double temperature = 0;
+
+  @Option(
+      names = "--top-p",
+      paramLabel = "<p>",
+      description = "Nucleus sampling threshold (default 0.9).")
+  private double topP = 0.9;
+
+  @Option(names = "--seed", paramLabel = "<s>", description = "Sampling seed (default 0).")
+  private long seed = 0;
+
+  @Option(
+      names = "--torch-dtype",
+      paramLabel = "auto|float32|float16|bfloat16",
+      converter = TorchDtypeConverter.class,
+      description =
+          "Weights' dtype in memory (default auto: the checkpoint's on CUDA, float32 on CPU).")
+  private TorchDtype torchDtype = TorchDtype.AUTO;
+
+  private final PrintStream out;
+  private final PrintStream err;
+
+  public GenerateCli() {
+    this(System.out, System.err);
+  }
+
+  public GenerateCli(PrintStream out, PrintStream err) {
+    this.out = out;
+    this.err = err;
+  }
+
+  public static int run(String[] args) {
     return run(args, System.out, System.err);
   }
 
-  public static int run(String[] args, PrintStream out, PrintStream err) throws Exception {
-    Path model = null;
-    Path adapter = null;
-    String prompt = null;
-    int maxNew = -1;
-    double temperature = 0;
-    double topP = 0.9;
-    long seed = 0;
-    TorchDtype torchDtype = TorchDtype.AUTO;
-    for (int i = 0; i < args.length; i++) {
-      String a = args[i];
-      if (a.equals("-h") || a.equals("--help")) {
-        err.println(USAGE);
-        return 0;
-      }
-      if (i + 1 >= args.length) {
-        err.println("danlu generate: option " + a + " needs a value\n" + USAGE);
-        return 2;
-      }
-      String v = args[++i];
-      try {
-        switch (a) {
-          case "--model" -> model = Path.of(v);
-          case "--adapter" -> adapter = Path.of(v);
-          case "--prompt" -> prompt = v;
-          case "--max-new-tokens" -> maxNew = Integer.parseInt(v);
-          case "--temperature" -> temperature = Double.parseDouble(v);
-          case "--top-p" -> topP = Double.parseDouble(v);
-          case "--seed" -> seed = Long.parseLong(v);
-          case "--torch-dtype" -> torchDtype = TorchDtype.parse(v);
-          default -> {
-            err.println("danlu generate: unknown option " + a + "\n" + USAGE);
-            return 2;
-          }
-        }
-      } catch (NumberFormatException e) {
-        err.println("danlu generate: " + a + " expects a number, got '" + v + "'");
-        return 2;
-      } catch (IllegalArgumentException e) {
-        err.println("danlu generate: " + e.getMessage() + "\n" + USAGE);
-        return 2;
-      }
-    }
-    if (model == null || prompt == null || maxNew < 0) {
-      err.println("danlu generate: --model, --prompt and --max-new-tokens are required\n" + USAGE);
-      return 2;
-    }
+  public static int run(String[] args, PrintStream out, PrintStream err) {
+    return CliSupport.execute(new GenerateCli(out, err), args, out, err);
+  }
+
+  @Override
+  public Integer call() throws IOException {
     Path tokFile = model.resolve("tokenizer.model");
     if (!Files.isRegularFile(tokFile)) {
       err.println(
           "danlu generate: " + tokFile + " not found (the model directory needs its tokenizer)");
-      return 1;
+      return CliSupport.FAILED;
     }
     Backend.Kind backend = Backend.select();
     long t0 = System.nanoTime();
@@ -104,7 +134,7 @@ public final class GenerateCli {
             "danlu generate: tokenizer %s has %d pieces but the model only %d embeddings;"
                 + " pass the adapter that resized the vocabulary (--adapter)%n",
             tokFile, tok.vocabSize(), w.config().vocabSize());
-        return 1;
+        return CliSupport.FAILED;
       }
       int[] text = tok.encode(prompt);
       int[] ids = new int[text.length + 1];
@@ -133,6 +163,18 @@ public final class GenerateCli {
           "danlu generate: %d new tokens in %.2f s (%.1f tokens/s)%n",
           gen.length, secs, (ids.length + gen.length) / Math.max(secs, 1e-9));
     }
-    return 0;
+    return CliSupport.OK;
+  }
+
+  /** {@link TorchDtype#parse}: a bad name is a usage error naming {@code --torch-dtype}. */
+  static final class TorchDtypeConverter implements ITypeConverter<TorchDtype> {
+    @Override
+    public TorchDtype convert(String v) {
+      try {
+        return TorchDtype.parse(v);
+      } catch (IllegalArgumentException e) {
+        throw new TypeConversionException(e.getMessage());
+      }
+    }
   }
 }

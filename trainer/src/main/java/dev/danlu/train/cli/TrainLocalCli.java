@@ -1,12 +1,15 @@
 package dev.danlu.train.cli;
 
+import dev.danlu.data.cli.CliSupport;
 import dev.danlu.train.comm.MasterRendezvous;
+import dev.danlu.train.config.ConfigLoader;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -14,6 +17,12 @@ import java.util.Deque;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code danlu train-local --config Y --nproc N [key=value ...]}: torchrun {@code --nproc_per_node}
@@ -23,49 +32,70 @@ import java.util.Map;
  * with {@code [rank r]} prefixes, and if one dies kills the others and fails with the dead rank's
  * exit code and last log lines. Workers die with this process (shutdown hook).
  */
-public final class TrainLocalCli {
+@Command(
+    name = "train-local",
+    sortOptions = false,
+    description = {
+      "Train with N local worker processes joined by the TCP ring, like torchrun.",
+      "As torchrun --nproc_per_node: the workers' output is shown with [rank r] prefixes, and"
+          + " when one dies the others are stopped and the run fails with its exit code and last"
+          + " lines.",
+      ""
+    })
+public final class TrainLocalCli implements Callable<Integer> {
   private static final int TAIL = 20;
 
-  private TrainLocalCli() {}
+  @Mixin private ConfigArgs configArgs;
+
+  @Option(
+      names = "--nproc",
+      required = true,
+      paramLabel = "<n>",
+      converter = CliSupport.PositiveInt.class,
+      description = "Worker processes (ranks) to start; sets world_size.")
+  private int nproc;
+
+  @Spec private CommandSpec spec;
+
+  private final Map<String, String> extraEnv;
+  private final PrintStream out;
+
+  public TrainLocalCli() {
+    this(Map.of(), System.err);
+  }
+
+  /**
+   * @param extraEnv added to every worker's environment (tests)
+   * @param out where the workers' output and the supervisor's lines go
+   */
+  public TrainLocalCli(Map<String, String> extraEnv, PrintStream out) {
+    this.extraEnv = extraEnv;
+    this.out = out;
+  }
 
   public static void main(String[] args) {
     System.exit(run(args));
   }
 
   public static int run(String[] args) {
-    return run(args, Map.of(), System.err);
+    return CliSupport.execute(new TrainLocalCli(), args, System.out, System.err);
   }
 
   /**
    * @param extraEnv added to every worker's environment (tests)
+   * @param out everything: help, errors, the workers' output
    */
   public static int run(String[] args, Map<String, String> extraEnv, PrintStream out) {
-    String config = null;
-    int nproc = -1;
-    List<String> overrides = new ArrayList<>();
-    for (int i = 0; i < args.length; i++) {
-      if (args[i].equals("--config") && i + 1 < args.length) {
-        config = args[++i];
-      } else if (args[i].equals("--nproc") && i + 1 < args.length) {
-        try {
-          nproc = Integer.parseInt(args[++i]);
-        } catch (NumberFormatException e) {
-          out.println("train-local: --nproc expects a number, got '" + args[i] + "'");
-          return 2;
-        }
-      } else if (args[i].contains("=")) {
-        overrides.add(args[i]);
-      } else {
-        out.println("train-local: unknown argument '" + args[i] + "'");
-        out.println("usage: danlu train-local --config <yaml> --nproc N [key=value ...]");
-        return 2;
-      }
-    }
-    if (config == null || nproc < 1) {
-      out.println("usage: danlu train-local --config <yaml> --nproc N [key=value ...]");
-      return 2;
-    }
+    return CliSupport.execute(new TrainLocalCli(extraEnv, out), args, out, out);
+  }
+
+  @Override
+  public Integer call() {
+    String config = configArgs.config().toString();
+    List<String> overrides = new ArrayList<>(configArgs.overrides());
     overrides.add("world_size=" + nproc); // the process count decides; last override wins
+    // A bad file, key or value is one message here, not the same error from every rank.
+    ConfigLoader.load(Path.of(config), overrides);
     List<Worker> workers = new ArrayList<>();
     Thread hook = new Thread(() -> workers.forEach(w -> w.process.destroyForcibly()));
     Runtime.getRuntime().addShutdownHook(hook);
@@ -75,12 +105,13 @@ public final class TrainLocalCli {
         MasterRendezvous.Server.start(
             "127.0.0.1", nproc, secret.getBytes(StandardCharsets.UTF_8))) {
       for (int r = 0; r < nproc; r++) {
-        workers.add(start(r, nproc, master.port(), secret, config, overrides, extraEnv, out));
+        workers.add(
+            start(r, nproc, master.port(), secret, workerArgs(config, overrides), extraEnv, out));
       }
       return supervise(workers, out);
     } catch (IOException e) {
-      out.println("train-local: cannot start workers: " + e.getMessage());
-      return 1;
+      out.println("danlu train-local: cannot start workers: " + e.getMessage());
+      return CliSupport.FAILED;
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       return 130;
@@ -100,6 +131,16 @@ public final class TrainLocalCli {
         // already shutting down: the hook runs anyway
       }
     }
+  }
+
+  /** {@code --config Y [--verbose] key=value ...}: the same for every worker. */
+  private List<String> workerArgs(String config, List<String> overrides) {
+    List<String> a = new ArrayList<>(List.of("--config", config));
+    if (CliSupport.verbose(spec)) {
+      a.add(CliSupport.VERBOSE_OPTION);
+    }
+    a.addAll(overrides);
+    return a;
   }
 
   /** One worker process and the thread copying its output. */
@@ -151,8 +192,7 @@ public final class TrainLocalCli {
       int world,
       int port,
       String secret,
-      String config,
-      List<String> overrides,
+      List<String> workerArgs,
       Map<String, String> extraEnv,
       PrintStream out)
       throws IOException {
@@ -173,9 +213,7 @@ public final class TrainLocalCli {
     cmd.add("-cp");
     cmd.add(System.getProperty("java.class.path"));
     cmd.add(WorkerCli.class.getName());
-    cmd.add("--config");
-    cmd.add(config);
-    cmd.addAll(overrides);
+    cmd.addAll(workerArgs);
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
     Map<String, String> env = pb.environment();
     if (!env.containsKey("OMP_NUM_THREADS")) {
@@ -211,7 +249,7 @@ public final class TrainLocalCli {
             o.process.destroyForcibly();
           }
           out.println(
-              "train-local: rank "
+              "danlu train-local: rank "
                   + w.rank
                   + " (pid "
                   + w.process.pid()
@@ -225,7 +263,7 @@ public final class TrainLocalCli {
       }
       Thread.sleep(100);
     }
-    out.println("train-local: all " + workers.size() + " ranks finished");
+    out.println("danlu train-local: all " + workers.size() + " ranks finished");
     return 0;
   }
 

@@ -1,5 +1,6 @@
 package dev.danlu.train.cli;
 
+import dev.danlu.data.cli.CliSupport;
 import dev.danlu.train.comm.CommSpec;
 import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.comm.Communicators;
@@ -13,11 +14,15 @@ import dev.danlu.train.recipe.TrainContext;
 import dev.danlu.train.tensor.Backend;
 import java.io.PrintStream;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
+import java.util.concurrent.Callable;
 import org.nd4j.linalg.factory.Nd4j;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code danlu worker --config Y [key=value ...]}: one training rank, as {@code train-local} starts
@@ -27,11 +32,40 @@ import org.nd4j.linalg.factory.Nd4j;
  * carries NCCL's unique id) and runs the pretraining recipe. {@code DANLU_STEP_DELAY_MS} slows
  * every step down (tests that kill a worker mid-run need a run that lasts).
  */
-public final class WorkerCli {
+@Command(
+    name = "worker",
+    sortOptions = false,
+    description = {
+      "One training rank (started by train-local; reads DANLU_* rendezvous variables).",
+      "As torchrun's worker: rank, world size, master"
+          + " address and job secret come from the DANLU_RANK, DANLU_WORLD_SIZE,"
+          + " DANLU_MASTER_ADDR, DANLU_MASTER_PORT and DANLU_JOB_SECRET environment variables."
+          + " Errors are printed as [rank r] error: <message>.",
+      ""
+    })
+public final class WorkerCli implements Callable<Integer> {
   /** This worker's index on its host (torchrun's LOCAL_RANK), set by train-local. */
   public static final String ENV_LOCAL_RANK = "DANLU_LOCAL_RANK";
 
-  private WorkerCli() {}
+  @Mixin private ConfigArgs configArgs;
+
+  @Spec private CommandSpec spec;
+
+  private final Map<String, String> env;
+  private final PrintStream err;
+
+  public WorkerCli() {
+    this(System.getenv(), System.err);
+  }
+
+  /**
+   * @param env the rendezvous variables
+   * @param err where the rank's log and errors go
+   */
+  public WorkerCli(Map<String, String> env, PrintStream err) {
+    this.env = env;
+    this.err = err;
+  }
 
   public static void main(String[] args) {
     System.exit(run(args));
@@ -42,23 +76,13 @@ public final class WorkerCli {
   }
 
   static int run(String[] args, Map<String, String> env, PrintStream err) {
-    String config = null;
-    List<String> overrides = new ArrayList<>();
-    for (int i = 0; i < args.length; i++) {
-      if (args[i].equals("--config") && i + 1 < args.length) {
-        config = args[++i];
-      } else if (args[i].contains("=")) {
-        overrides.add(args[i]);
-      } else {
-        err.println(
-            "usage: danlu worker --config <yaml> [key=value ...] (unknown: " + args[i] + ")");
-        return 2;
-      }
-    }
-    if (config == null) {
-      err.println("usage: danlu worker --config <yaml> [key=value ...]");
-      return 2;
-    }
+    return CliSupport.execute(new WorkerCli(env, err), args, System.out, err);
+  }
+
+  @Override
+  public Integer call() {
+    String config = configArgs.config().toString();
+    List<String> overrides = configArgs.overrides();
     String prefix = "[rank " + env.getOrDefault(MasterRendezvous.ENV_RANK, "?") + "] ";
     try {
       ConfigLoader.Loaded loaded = ConfigLoader.load(Path.of(config), overrides);
@@ -108,11 +132,13 @@ public final class WorkerCli {
       }
       return 0;
     } catch (Exception e) {
-      err.println(prefix + "error: " + e.getMessage());
-      if (!(e instanceof IllegalArgumentException || e instanceof IllegalStateException)) {
+      // the rank's own format (train-local shows these lines): no trace for the user's mistakes
+      err.println(prefix + "error: " + CliSupport.describe(e));
+      if (CliSupport.verbose(spec)
+          || !(CliSupport.isUserError(e) || e instanceof IllegalStateException)) {
         e.printStackTrace(err);
       }
-      return 1;
+      return CliSupport.FAILED;
     }
   }
 

@@ -1,6 +1,7 @@
 package dev.danlu.train.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.danlu.train.lora.LoraAdapter;
@@ -13,6 +14,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -123,6 +125,57 @@ class GenerateCliTest {
     assertTrue(r[2].contains("--model"), r[2]);
     r = run("--model", "/nonexistent", "--prompt", "x", "--max-new-tokens", "abc");
     assertEquals("2", r[0]);
-    assertTrue(r[2].contains("--max-new-tokens expects a number"), r[2]);
+    assertTrue(
+        r[2].contains("Invalid value for option '--max-new-tokens': 'abc' is not a whole number"),
+        r[2]);
+    r = run("--model", "/nonexistent", "--prompt", "x", "--max-new-tokens", "1", "--top-k", "4");
+    assertEquals("2", r[0]);
+    assertTrue(r[2].startsWith("danlu generate: Unknown option"), r[2]);
+    assertTrue(r[2].lines().findFirst().orElseThrow().contains("'--top-k'"), r[2]);
+    assertTrue(r[2].contains("Usage: danlu generate"), r[2]);
+  }
+
+  @Test
+  void helpGoesToStdout() throws Exception {
+    String[] r = run("--help");
+    assertEquals("0", r[0], r[2]);
+    assertTrue(r[1].startsWith("Usage: danlu generate"), r[1]);
+    assertTrue(r[1].contains("--torch-dtype"), r[1]);
+    assertEquals("", r[2]);
+  }
+
+  @Test
+  void aPromptMayStartWithADash() throws Exception {
+    String[] r = run("--model", model().toString(), "--prompt", "-- Lily", "--max-new-tokens", "0");
+    assertEquals("0", r[0], r[2]);
+    assertEquals("-- Lily\n", r[1]);
+  }
+
+  /** A truncated download: one clear line and exit 1, the stack trace only with --verbose. */
+  @Test
+  void truncatedSafetensorsIsOneLineWithoutAStackTrace() throws Exception {
+    Path m = model();
+    Path dir = Files.createDirectories(tmp.resolve("truncated"));
+    for (String f : new String[] {"config.json", "tokenizer.model"}) {
+      Files.copy(m.resolve(f), dir.resolve(f));
+    }
+    byte[] all = Files.readAllBytes(m.resolve("model.safetensors"));
+    Files.write(dir.resolve("model.safetensors"), Arrays.copyOf(all, all.length / 2));
+    String[] args = {"--model", dir.toString(), "--prompt", "x", "--max-new-tokens", "4"};
+    String[] r = run(args);
+    assertEquals("1", r[0], r[2]);
+    assertTrue(r[2].startsWith("danlu generate: " + dir.resolve("model.safetensors")), r[2]);
+    assertTrue(r[2].contains("truncated"), r[2]);
+    assertEquals(1, r[2].strip().lines().count(), r[2]);
+    assertFalse(r[2].contains("Exception in thread") || r[2].contains("\tat "), r[2]);
+    assertEquals("", r[1]);
+
+    String[] verbose = new String[args.length + 1];
+    System.arraycopy(args, 0, verbose, 0, args.length);
+    verbose[args.length] = "--verbose";
+    r = run(verbose);
+    assertEquals("1", r[0], r[2]);
+    assertTrue(r[2].startsWith("danlu generate: " + dir.resolve("model.safetensors")), r[2]);
+    assertTrue(r[2].contains("java.io.IOException") && r[2].contains("\tat "), r[2]);
   }
 }

@@ -1,6 +1,7 @@
 package dev.danlu.train.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.danlu.train.recipe.RecipeTestSupport;
@@ -44,9 +45,43 @@ class TrainLocalCliTest {
 
   @Test
   void usageErrors() {
-    assertTrue(run(2, "--config", "x.yaml").contains("usage: danlu train-local"));
-    assertTrue(run(2, "--nproc", "two").contains("--nproc expects a number, got 'two'"));
-    assertTrue(run(2, "--config", "x.yaml", "--nproc", "2", "bogus").contains("'bogus'"));
+    String out = run(2, "--config", "x.yaml");
+    assertTrue(out.startsWith("danlu train-local: Missing required option: '--nproc"), out);
+    assertTrue(out.contains("Usage: danlu train-local"), out);
+    out = run(2, "--nproc", "two");
+    assertTrue(out.contains("option '--nproc': 'two' is not a whole number ≥ 1"), out);
+    out = run(2, "--config", "x.yaml", "--nproc", "2", "bogus");
+    assertTrue(out.contains("'bogus' is not a config override: expected key=value"), out);
+    out = run(2, "--config", "x.yaml", "--nproc", "2", "--learning_rate=1e-4");
+    assertTrue(out.contains("Unknown option: '--learning_rate=1e-4'"), out);
+    assertTrue(out.contains("without dashes, e.g. learning_rate=1e-4"), out);
+    out = run(0, "--help");
+    assertTrue(out.startsWith("Usage: danlu train-local"), out);
+    assertTrue(out.contains("key=value") && out.contains("--nproc"), out);
+  }
+
+  /** A bad override is one message from the launcher, before any worker starts. */
+  @Test
+  void unknownConfigKeyFailsBeforeAnyWorkerStarts() throws Exception {
+    Path yaml = tmp.resolve("ok.yaml");
+    Files.writeString(
+        yaml,
+        RecipeTestSupport.yaml()
+            + "model_name_or_path: "
+            + tmp.resolve("model")
+            + "\ndataset_dir: "
+            + tmp.resolve("data")
+            + "\noutput_dir: "
+            + tmp.resolve("out")
+            + "\n");
+    String out = run(1, "--config", yaml.toString(), "--nproc", "2", "learning_rte=1e-4");
+    assertTrue(out.startsWith("danlu train-local: "), out);
+    assertTrue(out.contains("unknown key 'learning_rte'"), out);
+    assertTrue(out.contains("did you mean 'learning_rate'"), out);
+    assertFalse(out.contains("[rank "), "no worker may start:\n" + out);
+    assertFalse(out.contains("\tat "), "no stack trace:\n" + out);
+    out = run(1, "--config", tmp.resolve("missing.yaml").toString(), "--nproc", "1");
+    assertTrue(out.contains("missing.yaml: config file does not exist"), out);
   }
 
   @Test
