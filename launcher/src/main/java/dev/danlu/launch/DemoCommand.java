@@ -83,12 +83,7 @@ public final class DemoCommand implements Callable<Integer> {
 
   /** What a run produced; perplexities are NaN for what could not be computed. */
   record Report(
-      int exitCode,
-      StageTable table,
-      double baseLoss,
-      double trainedLoss,
-      String trainingUnavailable,
-      String sample) {}
+      int exitCode, StageTable table, double baseLoss, double trainedLoss, String sample) {}
 
   public DemoCommand() {
     this(System.out);
@@ -157,7 +152,7 @@ public final class DemoCommand implements Callable<Integer> {
     } catch (IOException e) {
       out.println("danlu demo: corpus: " + e.getMessage());
       table.add("corpus", "FAILED", secs(t), e.getMessage());
-      return finish(out, table, 1, Double.NaN, Double.NaN, null, null);
+      return finish(out, table, 1, Double.NaN, Double.NaN, null);
     }
     DemoCorpus.Subset subset = DemoCorpus.subset(src.englishDir(), corpus, CORPUS_BYTES);
     out.printf(
@@ -210,7 +205,7 @@ public final class DemoCommand implements Callable<Integer> {
             });
     if (rc != 0) {
       table.add("prep", "FAILED (exit " + rc + ")", secs(t), shards.toString());
-      return finish(out, table, 1, Double.NaN, Double.NaN, null, null);
+      return finish(out, table, 1, Double.NaN, Double.NaN, null);
     }
     boolean upToDate = versionBefore > 0 && manifestVersion(shards) == versionBefore;
     table.add("prep", upToDate ? "up to date" : "done", secs(t), shards.toString());
@@ -222,32 +217,24 @@ public final class DemoCommand implements Callable<Integer> {
       out.println("danlu demo: new model or data: training starts over in " + output);
       deleteTree(output);
     }
-    String unavailable = trainingUnavailable();
-    boolean trained = false;
-    if (unavailable != null) {
-      out.println("danlu demo: training stage not available yet: " + unavailable);
-      table.add("train", "skipped", secs(t), "not available yet: " + unavailable);
-    } else {
-      rc =
-          TrainCommand.run(
-              new String[] {
-                "--config",
-                repo.resolve("conf/tiny-pretrain.yaml").toString(),
-                "model_name_or_path=" + model,
-                "dataset_dir=" + shards,
-                "output_dir=" + output,
-                "world_size=2",
-                "--progress-interval-seconds",
-                "5"
-              });
-      trained = rc == 0 && Files.isRegularFile(adapterDir.resolve("adapter_config.json"));
-      if (!trained) {
-        String why = rc != 0 ? "exit " + rc : "no adapter in " + adapterDir;
-        table.add("train", "FAILED (" + why + ")", secs(t), output.toString());
-        return finish(out, table, 1, Double.NaN, Double.NaN, null, null);
-      }
-      table.add("train", "done", secs(t), adapterDir.toString());
+    rc =
+        TrainCommand.run(
+            new String[] {
+              "--config",
+              repo.resolve("conf/tiny-pretrain.yaml").toString(),
+              "model_name_or_path=" + model,
+              "dataset_dir=" + shards,
+              "output_dir=" + output,
+              "world_size=2",
+              "--progress-interval-seconds",
+              "5"
+            });
+    if (rc != 0 || !Files.isRegularFile(adapterDir.resolve("adapter_config.json"))) {
+      String why = rc != 0 ? "exit " + rc : "no adapter in " + adapterDir;
+      table.add("train", "FAILED (" + why + ")", secs(t), output.toString());
+      return finish(out, table, 1, Double.NaN, Double.NaN, null);
     }
+    table.add("train", "done", secs(t), adapterDir.toString());
 
     // 5. validation perplexity, untrained base vs base + adapter
     t = System.nanoTime();
@@ -266,37 +253,31 @@ public final class DemoCommand implements Callable<Integer> {
         before.result().loss(),
         before.result().tokens(),
         before.result().rows());
-    double afterLoss = Double.NaN;
-    boolean reusedAll = before.reused();
-    if (trained) {
-      Perplexity.Cached after =
-          Perplexity.cached(
-              work.resolve("perplexity-trained.json"),
-              List.of(
-                  model.resolve("model.safetensors"),
-                  manifest,
-                  adapterDir.resolve("adapter_model.safetensors"),
-                  adapterDir.resolve("adapter_config.json")),
-              () ->
-                  Perplexity.evaluate(
-                      base,
-                      PeftBridge.load(adapterDir, base.config(), DataType.FLOAT),
-                      shards,
-                      EVAL_BATCH));
-      afterLoss = after.result().loss();
-      reusedAll &= after.reused();
-      out.printf(
-          "danlu demo: validation perplexity after training:     %.1f (loss %.4f)%n",
-          after.result().perplexity(), afterLoss);
-    }
+    Perplexity.Cached after =
+        Perplexity.cached(
+            work.resolve("perplexity-trained.json"),
+            List.of(
+                model.resolve("model.safetensors"),
+                manifest,
+                adapterDir.resolve("adapter_model.safetensors"),
+                adapterDir.resolve("adapter_config.json")),
+            () ->
+                Perplexity.evaluate(
+                    base,
+                    PeftBridge.load(adapterDir, base.config(), DataType.FLOAT),
+                    shards,
+                    EVAL_BATCH));
+    double afterLoss = after.result().loss();
+    boolean reusedAll = before.reused() && after.reused();
+    out.printf(
+        "danlu demo: validation perplexity after training:     %.1f (loss %.4f)%n",
+        after.result().perplexity(), afterLoss);
     table.add(
         "perplexity",
         reusedAll ? "reused" : "done",
         secs(t),
-        trained
-            ? String.format(
-                Locale.ROOT, "%.1f -> %.1f", before.result().perplexity(), Math.exp(afterLoss))
-            : String.format(Locale.ROOT, "%.1f (untrained only)", before.result().perplexity()));
+        String.format(
+            Locale.ROOT, "%.1f -> %.1f", before.result().perplexity(), Math.exp(afterLoss)));
 
     // 6. a greedy sample through the generate subcommand's code
     t = System.nanoTime();
@@ -305,10 +286,8 @@ public final class DemoCommand implements Callable<Integer> {
             List.of(
                 "--model", model.toString(),
                 "--prompt", PROMPT,
-                "--max-new-tokens", Integer.toString(SAMPLE_TOKENS)));
-    if (trained) {
-      gen.addAll(List.of("--adapter", adapterDir.toString()));
-    }
+                "--max-new-tokens", Integer.toString(SAMPLE_TOKENS),
+                "--adapter", adapterDir.toString()));
     ByteArrayOutputStream text = new ByteArrayOutputStream();
     PrintStream textOut = new PrintStream(text, true, StandardCharsets.UTF_8);
     ByteArrayOutputStream log = new ByteArrayOutputStream();
@@ -321,49 +300,18 @@ public final class DemoCommand implements Callable<Integer> {
     if (rc != 0) {
       out.print(log.toString(StandardCharsets.UTF_8));
       table.add("sample", "FAILED (exit " + rc + ")", secs(t), "");
-      return finish(out, table, 1, before.result().loss(), afterLoss, unavailable, null);
+      return finish(out, table, 1, before.result().loss(), afterLoss, null);
     }
-    out.println(
-        "danlu demo: greedy sample "
-            + (trained ? "with the adapter" : "from the untrained model")
-            + ": "
-            + sample);
+    out.println("danlu demo: greedy sample with the adapter: " + sample);
     table.add("sample", "done", secs(t), "(printed above)");
-    return finish(out, table, 0, before.result().loss(), afterLoss, unavailable, sample);
+    return finish(out, table, 0, before.result().loss(), afterLoss, sample);
   }
 
   private static Report finish(
-      PrintStream out,
-      StageTable table,
-      int exit,
-      double before,
-      double after,
-      String unavailable,
-      String sample) {
+      PrintStream out, StageTable table, int exit, double before, double after, String sample) {
     out.println("\ndanlu demo: summary");
     table.print(out);
-    if (unavailable != null) {
-      out.println("danlu demo: training stage not available yet: " + unavailable);
-    }
-    return new Report(exit, table, before, after, unavailable, sample);
-  }
-
-  /**
-   * Why the {@code train} subcommand cannot run here, or null when it can: it runs the trainer
-   * through the launcher's RankWork, which must be on the classpath.
-   */
-  static String trainingUnavailable() {
-    try {
-      Class<?> c = Class.forName(TrainCommand.DEFAULT_WORK_CLASS);
-      if (!RankWork.class.isAssignableFrom(c)) {
-        return TrainCommand.DEFAULT_WORK_CLASS + " is not a " + RankWork.class.getName();
-      }
-      return null;
-    } catch (ClassNotFoundException e) {
-      return "the launcher has no trainer RankWork ("
-          + TrainCommand.DEFAULT_WORK_CLASS
-          + " is not on the classpath)";
-    }
+    return new Report(exit, table, before, after, sample);
   }
 
   /** True when {@code dir} already holds this model: same config and the same tokenizer bytes. */

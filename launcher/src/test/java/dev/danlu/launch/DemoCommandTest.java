@@ -57,17 +57,11 @@ class DemoCommandTest {
     assertTrue(r.sample().startsWith(DemoCommand.PROMPT), r.sample());
     assertTrue(text.contains("summary"), text);
     Map<String, String> status = statuses(r.table());
-    if (r.trainingUnavailable() == null) {
-      assertTrue(
-          Files.isRegularFile(work.resolve("output/pt_lora_model/adapter_model.safetensors")));
-      assertEquals("done", status.get("train"));
-      assertTrue(
-          r.trainedLoss() < r.baseLoss() - 0.5,
-          "validation loss after training " + r.trainedLoss() + " vs before " + r.baseLoss());
-    } else {
-      assertEquals("skipped", status.get("train"));
-      assertTrue(text.contains("training stage not available yet"), text);
-    }
+    assertTrue(Files.isRegularFile(work.resolve("output/pt_lora_model/adapter_model.safetensors")));
+    assertEquals("done", status.get("train"));
+    assertTrue(
+        r.trainedLoss() < r.baseLoss() - 0.5,
+        "validation loss after training " + r.trainedLoss() + " vs before " + r.baseLoss());
 
     // re-run: the model and corpus are reused as they are; prep commits no new version
     Path weights = work.resolve("tiny-llama/model.safetensors");
@@ -81,9 +75,7 @@ class DemoCommandTest {
     assertEquals(before, Files.getLastModifiedTime(weights));
     assertEquals(1, ManifestIo.readCurrent(work.resolve("shards")).version());
     assertEquals(r.baseLoss(), again.baseLoss(), 1e-9);
-    if (r.trainingUnavailable() == null) {
-      assertEquals(r.trainedLoss(), again.trainedLoss(), 1e-6, "training resumed at its end");
-    }
+    assertEquals(r.trainedLoss(), again.trainedLoss(), 1e-6, "training resumed at its end");
   }
 
   @Test
