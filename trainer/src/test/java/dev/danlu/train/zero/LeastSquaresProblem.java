@@ -169,14 +169,7 @@ final class LeastSquaresProblem {
   }
 
   static double relativeError(float[] got, float[] want) {
-    double num = 0;
-    double den = 0;
-    for (int i = 0; i < want.length; i++) {
-      double d = (double) got[i] - want[i];
-      num += d * d;
-      den += (double) want[i] * want[i];
-    }
-    return Math.sqrt(num / den);
+    return dev.danlu.testkit.Floats.relError(got, want);
   }
 
   static double maxElementRelativeError(float[] got, float[] want) {
