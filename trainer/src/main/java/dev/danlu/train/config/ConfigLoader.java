@@ -59,6 +59,10 @@ public final class ConfigLoader {
           Map.entry("data_cache_dir", "prepared shards are the cache; see `danlu prep`"),
           Map.entry("preprocessing_num_workers", "tokenization runs in `danlu prep` on Spark"),
           Map.entry("validation_split_percentage", "set at prep time: --validation-fraction"),
+          Map.entry(
+              "validation_file",
+              "SFT validation examples are prepared with the data: danlu prep-sft"
+                  + " --validation-file"),
           Map.entry("do_train", "`danlu train` always trains"),
           Map.entry("do_eval", "evaluation runs when eval_steps > 0"),
           Map.entry("overwrite_output_dir", "danlu resumes from output_dir's newest checkpoint"),
@@ -102,7 +106,15 @@ public final class ConfigLoader {
     List<String> warnings = new ArrayList<>();
     Set<String> known = knownKeys();
 
-    ObjectNode merged = Defaults.tree();
+    // the stage decides the defaults (run_sft.sh's differ from run_pt.sh's); the last override
+    // setting it wins, as for any key
+    String stage = fromFile.path("stage").asText("pt");
+    for (String o : overrides) {
+      if (o.startsWith("stage=")) {
+        stage = o.substring("stage=".length()).trim();
+      }
+    }
+    ObjectNode merged = Defaults.tree(stage);
     // a file that sets a key under both its old and its new name is ambiguous: refuse it
     RENAMED_KEYS.forEach(
         (old, now) -> {

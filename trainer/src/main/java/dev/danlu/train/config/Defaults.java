@@ -11,8 +11,30 @@ final class Defaults {
   private Defaults() {}
 
   static ObjectNode tree() {
+    return tree("pt");
+  }
+
+  /**
+   * The defaults of a stage: pretraining's are run_pt.sh's; {@code sft} takes run_sft.sh's where
+   * they differ (REFERENCE.md "Hyperparameters": lr 1e-4, warmup 0.03, no weight decay, eval every
+   * 100 steps).
+   */
+  static ObjectNode tree(String stage) {
+    ObjectNode d = base();
+    d.put("stage", stage);
+    if ("sft".equals(stage)) {
+      d.put("learning_rate", 1e-4);
+      d.put("warmup_ratio", 0.03);
+      d.put("weight_decay", 0.0);
+      d.put("eval_steps", 100);
+    }
+    return d;
+  }
+
+  private static ObjectNode base() {
     ObjectNode d = JsonNodeFactory.instance.objectNode();
-    d.put("stage", "pt");
+    d.putNull("peft_path");
+    d.put("max_seq_length", 0); // 0: the prepared examples as they are (prep-sft's length)
     d.putNull("model_name_or_path");
     d.putNull("tokenizer_name_or_path");
     d.putNull("dataset_dir");

@@ -13,8 +13,11 @@ import java.util.List;
  * <p>Defaults are the reference scripts' values (see REFERENCE.md "Hyperparameters").
  */
 public record TrainConfig(
-    // --- which recipe (LLaMA-Factory's key): pt (pretraining); sft, rm, dpo, ppo to come ---
+    // --- which recipe (LLaMA-Factory's key): pt (pretraining), sft (instruction fine-tuning) ---
     @JsonProperty("stage") String stage,
+    // --- sft (run_sft.sh's keys): an adapter to continue, and a cut of the prepared examples ---
+    @JsonProperty("peft_path") String peftPath,
+    @JsonProperty("max_seq_length") int maxSeqLength,
     // --- where things are ---
     @JsonProperty("model_name_or_path") String modelNameOrPath,
     @JsonProperty("tokenizer_name_or_path") String tokenizerNameOrPath,

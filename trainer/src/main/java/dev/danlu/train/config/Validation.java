@@ -26,6 +26,11 @@ final class Validation {
     positive(p, "per_device_train_batch_size", c.perDeviceTrainBatchSize());
     positive(p, "per_device_eval_batch_size", c.perDeviceEvalBatchSize());
     positive(p, "gradient_accumulation_steps", c.gradientAccumulationSteps());
+    if (c.maxSeqLength() < 0) {
+      p.add(
+          "max_seq_length must be ≥ 0 (0 = the prepared examples' length), got "
+              + c.maxSeqLength());
+    }
     if (c.blockSize() < 0) {
       p.add("block_size must be ≥ 0 (0 = the prepared dataset's), got " + c.blockSize());
     }

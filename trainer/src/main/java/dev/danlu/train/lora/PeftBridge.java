@@ -44,11 +44,20 @@ public final class PeftBridge {
   /** Reads a PEFT adapter directory into a LoraAdapter for {@code model}. */
   public static LoraAdapter load(java.nio.file.Path dir, LlamaConfig model, DataType dt)
       throws IOException {
+    return load(dir, model, dt, 0);
+  }
+
+  /**
+   * As {@link #load(java.nio.file.Path, LlamaConfig, DataType)}, keying the adapter's LoRA dropout
+   * masks by {@code seed} (to continue training it).
+   */
+  public static LoraAdapter load(java.nio.file.Path dir, LlamaConfig model, DataType dt, long seed)
+      throws IOException {
     PeftAdapter p = PeftAdapter.load(dir);
     Map<String, FloatTensor> t = p.tensors();
     try {
       return LoraAdapter.fromTensors(
-          loraConfig(p.config(), 0),
+          loraConfig(p.config(), seed),
           model,
           new LlamaWeights.TensorSource() {
             @Override

@@ -41,6 +41,25 @@ public record Batch(
     }
   }
 
+  /**
+   * How many positions the causal-LM loss counts: labels[t+1] != -100 for t + 1 < seq in each row
+   * (HF's shift). 0 for a batch without labels.
+   */
+  public int labelTokens() {
+    if (labels == null) {
+      return 0;
+    }
+    int count = 0;
+    for (int b = 0; b < batch; b++) {
+      for (int t = 1; t < seq; t++) {
+        if (labels[b * seq + t] != -100) {
+          count++;
+        }
+      }
+    }
+    return count;
+  }
+
   /** An inference batch: no labels, no dropout. */
   public static Batch of(int batch, int seq, int[] inputIds, int[] attentionMask) {
     return new Batch(batch, seq, inputIds, attentionMask, null, null, 0, false);

@@ -5,6 +5,7 @@ import dev.danlu.train.config.TrainConfig;
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.lora.LoraConfig;
 import dev.danlu.train.lora.LoraModule;
+import dev.danlu.train.lora.PeftBridge;
 import dev.danlu.train.model.HfLlama;
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaWeights;
@@ -62,6 +63,9 @@ public record ModelSetup(
     LoraConfig lc =
         new LoraConfig(
             cfg.loraRank(), cfg.loraAlpha(), cfg.loraDropout(), targets, embed, head, cfg.seed());
+    if (cfg.peftPath() != null && !cfg.peftPath().isBlank()) {
+      return continued(cfg, dir, w, tokenizerVocab);
+    }
     int tokVocab = tokenizerVocab;
     int vocab = mc.vocabSize();
     int resizedFrom = -1;
@@ -89,6 +93,36 @@ public record ModelSetup(
                 ? VocabResize.Init.MEAN
                 : VocabResize.Init.NORMAL);
     return new ModelSetup(mc.withVocabSize(vocab), w, ad, fingerprint(dir), resizedFrom);
+  }
+
+  /**
+   * The adapter at {@code peft_path} continued (run_sft.sh's {@code --peft_path}, PEFT's {@code
+   * PeftModel.from_pretrained(..., is_trainable=True)}): its own rank, alpha, dropout, targets and
+   * modules_to_save, and its embed_tokens / lm_head rows as the vocabulary.
+   */
+  private static ModelSetup continued(TrainConfig cfg, Path dir, LlamaWeights w, int tokVocab)
+      throws IOException {
+    LlamaConfig mc = w.config();
+    Path peft = Path.of(cfg.peftPath());
+    LoraAdapter ad =
+        PeftBridge.load(peft, mc, org.nd4j.linalg.api.buffer.DataType.FLOAT, cfg.seed());
+    int vocab = ad.vocabSize();
+    if (tokVocab > vocab) {
+      throw new IllegalArgumentException(
+          "peft_path "
+              + peft
+              + ": the adapter covers "
+              + vocab
+              + " tokens but the dataset's tokenizer has "
+              + tokVocab
+              + " pieces; prepare the data with the adapter's tokenizer");
+    }
+    return new ModelSetup(
+        mc.withVocabSize(vocab),
+        w,
+        ad,
+        fingerprint(dir),
+        vocab != mc.vocabSize() ? mc.vocabSize() : -1);
   }
 
   /**

@@ -27,6 +27,14 @@ public interface Objective {
    */
   void backward(LlamaWeights w, LoraAdapter ad, LlamaState s, double scale, IntConsumer gradsFinal);
 
+  /**
+   * Whether the micro-batch has anything to learn from. One without (an SFT batch whose labels are
+   * all -100) is skipped: the reference would divide by zero label tokens and get NaN.
+   */
+  default boolean hasTargets(Batch b) {
+    return true;
+  }
+
   /** Hugging Face's causal-LM loss: cross-entropy of logits[:, :-1] against labels[:, 1:]. */
   Objective CAUSAL_LM =
       new Objective() {
@@ -39,6 +47,11 @@ public interface Objective {
         public void backward(
             LlamaWeights w, LoraAdapter ad, LlamaState s, double scale, IntConsumer gradsFinal) {
           Llama.backward(w, ad, s, scale, gradsFinal);
+        }
+
+        @Override
+        public boolean hasTargets(Batch b) {
+          return b.labelTokens() > 0;
         }
       };
 }

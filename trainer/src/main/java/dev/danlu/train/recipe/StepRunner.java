@@ -27,6 +27,7 @@ public final class StepRunner implements AutoCloseable {
   /** What one step did on this rank. */
   public record Outcome(
       double lossSum,
+      int microBatchesWithTargets,
       long tokens,
       long forwardBackwardNanos,
       long handOverNanos,
@@ -81,14 +82,26 @@ public final class StepRunner implements AutoCloseable {
   public Outcome step(List<Batch> microBatches, double divisor) {
     long t0 = System.nanoTime();
     double lossSum = 0;
+    int withTargets = 0;
     long tokens = 0;
     for (int micro = 0; micro < microBatches.size(); micro++) {
       Batch b = microBatches.get(micro);
-      LlamaState s = state(b);
-      lossSum += objective.forward(weights, adapter, s, b);
       tokens += (long) b.batch() * b.seq();
+      boolean last = micro == microBatches.size() - 1;
+      boolean targets = objective.hasTargets(b);
+      if (!targets && !(overlap && last)) {
+        continue; // no gradient to add; its share of the step's mean stays zero
+      }
+      // (under overlap the last micro-batch's backward drives the region-by-region reduce, the
+      // same collectives on every rank: one without targets still runs, its gradients all zero)
+      LlamaState s = state(b);
+      double loss = objective.forward(weights, adapter, s, b);
+      if (targets) {
+        withTargets++;
+        lossSum += loss;
+      }
       double scale = opt.scaler().scale();
-      if (overlap && micro == microBatches.size() - 1) {
+      if (overlap && last) {
         // last micro-batch: each finished region of the flat buffer is reduced while the layers
         // below it are still back-propagating
         objective.backward(
@@ -104,7 +117,7 @@ public final class StepRunner implements AutoCloseable {
     long t3 = System.nanoTime();
     flat.copyParamsToModel();
     long t4 = System.nanoTime();
-    return new Outcome(lossSum, tokens, t1 - t0, (t2 - t1) + (t4 - t3), t3 - t2, r);
+    return new Outcome(lossSum, withTargets, tokens, t1 - t0, (t2 - t1) + (t4 - t3), t3 - t2, r);
   }
 
   /** The activation state for a batch's shape (kept across steps: shapes repeat). */

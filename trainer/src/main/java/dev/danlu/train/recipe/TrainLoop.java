@@ -168,9 +168,27 @@ public final class TrainLoop {
         StepRunner.Outcome o = runner.step(micro, (double) accum * world);
         hook.afterStep(rank, step, runner.flat(), o.result());
         long done = step + 1;
-        float[] loss = {(float) o.lossSum()};
-        comm.allReduce(loss, 0, 1, ReduceOp.SUM);
-        lastLoss = loss[0] / ((double) accum * world);
+        if (o.microBatchesWithTargets() < accum) {
+          log.printf(
+              Locale.ROOT,
+              "[rank %d] step %d: %d of %d micro-batches had no label token and were skipped%n",
+              rank,
+              done,
+              accum - o.microBatchesWithTargets(),
+              accum);
+        }
+        // the step's loss: the mean of the micro-batch losses over all ranks (HF's logged loss)
+        float[] loss = {(float) o.lossSum(), o.microBatchesWithTargets()};
+        comm.allReduce(loss, 0, 2, ReduceOp.SUM);
+        lastLoss = loss[1] > 0 ? loss[0] / (double) loss[1] : Double.NaN;
+        if (loss[1] == 0) {
+          info(
+              rank,
+              "step "
+                  + done
+                  + ": no micro-batch on any rank had a label token; the step's loss is undefined"
+                  + " (NaN) and its gradients are zero");
+        }
         stepLog.step(
             done,
             lastLoss,

@@ -76,4 +76,37 @@ class RecipeSeamTest {
     double err = Ranks.relError(b, a);
     assertTrue(err <= 1e-6, "1 rank x 2 micro-batches vs 2 ranks x 1: relative error " + err);
   }
+
+  @Test
+  void microBatchesWithoutLabelTokensAreSkippedNotNaN() throws Exception {
+    // max_seq_length 5 cuts every example whose prompt has 5+ tokens down to its prompt alone:
+    // those micro-batches have no label token (the reference's loss would be NaN there)
+    Path out = tmp.resolve("cut");
+    Map<Long, Double> byStep = new java.util.concurrent.ConcurrentSkipListMap<>();
+    String log =
+        Ranks.run(
+            2,
+            cfg(out, "max_steps=6", "gradient_accumulation_steps=2", "max_seq_length=5"),
+            (step, max, loss, tps, eta, secs) -> byStep.put(step, loss));
+    assertTrue(log.contains("micro-batches had no label token and were skipped"), log);
+    assertEquals(6, byStep.size(), log);
+    int finite = 0;
+    for (Map.Entry<Long, Double> e : byStep.entrySet()) {
+      if (Double.isFinite(e.getValue())) {
+        finite++;
+      } else {
+        // NaN only where no rank had any label token in the whole step, and then it says so
+        assertTrue(
+            log.contains("step " + e.getKey() + ": no micro-batch on any rank had a label token"),
+            "step " + e.getKey() + " loss " + e.getValue() + "\n" + log);
+      }
+    }
+    assertTrue(finite >= 3, finite + " of 6 steps had a loss\n" + log);
+    for (float[] t :
+        Ranks.tensors(out.resolve("sft_lora_model/adapter_model.safetensors")).values()) {
+      for (float v : t) {
+        assertTrue(Float.isFinite(v), "a non-finite adapter weight");
+      }
+    }
+  }
 }

@@ -1,0 +1,68 @@
+package dev.danlu.train.data;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.danlu.data.sft.SftExamples;
+import dev.danlu.train.model.Batch;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** SFT micro-batches: right padding to the longest row, masks and labels, the length cut. */
+class SftBatchesTest {
+  static final int PAD = 9;
+  static final int X = -100;
+
+  static SftExamples of(List<SftExamples.Example> rows) {
+    return new SftExamples() {
+      @Override
+      public long rows() {
+        return rows.size();
+      }
+
+      @Override
+      public Example read(long row) {
+        return rows.get((int) row);
+      }
+
+      @Override
+      public void close() {}
+    };
+  }
+
+  final SftExamples train =
+      of(
+          List.of(
+              new SftExamples.Example(new int[] {1, 5, 6, 7, 2}, new int[] {X, X, X, 7, 2}),
+              new SftExamples.Example(new int[] {1, 8, 3, 2}, new int[] {X, X, 3, 2}),
+              new SftExamples.Example(
+                  new int[] {1, 4, 4, 4, 4, 4, 2}, new int[] {X, X, 4, 4, 4, 4, 2})));
+
+  @Test
+  void padsEachMicroBatchToItsLongestRow() throws Exception {
+    try (SftBatches b = new SftBatches(train, of(List.of()), PAD, 0, 3, "ab")) {
+      Batch m = b.trainBatch(new long[] {1, 0}, 4);
+      assertEquals(2, m.batch());
+      assertEquals(5, m.seq(), "the longer of the two rows, not the longest example");
+      assertArrayEquals(new int[] {1, 8, 3, 2, PAD, 1, 5, 6, 7, 2}, m.inputIds());
+      assertArrayEquals(new int[] {1, 1, 1, 1, 0, 1, 1, 1, 1, 1}, m.attentionMask());
+      assertArrayEquals(new int[] {X, X, 3, 2, X, X, X, X, 7, 2}, m.labels());
+      assertArrayEquals(new long[] {1, 0}, m.sampleIds(), "global row ids key the dropout");
+      assertEquals(4, m.step());
+      assertEquals(4, m.labelTokens()); // 3, 2 and 7, 2
+      assertEquals(7, b.trainBatch(new long[] {2}, 0).seq());
+    }
+  }
+
+  @Test
+  void maxSeqLengthCutsRowsAndCanLeaveNoLabel() throws Exception {
+    try (SftBatches b = new SftBatches(train, of(List.of()), PAD, 3, 3, "ab")) {
+      Batch m = b.trainBatch(new long[] {0, 1}, 0);
+      assertEquals(3, m.seq());
+      assertArrayEquals(new int[] {1, 5, 6, 1, 8, 3}, m.inputIds());
+      assertArrayEquals(new int[] {X, X, X, X, X, 3}, m.labels());
+      assertEquals(1, m.labelTokens());
+      assertEquals(0, b.trainBatch(new long[] {0}, 0).labelTokens(), "prompt fills the cut");
+    }
+  }
+}
