@@ -109,4 +109,37 @@ class RecipeSeamTest {
       }
     }
   }
+
+  @Test
+  void peftPathContinuesAnAdapterWithItsOwnShape() throws Exception {
+    Path first = tmp.resolve("first");
+    Ranks.run(1, cfg(first, "max_steps=3", "lora_rank=4"));
+    Path adapter = first.resolve("sft_lora_model");
+    // run_sft.sh's --peft_path: the adapter's own rank wins over lora_rank
+    TrainConfig cont = cfg(tmp.resolve("cont"), "peft_path=" + adapter, "lora_rank=2");
+    ModelSetup m = ModelSetup.load(cont, 40);
+    assertEquals(4, m.adapter().config.rank());
+    Map<String, float[]> saved = Ranks.tensors(adapter.resolve("adapter_model.safetensors"));
+    Map<String, float[]> loaded = new java.util.HashMap<>();
+    dev.danlu.train.lora.PeftBridge.toPeft(m.adapter(), "x")
+        .tensors()
+        .forEach((k, v) -> loaded.put(k, v.data()));
+    assertEquals(saved.keySet(), loaded.keySet());
+    for (String k : saved.keySet()) {
+      // bitwise: read back as written, no arithmetic
+      org.junit.jupiter.api.Assertions.assertArrayEquals(saved.get(k), loaded.get(k), k);
+    }
+    // and training continues from it
+    String log =
+        Ranks.run(
+            1,
+            TinyRun.config(
+                model,
+                tmp,
+                tmp.resolve("cont"),
+                "stage=sft-example",
+                "max_steps=2",
+                "peft_path=" + adapter));
+    assertTrue(log.contains("final adapter written"), log);
+  }
 }
