@@ -120,7 +120,9 @@ public final class Generator {
 
   /**
    * Feeds {@code prompt} (non-empty; usually BOS + encoded text) and then samples up to {@code
-   * maxNewTokens} tokens, stopping before any of {@code stopIds}. Returns the new tokens only.
+   * maxNewTokens} tokens, stopping before any of {@code stopIds}. Returns the new tokens only. The
+   * sampler sees the prompt and the tokens generated so far (its repetition penalty acts on both,
+   * as Hugging Face's acts on {@code input_ids}).
    */
   public int[] generate(int[] prompt, int maxNewTokens, Sampler sampler, int... stopIds) {
     if (prompt.length == 0) {
@@ -141,14 +143,16 @@ public final class Generator {
       next = step(prompt[i], i);
     }
     int[] out = new int[maxNewTokens];
+    int[] context = java.util.Arrays.copyOf(prompt, prompt.length + maxNewTokens);
     int n = 0;
     while (n < maxNewTokens) {
-      int token = sampler.next(next);
+      int token = sampler.next(next, context, prompt.length + n);
       for (int stop : stopIds) {
         if (token == stop) {
           return java.util.Arrays.copyOf(out, n);
         }
       }
+      context[prompt.length + n] = token;
       out[n++] = token;
       if (n < maxNewTokens) {
         next = step(token, prompt.length + n - 1);

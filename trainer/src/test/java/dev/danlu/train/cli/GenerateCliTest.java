@@ -128,10 +128,10 @@ class GenerateCliTest {
     assertTrue(
         r[2].contains("Invalid value for option '--max-new-tokens': 'abc' is not a whole number"),
         r[2]);
-    r = run("--model", "/nonexistent", "--prompt", "x", "--max-new-tokens", "1", "--top-k", "4");
+    r = run("--model", "/nonexistent", "--prompt", "x", "--max-new-tokens", "1", "--top-q", "4");
     assertEquals("2", r[0]);
     assertTrue(r[2].startsWith("danlu generate: Unknown option"), r[2]);
-    assertTrue(r[2].lines().findFirst().orElseThrow().contains("'--top-k'"), r[2]);
+    assertTrue(r[2].lines().findFirst().orElseThrow().contains("'--top-q'"), r[2]);
     assertTrue(r[2].contains("Usage: danlu generate"), r[2]);
   }
 
