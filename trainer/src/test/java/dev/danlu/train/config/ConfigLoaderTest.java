@@ -149,7 +149,7 @@ class ConfigLoaderTest {
 
   @Test
   void shippedConfigsLoad() throws Exception {
-    for (String name : List.of("tiny-pretrain.yaml", "llama2-7b-pretrain.yaml")) {
+    for (String name : List.of("tiny-pretrain.yaml", "llama2-7b-pretrain.yaml", "tiny-sft.yaml")) {
       Path file = repo().resolve("conf").resolve(name);
       ConfigLoader.Loaded loaded = ConfigLoader.load(file, List.of());
       assertFalse(loaded.config().outputDir().isBlank());
@@ -161,6 +161,28 @@ class ConfigLoaderTest {
     assertEquals(64, big.loraRank());
     assertEquals(8, big.globalBatchSize(1));
     assertEquals(50, big.warmupStepsFor(1000));
+  }
+
+  @Test
+  void sftStageTakesRunSftDefaultsWhereTheFileIsSilent() {
+    TrainConfig sft = ConfigLoader.load(MINIMAL + "stage: sft\n", "t.yaml", List.of()).config();
+    assertEquals(1e-4, sft.learningRate());
+    assertEquals(0.03, sft.warmupRatio());
+    assertEquals(0.0, sft.weightDecay());
+    assertEquals(100, sft.evalSteps());
+    // the stage given as an override decides too; explicit values still win
+    TrainConfig o =
+        ConfigLoader.load(MINIMAL, "t.yaml", List.of("stage=sft", "learning_rate=3e-4")).config();
+    assertEquals(3e-4, o.learningRate());
+    assertEquals(0.0, o.weightDecay());
+    TrainConfig pt = ConfigLoader.load(MINIMAL, "t.yaml", List.of()).config();
+    assertEquals("pt", pt.stage());
+    assertEquals(2e-4, pt.learningRate());
+    assertEquals(0.01, pt.weightDecay());
+    ConfigLoader.Loaded v =
+        ConfigLoader.load(MINIMAL + "validation_file: v.json\n", "t.yaml", List.of());
+    assertTrue(
+        v.warnings().get(0).contains("danlu prep-sft --validation-file"), v.warnings().toString());
   }
 
   @Test
