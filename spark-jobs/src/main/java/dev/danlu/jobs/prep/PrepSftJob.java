@@ -270,7 +270,7 @@ public final class PrepSftJob {
     sb.append(
         String.format(
             Locale.ROOT,
-            "prep-sft: %-10s %8s %8s %8s %8s %8s %8s  %s%n",
+            "prep-sft: %-10s %8s %8s %8s %8s %8s %8s %8s  %s%n",
             "role",
             "read",
             "kept",
@@ -278,7 +278,8 @@ public final class PrepSftJob {
             "valid",
             "truncated",
             "masked",
-            "bad  file"));
+            "bad",
+            "file"));
     for (SftManifest.Source s : m.sources()) {
       SftCounts c = s.counts();
       sb.append(
