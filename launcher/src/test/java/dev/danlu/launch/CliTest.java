@@ -26,6 +26,7 @@ class CliTest {
           "version",
           "tokenize",
           "prep",
+          "prep-sft",
           "train",
           "train-local",
           "worker",

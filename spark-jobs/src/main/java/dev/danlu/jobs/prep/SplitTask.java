@@ -130,7 +130,7 @@ final class SplitTask implements Serializable {
     };
   }
 
-  private static String attemptTag() {
+  static String attemptTag() {
     TaskContext tc = TaskContext.get();
     return tc == null
         ? java.util.UUID.randomUUID().toString()

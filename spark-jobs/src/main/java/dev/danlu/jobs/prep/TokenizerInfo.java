@@ -15,6 +15,7 @@ import org.apache.hadoop.fs.Path;
  * tokenizer (hdfs://, s3a://) is first copied to a local file. The file to ship to executors is
  * named after its sha256, so two different tokenizers never collide in {@code SparkFiles}.
  *
+ * @param padId the tokenizer's pad id, -1 if it has none
  * @param shipFile local copy named {@code <sha256 prefix>-<name>}, given to {@code addFile}
  */
 record TokenizerInfo(
@@ -23,7 +24,8 @@ record TokenizerInfo(
     String sha256,
     int vocabSize,
     int bosId,
-    int eosId) {
+    int eosId,
+    int padId) {
 
   static TokenizerInfo load(String path, Configuration conf) throws IOException {
     Path hp = new Path(path);
@@ -58,7 +60,8 @@ record TokenizerInfo(
         Files.copy(local, tmp, StandardCopyOption.REPLACE_EXISTING);
         Files.move(tmp, ship, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
       }
-      return new TokenizerInfo(path, ship, t.sha256(), t.vocabSize(), t.bosId(), t.eosId());
+      return new TokenizerInfo(
+          path, ship, t.sha256(), t.vocabSize(), t.bosId(), t.eosId(), t.padId());
     }
   }
 
