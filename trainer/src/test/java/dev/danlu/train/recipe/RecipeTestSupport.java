@@ -42,6 +42,15 @@ public final class RecipeTestSupport {
     return Ranks.run(comms, cfg, null, TrainLoop.NO_HOOK);
   }
 
+  /**
+   * Trains {@code cfg} (its stage's recipe) on {@code n} in-process ranks, {@code progress} seeing
+   * every step (it may throw to simulate a crash); returns the ranks' log.
+   */
+  public static String train(
+      int n, dev.danlu.train.config.TrainConfig cfg, ProgressListener progress) throws Exception {
+    return Ranks.run(n, cfg, progress);
+  }
+
   public static String yaml() {
     StringBuilder sb = new StringBuilder();
     for (String line : TinyRun.yaml().split("\n")) {

@@ -1,0 +1,184 @@
+package dev.danlu.train.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.danlu.data.sft.SftShards;
+import dev.danlu.jobs.prep.PrepSftCli;
+import dev.danlu.testkit.Floats;
+import dev.danlu.testkit.Prereq;
+import dev.danlu.train.config.ConfigLoader;
+import dev.danlu.train.config.TrainConfig;
+import dev.danlu.train.model.LlamaConfig;
+import dev.danlu.train.model.RandomInit;
+import dev.danlu.train.recipe.RecipeTestSupport;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.ConcurrentSkipListMap;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Issue 12's training acceptance, end to end: instruction records → {@code prep-sft} on Spark
+ * local[2] → {@code stage: sft} on the shared loop. The same global batch on 1, 2 and 3 ranks gives
+ * the same adapter (relative error ≤ 1e-6, as pretraining: gradients are summed in another order),
+ * a run crashed on 2 ranks resumes on 3 to the uninterrupted result, and the loss falls.
+ */
+class SftPipelineTest {
+  @TempDir static Path tmp;
+  static Path model;
+  static Path data;
+  static final String[] COLORS = {"red", "blue", "green", "yellow", "brown"};
+  static final String[] ANIMALS = {"cat", "dog", "bird", "fish", "frog"};
+
+  @BeforeAll
+  static void prepare() throws Exception {
+    Path tok = Prereq.shared("fixtures/stories260K/tokenizer.model");
+    model = tmp.resolve("model");
+    RandomInit.writeHfDir(
+        model, new LlamaConfig(32, 64, 2, 4, 2, 512, 1e-5, 10000.0, null, false, 256), 7, tok);
+    // records whose answer is a function of the input: something a tiny model can learn
+    SplittableRandom r = new SplittableRandom(3);
+    List<String> lines = new ArrayList<>();
+    for (int i = 0; i < 80; i++) {
+      int a = r.nextInt(ANIMALS.length);
+      lines.add(
+          "{\"instruction\": \"What color is the "
+              + ANIMALS[a]
+              + "?\", \"input\": \"\", \"output\": \"The "
+              + ANIMALS[a]
+              + " is "
+              + COLORS[a]
+              + ".\"}");
+    }
+    Path input = tmp.resolve("records.jsonl");
+    Files.write(input, lines, StandardCharsets.UTF_8);
+    data = tmp.resolve("sft-shards");
+    int rc =
+        PrepSftCli.run(
+            new String[] {
+              "--input",
+              input.toString(),
+              "--tokenizer",
+              tok.toString(),
+              "--max-seq-length",
+              "256",
+              "--output",
+              data.toString(),
+              "--master",
+              "local[2]",
+              "--validation-fraction",
+              "0.1"
+            });
+    assertEquals(0, rc);
+    assertTrue(SftShards.maxSeqLength(data) == 256);
+  }
+
+  static TrainConfig cfg(Path out, String... extra) throws Exception {
+    List<String> o = new ArrayList<>();
+    o.add("output_dir=" + out);
+    o.addAll(List.of(extra));
+    String yaml =
+        String.join(
+            "\n",
+            "stage: sft",
+            "model_name_or_path: " + model,
+            "dataset_dir: " + data,
+            "seed: 5",
+            "max_steps: 8",
+            "per_device_train_batch_size: 1",
+            "learning_rate: 5.0e-3",
+            "lora_rank: 4",
+            "lora_alpha: 8",
+            "lora_dropout: 0.1",
+            "modules_to_save: embed_tokens,lm_head",
+            "logging_steps: 1",
+            "save_steps: 2",
+            "eval_steps: 8",
+            "");
+    return ConfigLoader.load(yaml, "sft-test.yaml", o).config();
+  }
+
+  static Map<String, float[]> adapter(Path out) {
+    return RecipeTestSupport.tensors(out.resolve("sft_lora_model/adapter_model.safetensors"));
+  }
+
+  @Test
+  void oneTwoThreeRanksGiveOneAdapterAndACrashResumesOnAnotherWorldSize() throws Exception {
+    Map<Long, Double> losses = new ConcurrentSkipListMap<>();
+    Path one = tmp.resolve("one");
+    String log =
+        RecipeTestSupport.train(
+            1, cfg(one, "gradient_accumulation_steps=6"), (s, m, l, t, e, x) -> losses.put(s, l));
+    assertTrue(log.contains("eval step 8: eval_loss"), log);
+    assertTrue(log.contains("padded per micro-batch to its longest"), log);
+    List<Double> l = List.copyOf(losses.values());
+    assertEquals(8, l.size());
+    System.out.printf("SFT loss %.4f -> %.4f%n", l.get(0), l.get(7));
+    assertTrue(l.get(7) < l.get(0), "loss did not fall: " + l);
+    Map<String, float[]> reference = adapter(one);
+    for (int n : new int[] {2, 3}) {
+      Path out = tmp.resolve("ranks-" + n);
+      RecipeTestSupport.train(n, cfg(out, "gradient_accumulation_steps=" + 6 / n), null);
+      double err = Floats.relError(adapter(out), reference);
+      System.out.printf("SFT %d ranks vs 1: relative error %.3e%n", n, err);
+      assertTrue(err <= 1e-6, n + " ranks: relative error " + err);
+    }
+
+    // crash on 2 ranks after checkpoint-4, resume on 3 (global batch kept: 2 x 3 = 3 x 2)
+    Path crashed = tmp.resolve("crashed");
+    Exception e =
+        assertThrows(
+            Exception.class,
+            () ->
+                RecipeTestSupport.train(
+                    2,
+                    cfg(crashed, "gradient_accumulation_steps=3"),
+                    (s, m, loss, t, eta, x) -> {
+                      if (s == 5) {
+                        throw new IllegalStateException("simulated crash at step 5");
+                      }
+                    }));
+    assertTrue(e.getMessage().contains("simulated crash"), e.toString());
+    String resumed =
+        RecipeTestSupport.train(3, cfg(crashed, "gradient_accumulation_steps=2"), null);
+    assertTrue(resumed.contains("at step 4 (written by 2 ranks, now 3)"), resumed);
+    double err = Floats.relError(adapter(crashed), reference);
+    System.out.printf("SFT crash on 2 ranks, resume on 3 vs uninterrupted: %.3e%n", err);
+    assertTrue(err <= 1e-6, "relative error " + err);
+  }
+
+  @Test
+  void peftPathContinuesThePretrainingAdapterShape() throws Exception {
+    // continue an SFT adapter as run_sft.sh continues the pretraining one
+    Path first = tmp.resolve("first");
+    RecipeTestSupport.train(1, cfg(first, "max_steps=2", "gradient_accumulation_steps=1"), null);
+    Path next = tmp.resolve("next");
+    String log =
+        RecipeTestSupport.train(
+            1,
+            cfg(
+                next,
+                "max_steps=2",
+                "gradient_accumulation_steps=1",
+                "peft_path=" + first.resolve("sft_lora_model"),
+                "lora_rank=16"),
+            null);
+    assertTrue(log.contains("final adapter written"), log);
+    assertEquals(
+        RecipeTestSupport.tensors(first.resolve("sft_lora_model/adapter_model.safetensors"))
+            .keySet(),
+        adapter(next).keySet(),
+        "the continued adapter keeps its shape, not lora_rank=16");
+    assertEquals(
+        4 * 32,
+        adapter(next).get("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").length);
+  }
+}
