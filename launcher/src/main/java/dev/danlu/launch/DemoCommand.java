@@ -6,6 +6,7 @@ import dev.danlu.data.tokenizer.TextTokenizer;
 import dev.danlu.jobs.prep.PrepCli;
 import dev.danlu.launch.demo.DemoCorpus;
 import dev.danlu.launch.demo.Perplexity;
+import dev.danlu.launch.demo.SftStages;
 import dev.danlu.launch.demo.StageTable;
 import dev.danlu.train.cli.GenerateCli;
 import dev.danlu.train.lora.PeftBridge;
@@ -304,7 +305,10 @@ public final class DemoCommand implements Callable<Integer> {
     }
     out.println("danlu demo: greedy sample with the adapter: " + sample);
     table.add("sample", "done", secs(t), "(printed above)");
-    return finish(out, table, 0, before.result().loss(), afterLoss, sample);
+
+    // 7-10. the Alpaca-2 path: instruction data, SFT on the pretraining adapter, merge, chat
+    SftStages.Result sft = SftStages.run(repo, work, corpus, model, adapterDir, table, out);
+    return finish(out, table, sft.ok() ? 0 : 1, before.result().loss(), afterLoss, sample);
   }
 
   private static Report finish(
@@ -346,7 +350,8 @@ public final class DemoCommand implements Callable<Integer> {
     deleteTree(work);
   }
 
-  private static void deleteTree(Path root) throws IOException {
+  /** Deletes {@code root} and everything below it (the demo's own directories only). */
+  public static void deleteTree(Path root) throws IOException {
     Files.walkFileTree(
         root,
         new SimpleFileVisitor<>() {
