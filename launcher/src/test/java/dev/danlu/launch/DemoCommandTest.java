@@ -59,6 +59,14 @@ class DemoCommandTest {
     Map<String, String> status = statuses(r.table());
     assertTrue(Files.isRegularFile(work.resolve("output/pt_lora_model/adapter_model.safetensors")));
     assertEquals("done", status.get("train"));
+    // the Alpaca-2 path: instruction data, SFT on the pretraining adapter, merge, one answer
+    for (String stage : new String[] {"sft data", "sft", "merge", "chat"}) {
+      assertEquals("done", status.get(stage), stage + "\n" + text);
+    }
+    assertTrue(
+        Files.isRegularFile(work.resolve("sft-output/sft_lora_model/adapter_model.safetensors")));
+    assertTrue(Files.isRegularFile(work.resolve("merged/config.json")));
+    assertTrue(text.contains("danlu demo: answer of the merged SFT model: "), text);
     assertTrue(
         r.trainedLoss() < r.baseLoss() - 0.5,
         "validation loss after training " + r.trainedLoss() + " vs before " + r.baseLoss());
@@ -71,6 +79,7 @@ class DemoCommandTest {
     Map<String, String> second = statuses(again.table());
     assertEquals("reused", second.get("tiny model"));
     assertEquals("up to date", second.get("prep"));
+    assertEquals("up to date", second.get("sft data"), "same records: prep-sft commits nothing");
     assertEquals("reused", second.get("perplexity"), "same model, data and adapter bytes");
     assertEquals(before, Files.getLastModifiedTime(weights));
     assertEquals(1, ManifestIo.readCurrent(work.resolve("shards")).version());
