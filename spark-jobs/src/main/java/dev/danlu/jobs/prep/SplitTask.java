@@ -10,8 +10,6 @@ import dev.danlu.data.tokenizer.TextTokenizer;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.Serializable;
-import java.nio.channels.Channels;
-import java.nio.channels.WritableByteChannel;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -204,26 +202,7 @@ final class SplitTask implements Serializable {
                 alloc,
                 meta,
                 cfg.shardRows(),
-                new RollingShardWriter.PartStore() {
-                  @Override
-                  public WritableByteChannel openTemp(int part) throws IOException {
-                    return Channels.newChannel(fs.create(tmp(part), true));
-                  }
-
-                  @Override
-                  public void commit(int part) throws IOException {
-                    HadoopFs.replace(fs, tmp(part), new Path(root, rel(part)), conf);
-                  }
-
-                  @Override
-                  public void abort(int part) {
-                    try {
-                      fs.delete(tmp(part), false);
-                    } catch (IOException e) {
-                      // Left for the garbage collection of the next committed run.
-                    }
-                  }
-                });
+                new HadoopPartStore(fs, conf, root, this::rel, this::tmp));
       }
       writer.write(block);
     }
