@@ -18,6 +18,8 @@ public record TrainConfig(
     // --- sft (run_sft.sh's keys): an adapter to continue, and a cut of the prepared examples ---
     @JsonProperty("peft_path") String peftPath,
     @JsonProperty("max_seq_length") int maxSeqLength,
+    // HF's key: examples of similar length share a micro-batch (less padding)
+    @JsonProperty("group_by_length") boolean groupByLength,
     // --- where things are ---
     @JsonProperty("model_name_or_path") String modelNameOrPath,
     @JsonProperty("tokenizer_name_or_path") String tokenizerNameOrPath,

@@ -85,6 +85,11 @@ public final class SftBatches implements TrainData {
     return new Batch(rows.length, seq, ids, mask, labels, rows.clone(), step, isTrain);
   }
 
+  @Override
+  public int length(long row) throws IOException {
+    return length(train.read(row));
+  }
+
   private int length(SftExamples.Example e) {
     return maxSeqLength > 0 ? Math.min(maxSeqLength, e.length()) : e.length();
   }

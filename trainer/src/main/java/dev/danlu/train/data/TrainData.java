@@ -26,6 +26,15 @@ public interface TrainData extends AutoCloseable {
   /** An evaluation batch of validation rows (no dropout). */
   Batch validationBatch(long[] rows) throws IOException;
 
+  /**
+   * Row {@code row}'s length in tokens, for {@code group_by_length}; data of one fixed length
+   * (pretraining blocks) need not support it.
+   */
+  default int length(long row) throws IOException {
+    throw new UnsupportedOperationException(
+        describe() + ": rows all have one length; group_by_length does not apply");
+  }
+
   /** A version number of the data (a dataset manifest's), recorded in checkpoints. */
   long version();
 

@@ -4,6 +4,7 @@ import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.comm.ReduceOp;
 import dev.danlu.train.config.TrainConfig;
 import dev.danlu.train.data.BatchPlan;
+import dev.danlu.train.data.LengthGrouping;
 import dev.danlu.train.data.TrainData;
 import dev.danlu.train.model.Batch;
 import dev.danlu.train.optim.AdamW;
@@ -156,6 +157,7 @@ public final class TrainLoop {
               log, rank, world, total, start, cfg.loggingSteps(), cfg.loggingFirstStep(), scaler);
       double lastLoss = Double.NaN;
       double evalLoss = Double.NaN;
+      LengthGrouping grouping = cfg.groupByLength() ? new LengthGrouping(plan, data::length) : null;
       for (long step = start; step < total; step++) {
         long t0 = System.nanoTime();
         // before any gradient reaches the flat buffer: with overlap_comm, regions are reduced
@@ -163,7 +165,9 @@ public final class TrainLoop {
         hook.beforeStep(rank, step, runner.flat());
         List<Batch> micro = new ArrayList<>(accum);
         for (int m = 0; m < accum; m++) {
-          micro.add(data.trainBatch(plan.rowsFor(step, rank, m), step));
+          long[] rows =
+              grouping != null ? grouping.rowsFor(step, rank, m) : plan.rowsFor(step, rank, m);
+          micro.add(data.trainBatch(rows, step));
         }
         StepRunner.Outcome o = runner.step(micro, (double) accum * world);
         hook.afterStep(rank, step, runner.flat(), o.result());

@@ -142,4 +142,17 @@ class RecipeSeamTest {
                 "peft_path=" + adapter));
     assertTrue(log.contains("final adapter written"), log);
   }
+
+  @Test
+  void groupByLengthKeepsOneRankEqualToTwo() throws Exception {
+    Path one = tmp.resolve("grouped-one");
+    Path two = tmp.resolve("grouped-two");
+    Ranks.run(1, cfg(one, "max_steps=6", "gradient_accumulation_steps=2", "group_by_length=true"));
+    Ranks.run(2, cfg(two, "max_steps=6", "gradient_accumulation_steps=1", "group_by_length=true"));
+    double err =
+        Ranks.relError(
+            Ranks.tensors(two.resolve("sft_lora_model/adapter_model.safetensors")),
+            Ranks.tensors(one.resolve("sft_lora_model/adapter_model.safetensors")));
+    assertTrue(err <= 1e-6, "group_by_length, 1 rank x 2 vs 2 ranks x 1: relative error " + err);
+  }
 }
