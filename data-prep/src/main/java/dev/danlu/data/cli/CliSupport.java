@@ -95,6 +95,7 @@ public final class CliSupport {
     cl.setErr(writer(err));
     cl.setAllowOptionsAsOptionParameters(true);
     cl.setOverwrittenOptionsAllowed(true);
+    cl.setExpandAtFiles(false); // "--prompt @notes" is text, not the contents of a file "notes"
     cl.setUsageHelpWidth(USAGE_WIDTH);
     cl.setUsageHelpLongOptionsMaxWidth(OPTIONS_COLUMN);
     cl.setParameterExceptionHandler(CliSupport::usageError);
@@ -245,11 +246,25 @@ public final class CliSupport {
     return USAGE;
   }
 
+  /**
+   * The user error behind {@code t}: {@code t} itself, or one in its cause chain when {@code t}
+   * only wraps it (Spark reports an executor's IOException inside a SparkException); else null.
+   */
+  static Throwable userCause(Throwable t) {
+    for (Throwable c = t; c != null; c = c.getCause() == c ? null : c.getCause()) {
+      if (isUserError(c)) {
+        return c;
+      }
+    }
+    return null;
+  }
+
   private static int failure(Exception ex, CommandLine cl, ParseResult parseResult) {
     PrintWriter err = cl.getErr();
     String name = cl.getCommandSpec().qualifiedName();
-    if (isUserError(ex)) {
-      err.println(name + ": " + describe(ex));
+    Throwable user = userCause(ex);
+    if (user != null) {
+      err.println(name + ": " + describe(user));
       if (verbose(cl.getCommandSpec())) {
         ex.printStackTrace(err);
       }

@@ -78,7 +78,21 @@ public final class SftShards implements SftExamples {
       throw new IllegalArgumentException(
           "split must be \"train\" or \"validation\", not \"" + split + "\"");
     }
-    return new SftShards(datasetRoot, SftManifest.readCurrent(datasetRoot), split, tokenizerSha256);
+    return open(datasetRoot, SftManifest.readCurrent(datasetRoot), split, tokenizerSha256);
+  }
+
+  /**
+   * Opens {@code split} of the dataset version {@code manifest} describes: open both splits from
+   * one manifest read, so a prep-sft commit in between cannot mix two versions.
+   */
+  public static SftExamples open(
+      Path datasetRoot, SftManifest manifest, String split, String tokenizerSha256)
+      throws IOException {
+    if (!split.equals(Manifest.TRAIN) && !split.equals(Manifest.VALIDATION)) {
+      throw new IllegalArgumentException(
+          "split must be \"train\" or \"validation\", not \"" + split + "\"");
+    }
+    return new SftShards(datasetRoot, manifest, split, tokenizerSha256);
   }
 
   /** The dataset's max_seq_length, pad, BOS and EOS ids and tokenizer hash. */

@@ -33,7 +33,12 @@ class CliSupportTest {
           "unchecked", new UncheckedIOException(new NoSuchFileException("/data/gone")),
           "arg", new IllegalArgumentException("world_size must be positive"),
           "user", new Refused("cannot start: 2 problems"),
-          "bug", new IllegalStateException("an invariant broke"));
+          "bug", new IllegalStateException("an invariant broke"),
+          // how Spark reports an executor's IOException to the driver
+          "spark",
+              new RuntimeException(
+                  "Job aborted due to stage failure: Task 0 in stage 1.0 failed",
+                  new IOException("corpus/a.json changed after it was listed; re-run prep-sft")));
 
   static final class Refused extends RuntimeException implements UserError {
     private static final long serialVersionUID = 1L;
@@ -118,6 +123,26 @@ class CliSupportTest {
     assertTrue(r.err().contains("Missing required parameter for option '--size'"), r.err());
     r = run("--size", "0");
     assertTrue(r.err().contains("option '--size': '0' is not a whole number ≥ 1"), r.err());
+  }
+
+  @Test
+  void aUserErrorInsideAWrapperIsStillOneLine() {
+    Run r = run("--size", "1", "--fail", "spark");
+    assertEquals(1, r.code());
+    assertEquals(
+        "danlu probe: corpus/a.json changed after it was listed; re-run prep-sft\n", r.err());
+  }
+
+  @Test
+  void anArgumentStartingWithAtIsText() throws Exception {
+    java.nio.file.Path f = java.nio.file.Files.createTempFile("danlu-at", ".txt");
+    try {
+      java.nio.file.Files.writeString(f, "--size 9");
+      Run r = run("--size", "1", "--text", "@" + f);
+      assertEquals("size 1 text @" + f + " overrides []\n", r.out());
+    } finally {
+      java.nio.file.Files.deleteIfExists(f);
+    }
   }
 
   @Test

@@ -110,8 +110,9 @@ public final class ConfigLoader {
     // setting it wins, as for any key
     String stage = fromFile.path("stage").asText("pt");
     for (String o : overrides) {
-      if (o.startsWith("stage=")) {
-        stage = o.substring("stage=".length()).trim();
+      int eq = o.indexOf('=');
+      if (eq > 0 && o.substring(0, eq).trim().equals("stage")) {
+        stage = o.substring(eq + 1).trim();
       }
     }
     ObjectNode merged = Defaults.tree(stage);

@@ -17,12 +17,16 @@ public final class SftBatches implements TrainData {
   private final SftExamples validation;
   private final int padId;
   private final int maxSeqLength;
+  private final int padToMultipleOf;
   private final long version;
   private final String sha256;
 
   /**
    * @param validation may have no rows
    * @param maxSeqLength cut rows to this many tokens; 0 keeps them as prepared
+   * @param padToMultipleOf round each micro-batch's length up to a multiple of this (capped at
+   *     {@code maxSeqLength} when set), so few distinct shapes recur (HF's collator option of the
+   *     same name); 1 pads to the longest row exactly
    * @param version the dataset's version (a manifest's), recorded in checkpoints
    * @param sha256 identifies the dataset's content, recorded in checkpoints
    */
@@ -31,12 +35,14 @@ public final class SftBatches implements TrainData {
       SftExamples validation,
       int padId,
       int maxSeqLength,
+      int padToMultipleOf,
       long version,
       String sha256) {
     this.train = train;
     this.validation = validation;
     this.padId = padId;
     this.maxSeqLength = maxSeqLength;
+    this.padToMultipleOf = Math.max(1, padToMultipleOf);
     this.version = version;
     this.sha256 = sha256;
   }
@@ -69,6 +75,10 @@ public final class SftBatches implements TrainData {
       ex[b] = split.read(rows[b]);
       seq = Math.max(seq, length(ex[b]));
     }
+    seq = (seq + padToMultipleOf - 1) / padToMultipleOf * padToMultipleOf;
+    if (maxSeqLength > 0) {
+      seq = Math.min(seq, Math.max(maxSeqLength, longest(ex)));
+    }
     int n = rows.length * seq;
     int[] ids = new int[n];
     int[] mask = new int[n];
@@ -88,6 +98,14 @@ public final class SftBatches implements TrainData {
   @Override
   public int length(long row) throws IOException {
     return length(train.read(row));
+  }
+
+  private int longest(SftExamples.Example[] ex) {
+    int m = 0;
+    for (SftExamples.Example e : ex) {
+      m = Math.max(m, length(e));
+    }
+    return m;
   }
 
   private int length(SftExamples.Example e) {
@@ -110,8 +128,9 @@ public final class SftBatches implements TrainData {
         + " train / "
         + validationRows()
         + " validation examples"
-        + (maxSeqLength > 0 ? " cut to " + maxSeqLength + " tokens" : "")
-        + ", padded per micro-batch to its longest";
+        + (maxSeqLength > 0 ? " of at most " + maxSeqLength + " tokens" : "")
+        + ", padded per micro-batch to its longest"
+        + (padToMultipleOf > 1 ? " rounded up to a multiple of " + padToMultipleOf : "");
   }
 
   @Override

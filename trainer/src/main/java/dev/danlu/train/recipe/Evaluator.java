@@ -9,9 +9,6 @@ import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.model.LlamaWeights;
 import java.io.IOException;
-import java.util.HashMap;
-import java.util.Map;
-import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * Validation loss over the whole validation split: each rank evaluates a contiguous slice, the
@@ -23,14 +20,13 @@ public final class Evaluator {
   /** Mean loss per token over the split, and the token count (0: empty split, loss NaN). */
   public record Result(double loss, long tokens) {}
 
-  private final LlamaConfig config;
   private final LlamaWeights weights;
   private final LoraAdapter adapter;
   private final TrainData data;
   private final Objective objective;
   private final int batch;
   private final Communicator comm;
-  private final Map<Long, LlamaState> states = new HashMap<>();
+  private final StateCache states;
 
   public Evaluator(
       ModelSetup model, TrainData data, Objective objective, int batch, Communicator comm) {
@@ -49,7 +45,7 @@ public final class Evaluator {
       Objective objective,
       int batch,
       Communicator comm) {
-    this.config = config;
+    this.states = new StateCache(config, adapter == null ? null : adapter.config, false);
     this.weights = weights;
     this.adapter = adapter;
     this.data = data;
@@ -73,17 +69,7 @@ public final class Evaluator {
         ids[k] = r + k;
       }
       Batch in = data.validationBatch(ids);
-      LlamaState s =
-          states.computeIfAbsent(
-              ((long) in.batch() << 32) | in.seq(),
-              k ->
-                  new LlamaState(
-                      config,
-                      in.batch(),
-                      in.seq(),
-                      adapter == null ? null : adapter.config,
-                      false,
-                      DataType.FLOAT));
+      LlamaState s = states.get(in.batch(), in.seq());
       double loss = objective.forward(weights, adapter, s, in);
       if (s.tokenCount() > 0) {
         sum += loss * s.tokenCount();

@@ -21,6 +21,12 @@ import java.util.HexFormat;
  * final adapter goes to {@code output_dir/sft_lora_model}.
  */
 public final class SftRecipe implements Recipe {
+  /**
+   * Micro-batch lengths are rounded up to a multiple of this: at most max_seq_length / 64 shapes
+   * recur, so the loop's activation states (two kept, see StateCache) are rarely reallocated.
+   */
+  static final int PAD_TO_MULTIPLE_OF = 64;
+
   @Override
   public String stage() {
     return "sft";
@@ -40,10 +46,10 @@ public final class SftRecipe implements Recipe {
       tokSha = ModelSetup.sha256(Files.isDirectory(t) ? t.resolve("tokenizer.model") : t);
     }
     ModelSetup model = ModelSetup.load(cfg, m.params().vocabSize());
-    SftExamples train = SftShards.open(root, "train", tokSha);
+    SftExamples train = SftShards.open(root, m, "train", tokSha);
     SftExamples validation;
     try {
-      validation = SftShards.open(root, "validation", tokSha);
+      validation = SftShards.open(root, m, "validation", tokSha);
     } catch (IOException | RuntimeException e) {
       train.close();
       throw e;
@@ -53,7 +59,10 @@ public final class SftRecipe implements Recipe {
             train,
             validation,
             m.params().padId(),
-            cfg.maxSeqLength(),
+            cfg.maxSeqLength() > 0
+                ? Math.min(cfg.maxSeqLength(), m.params().maxSeqLength())
+                : m.params().maxSeqLength(),
+            PAD_TO_MULTIPLE_OF,
             m.version(),
             sha256(SftManifest.toJson(m.withoutTimestamps())))) {
       return new TrainLoop(log).run(ctx, model, data, Objective.CAUSAL_LM, "sft_lora_model");

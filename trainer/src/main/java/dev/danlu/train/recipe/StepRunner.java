@@ -9,10 +9,7 @@ import dev.danlu.train.model.LlamaWeights;
 import dev.danlu.train.optim.DynamicLossScaler;
 import dev.danlu.train.zero.FlatParams;
 import dev.danlu.train.zero.Zero2Optimizer;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
-import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * One optimizer step of data-parallel training on this rank, the body every recipe and the step
@@ -39,15 +36,13 @@ public final class StepRunner implements AutoCloseable {
     }
   }
 
-  private final LlamaConfig config;
   private final LlamaWeights weights;
   private final LoraAdapter adapter;
   private final Objective objective;
   private final AdapterFlat flat;
   private final Zero2Optimizer opt;
   private boolean overlap;
-  private final boolean checkpointing;
-  private final Map<Long, LlamaState> states = new HashMap<>();
+  private final StateCache states;
 
   /**
    * @param config the model's config with the effective vocabulary (the adapter's embed_tokens /
@@ -65,14 +60,13 @@ public final class StepRunner implements AutoCloseable {
       DynamicLossScaler scaler,
       boolean overlap,
       boolean checkpointing) {
-    this.config = config;
     this.weights = weights;
     this.adapter = adapter;
     this.objective = objective;
     this.flat = new AdapterFlat(adapter, comm.worldSize(), ALIGNMENT, comm.zeroCopyBuffers());
     this.opt = new Zero2Optimizer(comm, flat.flat(), optimizer, scaler);
     this.overlap = overlap;
-    this.checkpointing = checkpointing;
+    this.states = new StateCache(config, adapter.config, checkpointing);
   }
 
   /**
@@ -120,14 +114,9 @@ public final class StepRunner implements AutoCloseable {
     return new Outcome(lossSum, withTargets, tokens, t1 - t0, (t2 - t1) + (t4 - t3), t3 - t2, r);
   }
 
-  /** The activation state for a batch's shape (kept across steps: shapes repeat). */
+  /** The activation state for a batch's shape (kept across steps while shapes repeat). */
   LlamaState state(Batch b) {
-    long key = ((long) b.batch() << 32) | b.seq();
-    return states.computeIfAbsent(
-        key,
-        k ->
-            new LlamaState(
-                config, b.batch(), b.seq(), adapter.config, checkpointing, DataType.FLOAT));
+    return states.get(b.batch(), b.seq());
   }
 
   /** Switches overlap_comm for the following steps (OverlapBench alternates it). */

@@ -40,7 +40,7 @@ class SftBatchesTest {
 
   @Test
   void padsEachMicroBatchToItsLongestRow() throws Exception {
-    try (SftBatches b = new SftBatches(train, of(List.of()), PAD, 0, 3, "ab")) {
+    try (SftBatches b = new SftBatches(train, of(List.of()), PAD, 0, 1, 3, "ab")) {
       Batch m = b.trainBatch(new long[] {1, 0}, 4);
       assertEquals(2, m.batch());
       assertEquals(5, m.seq(), "the longer of the two rows, not the longest example");
@@ -56,13 +56,27 @@ class SftBatchesTest {
 
   @Test
   void maxSeqLengthCutsRowsAndCanLeaveNoLabel() throws Exception {
-    try (SftBatches b = new SftBatches(train, of(List.of()), PAD, 3, 3, "ab")) {
+    try (SftBatches b = new SftBatches(train, of(List.of()), PAD, 3, 1, 3, "ab")) {
       Batch m = b.trainBatch(new long[] {0, 1}, 0);
       assertEquals(3, m.seq());
       assertArrayEquals(new int[] {1, 5, 6, 1, 8, 3}, m.inputIds());
       assertArrayEquals(new int[] {X, X, X, X, X, 3}, m.labels());
       assertEquals(1, m.labelTokens());
       assertEquals(0, b.trainBatch(new long[] {0}, 0).labelTokens(), "prompt fills the cut");
+    }
+  }
+
+  @Test
+  void lengthsRoundUpToAMultipleCappedAtTheMaximum() throws Exception {
+    try (SftBatches b = new SftBatches(train, of(List.of()), PAD, 0, 4, 3, "ab")) {
+      Batch m = b.trainBatch(new long[] {0}, 0);
+      assertEquals(8, m.seq(), "5 tokens rounded up to 8");
+      assertArrayEquals(new int[] {1, 1, 1, 1, 1, 0, 0, 0}, m.attentionMask());
+      assertEquals(2, m.labelTokens());
+    }
+    try (SftBatches b = new SftBatches(train, of(List.of()), PAD, 6, 4, 3, "ab")) {
+      assertEquals(6, b.trainBatch(new long[] {0}, 0).seq(), "never beyond max_seq_length");
+      assertEquals(6, b.trainBatch(new long[] {2}, 0).seq(), "7 tokens cut to 6");
     }
   }
 }

@@ -39,6 +39,7 @@ public final class SftExampleRecipe implements Recipe {
             PAD,
             cfg.maxSeqLength(),
             1,
+            1,
             "00".repeat(32))) {
       return new TrainLoop(log).run(ctx, model, data, Objective.CAUSAL_LM, "sft_lora_model");
     }
