@@ -6,8 +6,9 @@
 Prints, per module, how many tests passed, failed and were skipped; every failure with its first
 message line; every skip with its reason, grouped. Exits 1 when any test failed or errored, or
 when a module expected to have tests has none; with CI=true also when a test skipped for want of
-something scripts/setup.sh installs (skip messages starting with "needs scripts/setup.sh:", see
-testkit's Prereq): the oracle tests must run in CI, not skip. Ends with the plain closing line
+something scripts/setup.sh installs or of a ../shared fixture (skip messages starting with
+"needs scripts/setup.sh:" or "needs ../shared:", see testkit's Prereq): CI has both, so the
+oracle and fixture tests must run there, not skip. Ends with the plain closing line
 "tests: N passed, N failed, N skipped".
 """
 import argparse
@@ -18,6 +19,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 SETUP = "needs scripts/setup.sh:"
+SHARED = "needs ../shared:"
 MODULES = ["testkit", "data-prep", "trainer", "spark-jobs", "launcher"]
 # modules whose test trees are not empty: a report-less one means its tests did not run
 EXPECT_TESTS = ["data-prep", "trainer", "spark-jobs", "launcher"]
@@ -89,15 +91,15 @@ def main():
         print(f"{args.label}: FAILED {f}")
     setup_skips = 0
     for reason, cases in sorted(skips.items()):
-        if reason.startswith(SETUP):
+        if reason.startswith(SETUP) or reason.startswith(SHARED):
             setup_skips += len(cases)
         print(f"{args.label}: skipped {len(cases)} ({reason}): {', '.join(cases[:4])}{' ...' if len(cases) > 4 else ''}")
     for p in problems:
         print(f"{args.label}: {p}")
     ok = not failures and not problems
     if ci and setup_skips:
-        print(f"{args.label}: {setup_skips} test(s) skipped for want of what scripts/setup.sh installs; "
-              "with CI=true the oracle tests must run")
+        print(f"{args.label}: {setup_skips} test(s) skipped for want of what scripts/setup.sh installs"
+              " or of ../shared; with CI=true the oracle and fixture tests must run")
         ok = False
     print(f"{args.label}: {totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped")
     if args.counts_out:

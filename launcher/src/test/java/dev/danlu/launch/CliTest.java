@@ -3,7 +3,6 @@ package dev.danlu.launch;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -155,9 +154,7 @@ class CliTest {
   /** {@code --verbose} works before the subcommand too, and only then is there a stack trace. */
   @Test
   void generateOnATruncatedModelIsOneLineAndVerboseIsGlobal() throws Exception {
-    Path fixture =
-        Path.of(System.getProperty("danlu.shared.dir", "../shared"), "fixtures", "stories260K");
-    assumeTrue(Files.isDirectory(fixture), "missing fixture " + fixture);
+    Path fixture = dev.danlu.testkit.Prereq.shared("fixtures/stories260K");
     Path model = Files.createDirectories(tmp.resolve("truncated"));
     Files.copy(fixture.resolve("config.json"), model.resolve("config.json"));
     Files.copy(fixture.resolve("tokenizer.model"), model.resolve("tokenizer.model"));

@@ -18,7 +18,8 @@ import org.junit.jupiter.api.Assumptions;
  *   <li>{@value #SETUP}: a reference program, Python module or downloaded corpus that {@code
  *       scripts/setup.sh} installs. With {@code CI=true} such a skip fails the run: the oracle
  *       tests must execute in CI, not silently skip.
- *   <li>{@value #SHARED}: a fixture under {@code ../shared/fixtures} (absent in a bare clone).
+ *   <li>{@value #SHARED}: a fixture under {@code ../shared/fixtures} (absent in a bare clone; CI
+ *       has it, so with {@code CI=true} such a skip fails the run too).
  * </ul>
  */
 public final class Prereq {

@@ -41,7 +41,7 @@ class NodeArrowReadBackTest {
     try {
       p = pb.start();
     } catch (java.io.IOException e) {
-      assumeTrue(false, "skipped: node not runnable: " + e.getMessage());
+      assumeTrue(false, dev.danlu.testkit.Prereq.SETUP + " node not runnable: " + e.getMessage());
       throw e;
     }
     try {

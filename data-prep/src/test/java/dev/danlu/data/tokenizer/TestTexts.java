@@ -33,7 +33,7 @@ final class TestTexts {
     try (Stream<Path> s = Files.list(dir)) {
       all = s.filter(p -> p.toString().endsWith(".txt")).sorted().toList();
     }
-    assumeTrue(!all.isEmpty(), "no .txt files in " + dir);
+    assumeTrue(!all.isEmpty(), dev.danlu.testkit.Prereq.SETUP + " no .txt files in " + dir);
     List<String> lines = new ArrayList<>();
     int step = Math.max(1, all.size() / files);
     for (int i = 0; i < all.size() && i / step < files; i += step) {

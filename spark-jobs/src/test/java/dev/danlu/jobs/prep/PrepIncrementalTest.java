@@ -183,6 +183,8 @@ class PrepIncrementalTest {
         assertThrows(PrepJob.PrepException.class, () -> prep(in, out, "--block-size", "128"));
     assertTrue(e.getMessage().contains("block size 256 vs 128"), e.getMessage());
     assertTrue(e.getMessage().contains("--rebuild"), e.getMessage());
+    // resolved outside assertThrows: without ../shared the test skips instead of failing there
+    String chinese = PrepTestSupport.chineseModel().toString();
     e =
         assertThrows(
             PrepJob.PrepException.class,
@@ -193,7 +195,7 @@ class PrepIncrementalTest {
                     "--input",
                     in.toString(),
                     "--tokenizer",
-                    PrepTestSupport.chineseModel().toString(),
+                    chinese,
                     "--block-size",
                     "256",
                     "--output",
