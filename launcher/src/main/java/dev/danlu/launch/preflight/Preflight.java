@@ -60,6 +60,19 @@ public final class Preflight {
       checkVocabulary(c, model, manifest, problems);
     }
     checkWorkClass(workClass, problems);
+    try {
+      dev.danlu.train.recipe.Recipes.forConfig(c); // stage names a recipe on the class path
+    } catch (ConfigException e) {
+      problems.add(e.getMessage());
+    }
+    if (c.peftPath() != null
+        && !c.peftPath().isBlank()
+        && !Files.isRegularFile(Path.of(c.peftPath()).resolve("adapter_config.json"))) {
+      problems.add(
+          "peft_path: "
+              + Path.of(c.peftPath()).toAbsolutePath()
+              + " has no adapter_config.json (a PEFT adapter directory, e.g. pt_lora_model)");
+    }
     if ("nccl".equals(c.ddpBackend()) && !dev.danlu.train.comm.DdpBackend.cudaBuild()) {
       problems.add(dev.danlu.train.comm.DdpBackend.NO_CUDA_BUILD);
     }

@@ -95,7 +95,9 @@ public final class TrainLocalCli implements Callable<Integer> {
     List<String> overrides = new ArrayList<>(configArgs.overrides());
     overrides.add("world_size=" + nproc); // the process count decides; last override wins
     // A bad file, key or value is one message here, not the same error from every rank.
-    ConfigLoader.load(Path.of(config), overrides);
+    // ... and so is a stage that names no recipe
+    dev.danlu.train.recipe.Recipes.forConfig(
+        ConfigLoader.load(Path.of(config), overrides).config());
     List<Worker> workers = new ArrayList<>();
     Thread hook = new Thread(() -> workers.forEach(w -> w.process.destroyForcibly()));
     Runtime.getRuntime().addShutdownHook(hook);
