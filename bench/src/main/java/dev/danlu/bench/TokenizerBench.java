@@ -163,7 +163,7 @@ public final class TokenizerBench {
   }
 
   /** Wall and CPU seconds of one spm_encode run ({@code times} reports the child's CPU). */
-  private static double[] spmEncode(Path model, Path input) throws Exception {
+  static double[] spmEncode(Path model, Path input) throws Exception {
     long t0 = System.nanoTime();
     Process p =
         new ProcessBuilder(
