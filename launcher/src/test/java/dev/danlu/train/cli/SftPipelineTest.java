@@ -181,4 +181,95 @@ class SftPipelineTest {
         4 * 32,
         adapter(next).get("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").length);
   }
+
+  @org.junit.jupiter.api.AfterEach
+  void noWorkerSurvives() {
+    ProcessHandle.current()
+        .descendants()
+        .filter(TrainLocalKillTest::isWorker)
+        .forEach(ProcessHandle::destroyForcibly);
+  }
+
+  @Test
+  void trainLocalWorkerKilledThenResumedOnThreeProcesses() throws Exception {
+    Path out = tmp.resolve("killed");
+    Path yaml = tmp.resolve("sft.yaml");
+    Files.writeString(
+        yaml,
+        String.join(
+            "\n",
+            "stage: sft",
+            "model_name_or_path: " + model,
+            "dataset_dir: " + data,
+            "output_dir: " + out,
+            "seed: 5",
+            "max_steps: 8",
+            "per_device_train_batch_size: 1",
+            "learning_rate: 5.0e-3",
+            "lora_rank: 4",
+            "lora_alpha: 8",
+            "lora_dropout: 0.1",
+            "modules_to_save: embed_tokens,lm_head",
+            "logging_steps: 1",
+            "save_steps: 2",
+            "eval_steps: 8",
+            ""));
+    // the uninterrupted reference: the same global batch of 6 on one in-process rank
+    Path ref = tmp.resolve("kill-reference");
+    RecipeTestSupport.train(1, cfg(ref, "gradient_accumulation_steps=6"), null);
+    Map<String, float[]> reference = adapter(ref);
+    java.io.ByteArrayOutputStream log = new java.io.ByteArrayOutputStream();
+    java.io.PrintStream ps = new java.io.PrintStream(log, true, StandardCharsets.UTF_8);
+    java.util.concurrent.atomic.AtomicInteger rc =
+        new java.util.concurrent.atomic.AtomicInteger(-1);
+    Thread run =
+        new Thread(
+            () ->
+                rc.set(
+                    TrainLocalCli.run(
+                        new String[] {
+                          "--config",
+                          yaml.toString(),
+                          "--nproc",
+                          "2",
+                          "gradient_accumulation_steps=3"
+                        },
+                        Map.of("DANLU_STEP_DELAY_MS", "400"),
+                        ps)));
+    run.start();
+    Path ckpt = dev.danlu.train.checkpoint.TrainingCheckpoint.dirFor(out, 2);
+    long deadline = System.nanoTime() + 120_000_000_000L;
+    while (!dev.danlu.train.checkpoint.TrainingCheckpoint.isCommitted(ckpt)
+        && System.nanoTime() < deadline) {
+      Thread.sleep(20);
+    }
+    assertTrue(
+        dev.danlu.train.checkpoint.TrainingCheckpoint.isCommitted(ckpt),
+        "no committed checkpoint-2:\n" + log);
+    ProcessHandle victim =
+        ProcessHandle.current()
+            .descendants()
+            .filter(TrainLocalKillTest::isWorker)
+            .findFirst()
+            .orElseThrow(() -> new AssertionError("no worker to kill:\n" + log));
+    victim.destroyForcibly(); // SIGKILL
+    run.join(60_000);
+    assertEquals(137, rc.get(), log.toString(StandardCharsets.UTF_8));
+
+    // resumed by 3 processes (global batch kept: 3 x 2 = 2 x 3)
+    java.io.ByteArrayOutputStream log3 = new java.io.ByteArrayOutputStream();
+    int rc3 =
+        TrainLocalCli.run(
+            new String[] {
+              "--config", yaml.toString(), "--nproc", "3", "gradient_accumulation_steps=2"
+            },
+            Map.of(),
+            new java.io.PrintStream(log3, true, StandardCharsets.UTF_8));
+    String third = log3.toString(StandardCharsets.UTF_8);
+    assertEquals(0, rc3, third);
+    assertTrue(third.contains("(written by 2 ranks, now 3)"), third);
+    double err = Floats.relError(adapter(out), reference);
+    System.out.printf("SFT train-local kill -9, resume on 3 processes: relative error %.3e%n", err);
+    assertTrue(err <= 1e-6, "relative error " + err + "\n" + third);
+  }
 }
