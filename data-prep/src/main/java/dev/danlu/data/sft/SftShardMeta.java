@@ -59,6 +59,11 @@ public record SftShardMeta(
     return Math.max(1, (256 << 10) / (8 * maxSeqLength));
   }
 
+  /** Rows per part for a target file size: every row counted at max_seq_length (an upper bound). */
+  public static long rowsForTargetBytes(long targetBytes, int maxSeqLength) {
+    return Math.max(1, targetBytes / (8L * maxSeqLength));
+  }
+
   public Schema schema() {
     Map<String, String> md = new LinkedHashMap<>();
     md.put(K_FORMAT, FORMAT);

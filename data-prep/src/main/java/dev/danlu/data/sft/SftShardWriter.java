@@ -14,7 +14,8 @@ import org.apache.arrow.vector.ipc.ArrowFileWriter;
  * Writes examples into one Arrow IPC file in batches of {@link SftShardMeta#batchRows()} rows,
  * every batch full except the last. Memory: one batch, in a child allocator closed with the writer.
  */
-public final class SftShardWriter implements AutoCloseable {
+public final class SftShardWriter
+    implements dev.danlu.data.shard.RollingShardWriter.PartWriter<SftExamples.Example> {
   private final SftShardMeta meta;
   private final BufferAllocator allocator;
   private final VectorSchemaRoot root;
@@ -38,6 +39,7 @@ public final class SftShardWriter implements AutoCloseable {
   }
 
   /** Appends one example (at most max_seq_length tokens). */
+  @Override
   public void write(SftExamples.Example e) throws IOException {
     if (e.length() > meta.maxSeqLength() || e.length() == 0) {
       throw new IllegalArgumentException(
@@ -83,6 +85,7 @@ public final class SftShardWriter implements AutoCloseable {
     list.setValueCount(n);
   }
 
+  @Override
   public long rows() {
     return rows;
   }
@@ -105,6 +108,7 @@ public final class SftShardWriter implements AutoCloseable {
   }
 
   /** Frees memory and closes the channel without finishing the file (on failure). */
+  @Override
   public void abort() {
     if (closed) {
       return;

@@ -7,11 +7,13 @@ import java.util.List;
 import org.apache.arrow.memory.BufferAllocator;
 
 /**
- * Splits a stream of blocks into shard files of at most {@code maxRows} rows ("parts"), each
- * written under a temporary name and committed (renamed) only once complete, so a crashed or
- * retried writer never leaves a truncated file under a final name.
+ * Splits a stream of rows into shard files of at most {@code maxRows} rows ("parts"), each written
+ * under a temporary name and committed (renamed) only once complete, so a crashed or retried writer
+ * never leaves a truncated file under a final name. The rows are pretraining blocks ({@link
+ * #blocks}, written by {@link ShardWriter}) or SFT examples (the SFT shard writer); {@code R} is
+ * their type.
  */
-public final class RollingShardWriter implements AutoCloseable {
+public final class RollingShardWriter<R> implements AutoCloseable {
   /** Where part files go: open a temporary file, then commit or abort it. */
   public interface PartStore {
     WritableByteChannel openTemp(int part) throws IOException;
@@ -21,26 +23,49 @@ public final class RollingShardWriter implements AutoCloseable {
     void abort(int part);
   }
 
+  /** One part file's writer: rows in, an Arrow IPC file out. */
+  public interface PartWriter<R> extends AutoCloseable {
+    void write(R row) throws IOException;
+
+    long rows();
+
+    /** Finishes the file. */
+    @Override
+    void close() throws IOException;
+
+    /** Gives up on an unfinished file (its bytes are discarded by the store). */
+    void abort();
+  }
+
+  /** Opens a part writer on a channel. */
+  @FunctionalInterface
+  public interface PartFactory<R> {
+    PartWriter<R> open(WritableByteChannel out) throws IOException;
+  }
+
   /** A committed part. */
   public record Part(int part, long rows, long bytes, String sha256) {}
 
-  private final BufferAllocator allocator;
-  private final ShardMeta meta;
+  private final PartFactory<R> factory;
   private final long maxRows;
   private final PartStore store;
   private final List<Part> parts = new ArrayList<>();
-  private ShardWriter current;
+  private PartWriter<R> current;
   private DigestingChannel channel;
 
-  public RollingShardWriter(
-      BufferAllocator allocator, ShardMeta meta, long maxRows, PartStore store) {
+  public RollingShardWriter(PartFactory<R> factory, long maxRows, PartStore store) {
     if (maxRows <= 0) {
       throw new IllegalArgumentException("maxRows must be positive");
     }
-    this.allocator = allocator;
-    this.meta = meta;
+    this.factory = factory;
     this.maxRows = maxRows;
     this.store = store;
+  }
+
+  /** Pretraining blocks in {@link ShardWriter} files. */
+  public static RollingShardWriter<int[]> blocks(
+      BufferAllocator allocator, ShardMeta meta, long maxRows, PartStore store) {
+    return new RollingShardWriter<>(out -> new ShardWriter(allocator, meta, out), maxRows, store);
   }
 
   /** Rows per shard for a target file size in bytes (at least one). */
@@ -48,12 +73,12 @@ public final class RollingShardWriter implements AutoCloseable {
     return Math.max(1, targetBytes / (4L * blockSize));
   }
 
-  public void write(int[] block) throws IOException {
+  public void write(R row) throws IOException {
     if (current == null) {
       channel = new DigestingChannel(store.openTemp(parts.size()));
-      current = new ShardWriter(allocator, meta, channel);
+      current = factory.open(channel);
     }
-    current.write(block);
+    current.write(row);
     if (current.rows() == maxRows) {
       commitCurrent();
     }

@@ -12,7 +12,7 @@ import org.apache.arrow.vector.ipc.ArrowFileWriter;
  * Writes blocks into one Arrow IPC file: batches of {@link ShardMeta#batchRows()} rows, every batch
  * full except the last. Memory is at most one batch, in a child allocator closed with the writer.
  */
-public final class ShardWriter implements AutoCloseable {
+public final class ShardWriter implements RollingShardWriter.PartWriter<int[]> {
   private static final int FIRST_BATCH_ROWS = 64;
 
   private final ShardMeta meta;
@@ -56,6 +56,7 @@ public final class ShardWriter implements AutoCloseable {
   }
 
   /** Appends one block of exactly {@code blockSize} ids. */
+  @Override
   public void write(int[] block) throws IOException {
     if (block.length != meta.blockSize()) {
       throw new IllegalArgumentException(
@@ -86,6 +87,7 @@ public final class ShardWriter implements AutoCloseable {
     batchFill = 0;
   }
 
+  @Override
   public long rows() {
     return rows;
   }
@@ -108,6 +110,7 @@ public final class ShardWriter implements AutoCloseable {
   }
 
   /** Frees memory and closes the channel without finishing the file (on failure). */
+  @Override
   public void abort() {
     if (closed) {
       return;

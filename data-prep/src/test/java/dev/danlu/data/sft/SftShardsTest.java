@@ -62,10 +62,9 @@ class SftShardsTest {
     String dir = "shards/test/" + split + "/";
     Files.createDirectories(root.resolve(dir));
     List<Manifest.ShardEntry> out = new ArrayList<>();
-    try (SftRollingWriter w =
-        new SftRollingWriter(
-            alloc,
-            meta,
+    try (RollingShardWriter<SftExamples.Example> w =
+        new RollingShardWriter<>(
+            channel -> new SftShardWriter(alloc, meta, channel),
             partRows,
             new RollingShardWriter.PartStore() {
               Path tmp(int part) {

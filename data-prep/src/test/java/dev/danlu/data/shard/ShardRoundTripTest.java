@@ -97,7 +97,8 @@ class ShardRoundTripTest {
   static List<RollingShardWriter.Part> write(
       BufferAllocator a, Path dir, String name, ShardMeta meta, List<int[]> blocks, long maxRows)
       throws IOException {
-    try (RollingShardWriter w = new RollingShardWriter(a, meta, maxRows, localStore(dir, name))) {
+    try (RollingShardWriter<int[]> w =
+        RollingShardWriter.blocks(a, meta, maxRows, localStore(dir, name))) {
       for (int[] b : blocks) {
         w.write(b);
       }
@@ -239,7 +240,8 @@ class ShardRoundTripTest {
   @Test
   void anAbortedPartLeavesNoFile() throws Exception {
     ShardMeta meta = new ShardMeta(4, TOK, 1, 2, 2, Map.of());
-    try (RollingShardWriter w = new RollingShardWriter(root, meta, 3, localStore(dir, "a"))) {
+    try (RollingShardWriter<int[]> w =
+        RollingShardWriter.blocks(root, meta, 3, localStore(dir, "a"))) {
       for (int[] b : randomBlocks(4, 4, 5)) {
         w.write(b);
       }

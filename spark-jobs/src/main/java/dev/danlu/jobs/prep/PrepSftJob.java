@@ -138,7 +138,7 @@ public final class PrepSftJob {
                   o.maxSeqLength(),
                   o.validationFraction(),
                   o.skipBadRecords(),
-                  dev.danlu.data.sft.SftRollingWriter.rowsForTargetBytes(
+                  dev.danlu.data.sft.SftShardMeta.rowsForTargetBytes(
                       o.shardBytes(), o.maxSeqLength())));
       SerializableConfiguration sconf = new SerializableConfiguration(conf);
       List<SftFileTask.Unit> sorted = new ArrayList<>(todo);

@@ -7,8 +7,8 @@ import dev.danlu.data.sft.SftExampleBuilder;
 import dev.danlu.data.sft.SftExamples;
 import dev.danlu.data.sft.SftFormatException;
 import dev.danlu.data.sft.SftRecordReader;
-import dev.danlu.data.sft.SftRollingWriter;
 import dev.danlu.data.sft.SftShardMeta;
+import dev.danlu.data.sft.SftShardWriter;
 import dev.danlu.data.shard.RollingShardWriter;
 import dev.danlu.data.tokenizer.TextTokenizer;
 import java.io.IOException;
@@ -166,7 +166,7 @@ final class SftFileTask implements Serializable {
     private final String prefix;
     private final Map<String, String> extra;
     private final String attempt;
-    private SftRollingWriter writer;
+    private RollingShardWriter<SftExamples.Example> writer;
 
     Out(
         BufferAllocator alloc,
@@ -211,9 +211,8 @@ final class SftFileTask implements Serializable {
                 SftShardMeta.defaultBatchRows(cfg.maxSeqLength()),
                 md);
         writer =
-            new SftRollingWriter(
-                alloc,
-                meta,
+            new RollingShardWriter<>(
+                channel -> new SftShardWriter(alloc, meta, channel),
                 cfg.shardRows(),
                 new HadoopPartStore(fs, conf, root, this::rel, this::tmp));
       }

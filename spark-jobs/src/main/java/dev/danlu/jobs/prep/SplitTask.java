@@ -152,7 +152,7 @@ final class SplitTask implements Serializable {
     private final Map<String, String> extra;
     private final String attempt;
     private final List<Manifest.ShardEntry> out;
-    private RollingShardWriter writer;
+    private RollingShardWriter<int[]> writer;
 
     Writers(
         BufferAllocator alloc,
@@ -198,7 +198,7 @@ final class SplitTask implements Serializable {
                 ShardMeta.defaultBatchRows(cfg.blockSize()),
                 md);
         writer =
-            new RollingShardWriter(
+            RollingShardWriter.blocks(
                 alloc,
                 meta,
                 cfg.shardRows(),
