@@ -22,18 +22,21 @@ final class Attention {
    * are the grouped views (see {@link LlamaState.LayerActs}).
    *
    * @param attentionMask (batch * seq) 1 = real token, null = all real
+   * @param segments (batch * seq) example of each token in a packed row, null = one per row
    */
   static void forward(
       LlamaConfig c,
       int seq,
       int[] attentionMask,
+      int[] segments,
       INDArray q,
       INDArray k,
       INDArray v,
       INDArray probs,
       INDArray out) {
     Gemm.batched(q, k, probs, false, true);
-    Kernels.causalSoftmax(probs, seq, c.numHeads(), attentionMask, 1.0 / Math.sqrt(c.headDim()));
+    Kernels.causalSoftmax(
+        probs, seq, c.numHeads(), attentionMask, segments, 1.0 / Math.sqrt(c.headDim()));
     Gemm.batched(probs, v, out, false, false);
   }
 

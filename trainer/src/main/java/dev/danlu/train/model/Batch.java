@@ -10,6 +10,10 @@ package dev.danlu.train.model;
  *     that a sample gets the same mask whatever rank or micro-batch it lands in; null = 0..batch-1
  * @param step optimizer step, also part of the dropout key
  * @param train whether LoRA dropout is active
+ * @param segmentIds for packed rows (several examples in one row): the example each token belongs
+ *     to, a contiguous run per example; a token attends only to earlier tokens of its own example
+ *     and rotary positions restart at 0 at each run, so a packed row computes what its examples
+ *     compute apart. null = one sequence per row
  */
 public record Batch(
     int batch,
@@ -19,13 +23,17 @@ public record Batch(
     int[] labels,
     long[] sampleIds,
     long step,
-    boolean train) {
+    boolean train,
+    int[] segmentIds) {
 
   public Batch {
     int n = batch * seq;
     check("input_ids", inputIds, n);
     if (attentionMask != null) {
       check("attention_mask", attentionMask, n);
+    }
+    if (segmentIds != null) {
+      check("segment_ids", segmentIds, n);
     }
     if (labels != null) {
       check("labels", labels, n);
@@ -39,6 +47,41 @@ public record Batch(
       throw new IllegalArgumentException(
           "sampleIds has " + sampleIds.length + " entries for a batch of " + batch);
     }
+  }
+
+  /** A batch of one sequence per row (no packing). */
+  public Batch(
+      int batch,
+      int seq,
+      int[] inputIds,
+      int[] attentionMask,
+      int[] labels,
+      long[] sampleIds,
+      long step,
+      boolean train) {
+    this(batch, seq, inputIds, attentionMask, labels, sampleIds, step, train, null);
+  }
+
+  /**
+   * The rotary position of each token: its offset from the start of its segment (packed rows), or
+   * null when every row is one sequence (position = index in the row).
+   */
+  public int[] positionIds() {
+    if (segmentIds == null) {
+      return null;
+    }
+    int[] pos = new int[batch * seq];
+    for (int b = 0; b < batch; b++) {
+      int start = b * seq;
+      for (int t = 0; t < seq; t++) {
+        int n = b * seq + t;
+        if (t > 0 && segmentIds[n] != segmentIds[n - 1]) {
+          start = n;
+        }
+        pos[n] = n - start;
+      }
+    }
+    return pos;
   }
 
   /**

@@ -54,6 +54,8 @@ public final class Llama {
     }
     s.inputIds = in.inputIds();
     s.attentionMask = in.attentionMask();
+    s.segments = in.segmentIds();
+    s.positions = in.positionIds();
     s.sampleIds = in.sampleIds();
     s.step = in.step();
     s.dropoutOn = in.train() && ad != null && ad.config.dropout() > 0;
@@ -182,23 +184,27 @@ public final class Llama {
     time(
         "rope/permute",
         () ->
-            Kernels.ropePermute(s.qRows, s.batch, s.seq, c.numHeads(), hd, r.cos, r.sin, 0, a.qh));
+            Kernels.ropePermute(
+                s.qRows, s.batch, s.seq, c.numHeads(), hd, r.cos, r.sin, 0, s.positions, a.qh));
     time(
         "rope/permute",
         () ->
             Kernels.ropePermute(
-                s.kRows, s.batch, s.seq, c.numKvHeads(), hd, r.cos, r.sin, 0, a.kh));
+                s.kRows, s.batch, s.seq, c.numKvHeads(), hd, r.cos, r.sin, 0, s.positions, a.kh));
     time(
         "rope/permute",
         () ->
             Kernels.ropePermute(s.vRows, s.batch, s.seq, c.numKvHeads(), hd, null, null, 0, a.vh));
     time(
         "attention",
-        () -> Attention.forward(c, s.seq, s.attentionMask, a.q3, a.kh, a.vh, a.probs3, a.o3));
+        () ->
+            Attention.forward(
+                c, s.seq, s.attentionMask, s.segments, a.q3, a.kh, a.vh, a.probs3, a.o3));
     time(
         "rope/permute",
         () ->
-            Kernels.unpermuteRope(a.oh, s.batch, s.seq, c.numHeads(), hd, null, null, 0, a.oRows));
+            Kernels.unpermuteRope(
+                a.oh, s.batch, s.seq, c.numHeads(), hd, null, null, 0, null, a.oRows));
     linearForward(w, ad, s, l, LoraModule.O, a.oRows, s.tmp, a);
     time("residual", () -> Kernels.add(x, s.tmp, a.mid));
     time(
@@ -241,17 +247,17 @@ public final class Llama {
         "rope/permute",
         () ->
             Kernels.unpermuteRope(
-                s.dQh, s.batch, s.seq, c.numHeads(), hd, r.cos, r.sin, 0, s.qRows));
+                s.dQh, s.batch, s.seq, c.numHeads(), hd, r.cos, r.sin, 0, s.positions, s.qRows));
     time(
         "rope/permute",
         () ->
             Kernels.unpermuteRope(
-                s.dKh, s.batch, s.seq, c.numKvHeads(), hd, r.cos, r.sin, 0, s.kRows));
+                s.dKh, s.batch, s.seq, c.numKvHeads(), hd, r.cos, r.sin, 0, s.positions, s.kRows));
     time(
         "rope/permute",
         () ->
             Kernels.unpermuteRope(
-                s.dVh, s.batch, s.seq, c.numKvHeads(), hd, null, null, 0, s.vRows));
+                s.dVh, s.batch, s.seq, c.numKvHeads(), hd, null, null, 0, null, s.vRows));
     linearBackward(w, ad, s, l, LoraModule.Q, a.xn1, s.qRows, s.dXn, false, a);
     linearBackward(w, ad, s, l, LoraModule.K, a.xn1, s.kRows, s.dXn, true, a);
     linearBackward(w, ad, s, l, LoraModule.V, a.xn1, s.vRows, s.dXn, true, a);

@@ -105,6 +105,13 @@ public final class LlamaState {
   // what the last forward saw, for backward
   int[] inputIds;
   int[] attentionMask;
+
+  /** Example of each token of a packed row (null: one per row), see {@link Batch#segmentIds}. */
+  int[] segments;
+
+  /** Rotary position of each token (null: its index in the row). */
+  int[] positions;
+
   long[] sampleIds;
   long step;
   boolean dropoutOn;

@@ -139,6 +139,25 @@ public final class Kernels {
       double[] sin,
       int pos0,
       INDArray out) {
+    ropePermute(rows, batch, seq, heads, headDim, cos, sin, pos0, null, out);
+  }
+
+  /**
+   * As {@link #ropePermute(INDArray, int, int, int, int, double[], double[], int, INDArray)}, with
+   * row n = b * seq + t at position {@code positions[n]} when {@code positions} is not null (packed
+   * rows, whose positions restart at each example).
+   */
+  public static void ropePermute(
+      INDArray rows,
+      int batch,
+      int seq,
+      int heads,
+      int headDim,
+      double[] cos,
+      double[] sin,
+      int pos0,
+      int[] positions,
+      INDArray out) {
     Buf in = Buf.of(rows);
     Buf o = Buf.of(out);
     int half = headDim / 2;
@@ -149,7 +168,7 @@ public final class Kernels {
         n -> {
           int b = n / seq;
           int t = n % seq;
-          int p = (pos0 + t) * half;
+          int p = (positions == null ? pos0 + t : positions[n]) * half;
           double[] row = Buf.row(0, width);
           double[] head = Buf.row(1, headDim);
           in.read(n * width, row, width);
@@ -176,7 +195,8 @@ public final class Kernels {
   /**
    * The transpose of {@link #ropePermute}: head-major [batch, heads, seq, headDim] back to rows,
    * applying the inverse rotation (the rotation's transpose), as the backward pass needs; with
-   * {@code cos == null} it only permutes (attention output, dV).
+   * {@code cos == null} it only permutes (attention output, dV); {@code positions} as in {@link
+   * #ropePermute(INDArray, int, int, int, int, double[], double[], int, int[], INDArray)}.
    */
   public static void unpermuteRope(
       INDArray headMajor,
@@ -187,6 +207,7 @@ public final class Kernels {
       double[] cos,
       double[] sin,
       int pos0,
+      int[] positions,
       INDArray rows) {
     Buf in = Buf.of(headMajor);
     Buf o = Buf.of(rows);
@@ -198,7 +219,7 @@ public final class Kernels {
         n -> {
           int b = n / seq;
           int t = n % seq;
-          int p = (pos0 + t) * half;
+          int p = (positions == null ? pos0 + t : positions[n]) * half;
           double[] row = Buf.row(0, width);
           double[] head = Buf.row(1, headDim);
           for (int h = 0; h < heads; h++) {
@@ -224,12 +245,14 @@ public final class Kernels {
   /**
    * In-place causal softmax of scaled scores, over rows of length {@code seq} laid out [batch,
    * heads, seq] (query t = row % seq, batch = row / (heads * seq)): query t sees keys 0..t whose
-   * {@code keyMask[batch * seq + j]} is non-zero (null = all valid). Masked entries become exactly
-   * 0. A query with no visible key (only when the first token is padding) gets all zeros, instead
-   * of HF's uniform weights over masked keys; such rows carry label -100 anyway.
+   * {@code keyMask[batch * seq + j]} is non-zero (null = all valid) and, when {@code segments} is
+   * not null, whose {@code segments[batch * seq + j]} equals the query's (a packed row: each
+   * example attends only to itself). Masked entries become exactly 0. A query with no visible key
+   * (only when the first token is padding) gets all zeros, instead of HF's uniform weights over
+   * masked keys; such rows carry label -100 anyway.
    */
   public static void causalSoftmax(
-      INDArray scores, int seq, int heads, int[] keyMask, double scale) {
+      INDArray scores, int seq, int heads, int[] keyMask, int[] segments, double scale) {
     Buf s = Buf.of(scores);
     int rows = (int) (scores.length() / seq);
     Par.rows(
@@ -242,7 +265,17 @@ public final class Kernels {
           double[] v = Buf.row(0, seq);
           s.read(base, v, t + 1);
           double max = Double.NEGATIVE_INFINITY;
-          for (int j = 0; j <= t; j++) {
+          // a segment is a contiguous run, so the query's starts at the first key with its id
+          int j0 = 0;
+          if (segments != null) {
+            int seg = segments[maskOff + t];
+            j0 = t;
+            while (j0 > 0 && segments[maskOff + j0 - 1] == seg) {
+              j0--;
+            }
+          }
+          java.util.Arrays.fill(v, 0, j0, 0.0);
+          for (int j = j0; j <= t; j++) {
             if (keyMask == null || keyMask[maskOff + j] != 0) {
               max = Math.max(max, v[j] * scale);
             }
@@ -253,7 +286,7 @@ public final class Kernels {
             return;
           }
           double sum = 0;
-          for (int j = 0; j <= t; j++) {
+          for (int j = j0; j <= t; j++) {
             if (keyMask == null || keyMask[maskOff + j] != 0) {
               v[j] = s.round(Math.exp(v[j] * scale - max)); // the sum sees the stored values
               sum += v[j];
@@ -262,7 +295,7 @@ public final class Kernels {
             }
           }
           double inv = 1.0 / sum;
-          for (int j = 0; j <= t; j++) {
+          for (int j = j0; j <= t; j++) {
             v[j] *= inv;
           }
           java.util.Arrays.fill(v, t + 1, seq, 0.0);
