@@ -10,8 +10,10 @@ import dev.danlu.testkit.Floats;
 import dev.danlu.testkit.Prereq;
 import dev.danlu.train.config.ConfigLoader;
 import dev.danlu.train.config.TrainConfig;
+import dev.danlu.train.data.SftBatches;
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.RandomInit;
+import dev.danlu.train.recipe.Evaluator;
 import dev.danlu.train.recipe.RecipeTestSupport;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -152,6 +154,67 @@ class SftPipelineTest {
     assertTrue(resumed.contains("at step 4 (written by 2 ranks, now 3)"), resumed);
     double err = Floats.relError(adapter(crashed), reference);
     System.out.printf("SFT crash on 2 ranks, resume on 3 vs uninterrupted: %.3e%n", err);
+    assertTrue(err <= 1e-6, "relative error " + err);
+  }
+
+  /** Mean token loss of a fresh adapter over {@code split}, and the rows it took. */
+  record Scored(double loss, long tokens, long rows) {}
+
+  static Scored meanLoss(String split, boolean packing) throws Exception {
+    TrainConfig c = cfg(tmp.resolve("unused"));
+    dev.danlu.data.sft.SftManifest m = dev.danlu.data.sft.SftManifest.readCurrent(data);
+    dev.danlu.train.recipe.ModelSetup model =
+        dev.danlu.train.recipe.ModelSetup.load(c, m.params().vocabSize());
+    // the split under test stands in as the "validation" split, which the Evaluator scores
+    try (SftBatches batches =
+        new SftBatches(
+            dev.danlu.data.sft.SftShards.open(data, m, "validation", null),
+            dev.danlu.data.sft.SftShards.open(data, m, split, null),
+            m.params().padId(),
+            m.params().maxSeqLength(),
+            64,
+            packing,
+            m.version(),
+            "x")) {
+      Evaluator.Result r =
+          new Evaluator(
+                  model,
+                  batches,
+                  dev.danlu.train.recipe.Objective.CAUSAL_LM,
+                  4,
+                  dev.danlu.train.comm.LocalCommunicator.group(1).get(0))
+              .run();
+      System.out.printf(
+          "%s split, packing %s: %s (%d rows), mean loss %.7f over %d tokens%n",
+          split, packing, batches.describe(), batches.validationRows(), r.loss(), r.tokens());
+      return new Scored(r.loss(), r.tokens(), batches.validationRows());
+    }
+  }
+
+  @Test
+  void packingScoresTheSameExamplesAlikeAndTrainsAlikeOnOneAndTwoRanks() throws Exception {
+    // the same examples packed or one per row: the same token-weighted loss. Not bitwise: packed
+    // rows run the products over other shapes (docs/distributed.md); float32 sums of ≤ 128 terms
+    // per product, reordered, move the loss by ~1e-6 relative, far inside 1e-5.
+    for (String split : new String[] {"train", "validation"}) {
+      Scored plain = meanLoss(split, false);
+      Scored packed = meanLoss(split, true);
+      assertEquals(plain.tokens(), packed.tokens(), split + ": the same label tokens");
+      assertTrue(packed.rows() < plain.rows(), split + ": " + packed.rows() + " packed rows");
+      assertTrue(
+          Math.abs(packed.loss() - plain.loss()) <= 1e-5 * plain.loss(),
+          split + ": " + packed + " vs " + plain);
+    }
+    Path one = tmp.resolve("packed-1");
+    String log =
+        RecipeTestSupport.train(
+            1, cfg(one, "packing=true", "max_steps=4", "gradient_accumulation_steps=2"), null);
+    assertTrue(log.contains("packed into"), log);
+    Path two = tmp.resolve("packed-2");
+    RecipeTestSupport.train(
+        2, cfg(two, "packing=true", "max_steps=4", "gradient_accumulation_steps=1"), null);
+    double err = Floats.relError(adapter(two), adapter(one));
+    System.out.printf("SFT packed, 2 ranks vs 1: relative error %.3e%n", err);
     assertTrue(err <= 1e-6, "relative error " + err);
   }
 

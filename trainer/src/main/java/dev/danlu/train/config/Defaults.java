@@ -36,6 +36,7 @@ final class Defaults {
     d.putNull("peft_path");
     d.put("max_seq_length", 0); // 0: the prepared examples as they are (prep-sft's length)
     d.put("group_by_length", false);
+    d.put("packing", false);
     d.putNull("model_name_or_path");
     d.putNull("tokenizer_name_or_path");
     d.putNull("dataset_dir");

@@ -20,6 +20,9 @@ public record TrainConfig(
     @JsonProperty("max_seq_length") int maxSeqLength,
     // HF's key: examples of similar length share a micro-batch (less padding)
     @JsonProperty("group_by_length") boolean groupByLength,
+    // LLaMA-Factory's / TRL's key: several examples per row of max_seq_length, each attending only
+    // to itself (danlu never cuts an example across rows)
+    @JsonProperty("packing") boolean packing,
     // --- where things are ---
     @JsonProperty("model_name_or_path") String modelNameOrPath,
     @JsonProperty("tokenizer_name_or_path") String tokenizerNameOrPath,

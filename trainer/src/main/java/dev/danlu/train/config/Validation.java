@@ -31,6 +31,12 @@ final class Validation {
           "max_seq_length must be ≥ 0 (0 = the prepared examples' length), got "
               + c.maxSeqLength());
     }
+    if (c.packing() && !"sft".equals(c.stage())) {
+      p.add(
+          "packing applies to stage sft (instruction examples); stage "
+              + c.stage()
+              + " trains on full rows already: remove packing");
+    }
     if (c.blockSize() < 0) {
       p.add("block_size must be ≥ 0 (0 = the prepared dataset's), got " + c.blockSize());
     }

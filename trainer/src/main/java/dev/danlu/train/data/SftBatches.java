@@ -11,6 +11,12 @@ import java.util.Arrays;
  * attention mask 0 and label -100 on the padding, as the reference's data collator pads. Rows
  * longer than {@code maxSeqLength} (when it is set below the prepared length) are cut, labels with
  * them.
+ *
+ * <p>With packing, a row is several examples ({@link SftPacking}, rows of at most {@code
+ * maxSeqLength} tokens): the batch marks each example's tokens as its own segment, so attention and
+ * rotary positions restart at each example and a packed row's loss is the sum of its examples'
+ * losses. The label of an example's first token is ignored, as it is when the example stands alone
+ * (nothing before it predicts it).
  */
 public final class SftBatches implements TrainData {
   private final SftExamples train;
@@ -20,6 +26,8 @@ public final class SftBatches implements TrainData {
   private final int padToMultipleOf;
   private final long version;
   private final String sha256;
+  private final SftPacking trainPacking; // null: one example per row
+  private final SftPacking validationPacking;
 
   /**
    * @param validation may have no rows
@@ -37,75 +45,148 @@ public final class SftBatches implements TrainData {
       int maxSeqLength,
       int padToMultipleOf,
       long version,
-      String sha256) {
+      String sha256)
+      throws IOException {
+    this(train, validation, padId, maxSeqLength, padToMultipleOf, false, version, sha256);
+  }
+
+  /**
+   * @param packing pack several examples per row, up to {@code maxSeqLength} tokens (which must
+   *     then be set)
+   */
+  public SftBatches(
+      SftExamples train,
+      SftExamples validation,
+      int padId,
+      int maxSeqLength,
+      int padToMultipleOf,
+      boolean packing,
+      long version,
+      String sha256)
+      throws IOException {
+    if (packing && maxSeqLength <= 0) {
+      throw new IllegalArgumentException("packing needs a row length: max_seq_length > 0");
+    }
     this.train = train;
     this.validation = validation;
     this.padId = padId;
     this.maxSeqLength = maxSeqLength;
     this.padToMultipleOf = Math.max(1, padToMultipleOf);
     this.version = version;
-    this.sha256 = sha256;
+    // packed rows are other rows: a checkpoint of the unpacked run must not resume this one
+    this.sha256 = packing ? rowsSha(sha256 + " packed into rows of " + maxSeqLength) : sha256;
+    this.trainPacking = packing ? SftPacking.pack(lengths(train), maxSeqLength) : null;
+    this.validationPacking = packing ? SftPacking.pack(lengths(validation), maxSeqLength) : null;
+  }
+
+  private static String rowsSha(String what) {
+    try {
+      return java.util.HexFormat.of()
+          .formatHex(
+              java.security.MessageDigest.getInstance("SHA-256")
+                  .digest(what.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private int[] lengths(SftExamples split) throws IOException {
+    if (split.rows() > Integer.MAX_VALUE) {
+      throw new IllegalArgumentException(split.rows() + " examples are too many to pack");
+    }
+    int[] out = new int[(int) split.rows()];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = length(split.read(i));
+    }
+    return out;
   }
 
   @Override
   public long trainRows() {
-    return train.rows();
+    return trainPacking != null ? trainPacking.rows() : train.rows();
   }
 
   @Override
   public long validationRows() {
-    return validation.rows();
+    return validationPacking != null ? validationPacking.rows() : validation.rows();
   }
 
   @Override
   public Batch trainBatch(long[] rows, long step) throws IOException {
-    return batch(train, rows, step, true);
+    return batch(train, trainPacking, rows, step, true);
   }
 
   @Override
   public Batch validationBatch(long[] rows) throws IOException {
-    return batch(validation, rows, 0, false);
+    return batch(validation, validationPacking, rows, 0, false);
   }
 
-  private Batch batch(SftExamples split, long[] rows, long step, boolean isTrain)
+  private Batch batch(
+      SftExamples split, SftPacking packing, long[] rows, long step, boolean isTrain)
       throws IOException {
-    SftExamples.Example[] ex = new SftExamples.Example[rows.length];
-    int seq = 1;
+    SftExamples.Example[][] ex = new SftExamples.Example[rows.length][];
+    int longest = 1;
     for (int b = 0; b < rows.length; b++) {
-      ex[b] = split.read(rows[b]);
-      seq = Math.max(seq, length(ex[b]));
+      ex[b] = examples(split, packing, rows[b]);
+      longest = Math.max(longest, length(ex[b]));
     }
-    seq = (seq + padToMultipleOf - 1) / padToMultipleOf * padToMultipleOf;
+    int seq = (longest + padToMultipleOf - 1) / padToMultipleOf * padToMultipleOf;
     if (maxSeqLength > 0) {
-      seq = Math.min(seq, Math.max(maxSeqLength, longest(ex)));
+      seq = Math.min(seq, Math.max(maxSeqLength, longest));
     }
     int n = rows.length * seq;
     int[] ids = new int[n];
     int[] mask = new int[n];
     int[] labels = new int[n];
+    int[] segments = packing != null ? new int[n] : null;
     Arrays.fill(ids, padId);
     Arrays.fill(labels, SftExamples.IGNORE_INDEX);
     for (int b = 0; b < rows.length; b++) {
-      int len = length(ex[b]);
-      System.arraycopy(ex[b].inputIds(), 0, ids, b * seq, len);
-      System.arraycopy(ex[b].labels(), 0, labels, b * seq, len);
-      Arrays.fill(mask, b * seq, b * seq + len, 1);
+      int at = b * seq;
+      for (int k = 0; k < ex[b].length; k++) {
+        SftExamples.Example e = ex[b][k];
+        int len = length(e);
+        System.arraycopy(e.inputIds(), 0, ids, at, len);
+        System.arraycopy(e.labels(), 0, labels, at, len);
+        Arrays.fill(mask, at, at + len, 1);
+        if (segments != null) {
+          Arrays.fill(segments, at, at + len, k + 1);
+          labels[at] = SftExamples.IGNORE_INDEX; // the previous example must not predict it
+        }
+        at += len;
+      }
     }
     // sample ids: the global row ids, which key the LoRA dropout masks whatever rank reads them
-    return new Batch(rows.length, seq, ids, mask, labels, rows.clone(), step, isTrain);
+    return new Batch(rows.length, seq, ids, mask, labels, rows.clone(), step, isTrain, segments);
+  }
+
+  /** The examples of row {@code row}: itself, or those packed into it. */
+  private static SftExamples.Example[] examples(SftExamples split, SftPacking packing, long row)
+      throws IOException {
+    if (packing == null) {
+      return new SftExamples.Example[] {split.read(row)};
+    }
+    int[] ids = packing.examples(Math.toIntExact(row));
+    SftExamples.Example[] out = new SftExamples.Example[ids.length];
+    for (int k = 0; k < ids.length; k++) {
+      out[k] = split.read(ids[k]);
+    }
+    return out;
   }
 
   @Override
   public int length(long row) throws IOException {
-    return length(train.read(row));
+    return trainPacking != null
+        ? trainPacking.tokens(Math.toIntExact(row))
+        : length(train.read(row));
   }
 
-  private int longest(SftExamples.Example[] ex) {
-    int m = 0;
-    for (SftExamples.Example e : ex) {
-      m = Math.max(m, length(e));
+  private int length(SftExamples.Example[] packed) {
+    int sum = 0;
+    for (SftExamples.Example e : packed) {
+      sum += length(e);
     }
-    return m;
+    return sum;
   }
 
   private int length(SftExamples.Example e) {
@@ -124,11 +205,18 @@ public final class SftBatches implements TrainData {
 
   @Override
   public String describe() {
-    return trainRows()
+    return train.rows()
         + " train / "
-        + validationRows()
+        + validation.rows()
         + " validation examples"
         + (maxSeqLength > 0 ? " of at most " + maxSeqLength + " tokens" : "")
+        + (trainPacking != null
+            ? String.format(
+                ", packed into %d rows (%.1f%% of their %d tokens filled)",
+                trainPacking.rows(),
+                100.0 * trainPacking.totalTokens() / ((long) trainPacking.rows() * maxSeqLength),
+                maxSeqLength)
+            : "")
         + ", padded per micro-batch to its longest"
         + (padToMultipleOf > 1 ? " rounded up to a multiple of " + padToMultipleOf : "");
   }

@@ -63,6 +63,7 @@ public final class SftRecipe implements Recipe {
                 ? Math.min(cfg.maxSeqLength(), m.params().maxSeqLength())
                 : m.params().maxSeqLength(),
             PAD_TO_MULTIPLE_OF,
+            cfg.packing(),
             m.version(),
             sha256(SftManifest.toJson(m.withoutTimestamps())))) {
       return new TrainLoop(log).run(ctx, model, data, Objective.CAUSAL_LM, "sft_lora_model");
