@@ -31,10 +31,11 @@ import org.nd4j.linalg.api.buffer.DataType;
  * SFT step throughput on real instruction lengths: the alpaca-zh records of ../shared built into
  * examples exactly as prep-sft builds them (Chinese-LLaMA-2 tokenizer, max_seq_length 512), then
  * the training loop's step ({@link StepRunner}) on a small LLaMA, micro-batches padded to their
- * longest row, in the plain global order and with group_by_length. Prints the padding fraction of
- * each order over the whole epoch, and the real (unpadded) tokens per second of each over the first
- * megabatch — the same examples in both orders — and their ratio (the reference: the plain order,
- * measured in the same run).
+ * longest row, in the plain global order, with group_by_length, and packed ({@code packing}: rows
+ * of 512 tokens, several examples each). Prints the padding fraction of each over the whole epoch,
+ * and the real (unpadded) tokens per second of each — plain and grouped over the first megabatch
+ * (the same examples in both orders), packing over as many steps as carry about those examples —
+ * and their ratio to the plain order, measured in the same run.
  *
  * <pre>bench/run.sh SftStepBench [per_device_batch dim layers]  (defaults 8 256 2)</pre>
  */
@@ -66,22 +67,41 @@ public final class SftStepBench {
     SftExamples train = memory(examples);
     BatchPlan plan = new BatchPlan(42, examples.size(), batch, 1, 1);
     LengthGrouping grouping = new LengthGrouping(plan, row -> examples.get((int) row).length());
+    long totalTokens = 0;
+    for (SftExamples.Example e : examples) {
+      totalTokens += e.length();
+    }
+    // packing: rows of 512 tokens; a per-device batch of as many packed rows as carry about the
+    // real tokens of `batch` examples, so every mode trains on about the same tokens per step
+    SftBatches packedData =
+        new SftBatches(train, memory(List.of()), 32000, 512, 1, true, 1, "bench");
+    int packedBatch =
+        (int) Math.max(1, Math.round((double) batch * packedData.trainRows() / examples.size()));
+    BatchPlan packedPlan = new BatchPlan(42, packedData.trainRows(), packedBatch, 1, 1);
     System.out.printf(
         Locale.ROOT,
-        "alpaca-zh-2000: %d examples, per-device batch %d, %d steps per epoch%n",
+        "alpaca-zh-2000: %d examples (%d tokens), per-device batch %d, %d steps per epoch;"
+            + " packed: %d rows of 512, per-device batch %d, %d steps per epoch%n",
         examples.size(),
+        totalTokens,
         batch,
-        plan.stepsPerEpoch());
-    double[] pad = new double[2];
-    for (int mode = 0; mode < 2; mode++) {
+        plan.stepsPerEpoch(),
+        packedData.trainRows(),
+        packedBatch,
+        packedPlan.stepsPerEpoch());
+    String[] names = {"plain order", "group_by_length", "packing"};
+    double[] pad = new double[3];
+    for (int mode = 0; mode < 3; mode++) {
       long real = 0;
       long padded = 0;
-      for (long s = 0; s < plan.stepsPerEpoch(); s++) {
-        long[] rows = mode == 0 ? plan.rowsFor(s, 0, 0) : grouping.rowsFor(s, 0, 0);
+      BatchPlan pl = mode == 2 ? packedPlan : plan;
+      for (long s = 0; s < pl.stepsPerEpoch(); s++) {
+        long[] rows = mode == 1 ? grouping.rowsFor(s, 0, 0) : pl.rowsFor(s, 0, 0);
         int max = 0;
         for (long r : rows) {
-          real += examples.get((int) r).length();
-          max = Math.max(max, examples.get((int) r).length());
+          int len = mode == 2 ? packedData.length(r) : examples.get((int) r).length();
+          real += len;
+          max = Math.max(max, len);
         }
         padded += (long) max * rows.length;
       }
@@ -89,9 +109,11 @@ public final class SftStepBench {
     }
     System.out.printf(
         Locale.ROOT,
-        "padding fraction over the epoch: plain order %.1f%%, group_by_length %.1f%%%n",
+        "padding fraction over the epoch: plain order %.1f%%, group_by_length %.1f%%,"
+            + " packing %.1f%%%n",
         100 * pad[0],
-        100 * pad[1]);
+        100 * pad[1],
+        100 * pad[2]);
 
     LlamaConfig c =
         new LlamaConfig(
@@ -121,42 +143,66 @@ public final class SftStepBench {
             DynamicLossScaler.disabled(),
             false,
             false);
+    // packed steps covering about the examples of the first megabatch
+    long packedSteps =
+        Math.max(
+            1,
+            LengthGrouping.MEGABATCH
+                * (long) batch
+                / Math.max(1, examples.size() / packedData.trainRows())
+                / packedBatch);
     try (SftBatches data = new SftBatches(train, memory(List.of()), 32000, 0, 1, 1, "bench")) {
-      // both orders over the first megabatch: the same examples, in the plain order and sorted
-      // by length; alternating step by step so both see the same machine noise
-      long[] nanos = new long[2];
-      long[] real = new long[2];
-      for (long s = -1; s < LengthGrouping.MEGABATCH; s++) {
-        for (int mode = 0; mode < 2; mode++) {
+      // plain and grouped over the first megabatch: the same examples, in the plain order and
+      // sorted by length; packing over its first steps; interleaved step by step so all three see
+      // the same machine noise
+      long[] nanos = new long[3];
+      long[] real = new long[3];
+      long[] steps = new long[3];
+      for (long s = -1; s < Math.max(LengthGrouping.MEGABATCH, packedSteps); s++) {
+        for (int mode = 0; mode < 3; mode++) {
+          if (s >= (mode == 2 ? packedSteps : LengthGrouping.MEGABATCH)) {
+            continue;
+          }
           long step = Math.max(s, 0); // step -1: a warm-up pass over step 0
-          long[] rows = mode == 0 ? plan.rowsFor(step, 0, 0) : grouping.rowsFor(step, 0, 0);
-          Batch b = data.trainBatch(rows, step);
+          long[] rows =
+              mode == 1
+                  ? grouping.rowsFor(step, 0, 0)
+                  : (mode == 2 ? packedPlan : plan).rowsFor(step, 0, 0);
+          Batch b = mode == 2 ? packedData.trainBatch(rows, step) : data.trainBatch(rows, step);
           long t0 = System.nanoTime();
           runner.step(List.of(b), 1.0);
           if (s >= 0) {
             nanos[mode] += System.nanoTime() - t0;
-            for (long r : rows) {
-              real[mode] += examples.get((int) r).length();
+            steps[mode]++;
+            for (int i = 0; i < b.attentionMask().length; i++) {
+              real[mode] += b.attentionMask()[i];
             }
           }
         }
       }
-      double plain = real[0] / (nanos[0] / 1e9);
-      double grouped = real[1] / (nanos[1] / 1e9);
       System.out.printf(
           Locale.ROOT,
-          "model dim %d, %d layers, vocab %d, LoRA r=8, %d steps of %d examples (the same %d"
-              + " examples in both orders): real tokens/s plain %.0f, group_by_length %.0f;"
-              + " ratio %.2fx%n",
+          "model dim %d, %d layers, vocab %d, LoRA r=8 (plain and group_by_length: the same %d"
+              + " examples)%n",
           dim,
           layers,
           vocab,
-          LengthGrouping.MEGABATCH,
-          batch,
-          real[0] == real[1] ? LengthGrouping.MEGABATCH * batch : -1,
-          plain,
-          grouped,
-          grouped / plain);
+          LengthGrouping.MEGABATCH * batch);
+      double plain = real[0] / (nanos[0] / 1e9);
+      for (int mode = 0; mode < 3; mode++) {
+        double rate = real[mode] / (nanos[mode] / 1e9);
+        System.out.printf(
+            Locale.ROOT,
+            "  %-16s padding %5.1f%%  %3d steps, %7d real tokens: %6.0f real tokens/s (%.2fx)%n",
+            names[mode],
+            100 * pad[mode],
+            steps[mode],
+            real[mode],
+            rate,
+            rate / plain);
+      }
+    } finally {
+      packedData.close();
     }
   }
 

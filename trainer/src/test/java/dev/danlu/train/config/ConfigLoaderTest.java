@@ -109,7 +109,8 @@ class ConfigLoaderTest {
             ConfigException.class,
             () ->
                 ConfigLoader.load(
-                    "max_steps: 1\nlora_rank: 0\nfp16: true\nbf16: true\ntrainable: q_proj,qkv\n",
+                    "max_steps: 1\nlora_rank: 0\nfp16: true\nbf16: true\ntrainable: q_proj,qkv\n"
+                        + "packing: true\n",
                     "t.yaml",
                     List.of()));
     String m = e.getMessage();
@@ -119,7 +120,8 @@ class ConfigLoaderTest {
             "'dataset_dir' is required",
             "lora_rank must be ≥ 1",
             "fp16 and bf16 are both true",
-            "'qkv' is not one of")) {
+            "'qkv' is not one of",
+            "packing applies to stage sft")) {
       assertTrue(m.contains(expected), "missing '" + expected + "' in:\n" + m);
     }
   }
