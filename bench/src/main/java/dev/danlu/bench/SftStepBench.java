@@ -17,6 +17,7 @@ import dev.danlu.train.optim.AdamW;
 import dev.danlu.train.optim.DynamicLossScaler;
 import dev.danlu.train.optim.LrSchedule;
 import dev.danlu.train.recipe.Objective;
+import dev.danlu.train.recipe.SftRecipe;
 import dev.danlu.train.recipe.StepRunner;
 import dev.danlu.train.zero.Zero2Optimizer;
 import java.io.InputStream;
@@ -31,15 +32,19 @@ import org.nd4j.linalg.api.buffer.DataType;
  * SFT step throughput on real instruction lengths: the alpaca-zh records of ../shared built into
  * examples exactly as prep-sft builds them (Chinese-LLaMA-2 tokenizer, max_seq_length 512), then
  * the training loop's step ({@link StepRunner}) on a small LLaMA, micro-batches padded to their
- * longest row, in the plain global order, with group_by_length, and packed ({@code packing}: rows
- * of 512 tokens, several examples each). Prints the padding fraction of each over the whole epoch,
- * and the real (unpadded) tokens per second of each — plain and grouped over the first megabatch
- * (the same examples in both orders), packing over as many steps as carry about those examples —
- * and their ratio to the plain order, measured in the same run.
+ * longest row rounded up to a multiple of 64 (as SftRecipe pads them), in the plain global order,
+ * with group_by_length, and packed ({@code packing}: rows of 512 tokens, several examples each).
+ * Prints the padding fraction of each over the whole epoch, and the real (unpadded) tokens per
+ * second of each — plain and grouped over the first megabatch (the same examples in both orders),
+ * packing over as many steps as carry about those examples — and their ratio to the plain order,
+ * measured in the same run.
  *
  * <pre>bench/run.sh SftStepBench [per_device_batch dim layers]  (defaults 8 256 2)</pre>
  */
 public final class SftStepBench {
+  /** Micro-batch lengths round up to this, as SftRecipe rounds them: shapes recur. */
+  private static final int MULTIPLE = SftRecipe.PAD_TO_MULTIPLE_OF;
+
   private SftStepBench() {}
 
   public static void main(String[] args) throws Exception {
@@ -74,7 +79,7 @@ public final class SftStepBench {
     // packing: rows of 512 tokens; a per-device batch of as many packed rows as carry about the
     // real tokens of `batch` examples, so every mode trains on about the same tokens per step
     SftBatches packedData =
-        new SftBatches(train, memory(List.of()), 32000, 512, 1, true, 1, "bench");
+        new SftBatches(train, memory(List.of()), 32000, 512, MULTIPLE, true, 1, "bench");
     int packedBatch =
         (int) Math.max(1, Math.round((double) batch * packedData.trainRows() / examples.size()));
     BatchPlan packedPlan = new BatchPlan(42, packedData.trainRows(), packedBatch, 1, 1);
@@ -103,7 +108,7 @@ public final class SftStepBench {
           real += len;
           max = Math.max(max, len);
         }
-        padded += (long) max * rows.length;
+        padded += (long) Math.min(512, (max + MULTIPLE - 1) / MULTIPLE * MULTIPLE) * rows.length;
       }
       pad[mode] = 1 - (double) real / padded;
     }
@@ -151,7 +156,8 @@ public final class SftStepBench {
                 * (long) batch
                 / Math.max(1, examples.size() / packedData.trainRows())
                 / packedBatch);
-    try (SftBatches data = new SftBatches(train, memory(List.of()), 32000, 0, 1, 1, "bench")) {
+    try (SftBatches data =
+        new SftBatches(train, memory(List.of()), 32000, 512, MULTIPLE, 1, "bench")) {
       // plain and grouped over the first megabatch: the same examples, in the plain order and
       // sorted by length; packing over its first steps; interleaved step by step so all three see
       // the same machine noise

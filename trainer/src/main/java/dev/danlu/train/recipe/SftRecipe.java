@@ -25,7 +25,7 @@ public final class SftRecipe implements Recipe {
    * Micro-batch lengths are rounded up to a multiple of this: at most max_seq_length / 64 shapes
    * recur, so the loop's activation states (two kept, see StateCache) are rarely reallocated.
    */
-  static final int PAD_TO_MULTIPLE_OF = 64;
+  public static final int PAD_TO_MULTIPLE_OF = 64;
 
   @Override
   public String stage() {
