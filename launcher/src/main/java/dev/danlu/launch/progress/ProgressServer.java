@@ -9,22 +9,24 @@ import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.concurrent.Executors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The driver's progress endpoint: ranks POST {@link RankProgress} JSON to {@code /progress} with an
- * HMAC of the job secret in {@code X-Danlu-Token}; accepted reports go to the {@link
- * ProgressBoard}. Bound to the driver's host (the address executors already use for Spark RPC) on
- * an ephemeral port. This is the live route: Spark's own accumulators only merge when a task ends.
+ * The driver's progress endpoint: ranks POST {@link ProgressBatch} (or a single {@link
+ * RankProgress}) JSON to {@code /progress} with an HMAC of the job secret in {@code X-Danlu-Token};
+ * accepted reports go to the {@link ProgressBoard}. Bound to the driver's host (the address
+ * executors already use for Spark RPC) on an ephemeral port. This is the live route: Spark's own
+ * accumulators only merge when a task ends.
  */
 public final class ProgressServer implements AutoCloseable {
   public static final String TOKEN_HEADER = "X-Danlu-Token";
   static final String TOKEN_LABEL = "danlu progress v1";
   private static final Logger LOG = LoggerFactory.getLogger(ProgressServer.class);
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final int MAX_BODY = 4096;
+  private static final int MAX_BODY = 4 << 20; // a batch of 2000 steps is ~600 KB
 
   private final HttpServer server;
   private final ProgressBoard board;
@@ -76,22 +78,36 @@ public final class ProgressServer implements AutoCloseable {
       try (InputStream in = ex.getRequestBody()) {
         body = in.readNBytes(MAX_BODY + 1);
       }
-      RankProgress p;
+      ProgressBatch batch;
       try {
         if (body.length > MAX_BODY) {
           throw new IOException("body larger than " + MAX_BODY + " bytes");
         }
-        p = JSON.readValue(body, RankProgress.class);
-      } catch (IOException e) {
+        com.fasterxml.jackson.databind.JsonNode tree = JSON.readTree(body);
+        batch =
+            tree.has("reports")
+                ? JSON.treeToValue(tree, ProgressBatch.class)
+                : single(JSON.treeToValue(tree, RankProgress.class));
+      } catch (IOException | IllegalArgumentException e) {
         rejected++;
         LOG.warn("progress endpoint: unreadable report from {}: {}", ex.getRemoteAddress(), e);
         ex.sendResponseHeaders(400, -1);
         return;
       }
-      boolean accepted = board.record(p.received(System.currentTimeMillis()));
-      // 409 tells a rank of a superseded attempt that nobody listens to it any more.
+      long now = System.currentTimeMillis();
+      boolean accepted = false;
+      for (RankProgress p : batch.reports()) {
+        accepted |= board.record(p.received(now));
+      }
+      for (TrainingEvent e : batch.events()) {
+        accepted |= board.event(e.at(batch.attempt(), now));
+      }
       ex.sendResponseHeaders(accepted ? 204 : 409, -1);
     }
+  }
+
+  private static ProgressBatch single(RankProgress p) {
+    return new ProgressBatch(p.rank(), p.attempt(), List.of(p), List.of());
   }
 
   @Override

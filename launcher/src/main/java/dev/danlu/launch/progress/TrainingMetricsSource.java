@@ -13,7 +13,8 @@ public final class TrainingMetricsSource implements Source {
   public static final String NAME = "danlu.training";
   private final MetricRegistry registry = new MetricRegistry();
 
-  public TrainingMetricsSource(ProgressBoard board, java.util.function.IntSupplier attempt) {
+  /** {@code attempt} is the board's: 1 for the first attempt, as on the console and the tab. */
+  public TrainingMetricsSource(ProgressBoard board) {
     registry.register("step", (Gauge<Long>) () -> board.summary().step());
     registry.register("maxSteps", (Gauge<Long>) () -> board.summary().maxSteps());
     registry.register("loss", (Gauge<Double>) () -> board.summary().loss());
@@ -22,7 +23,7 @@ public final class TrainingMetricsSource implements Source {
     registry.register(
         "slowestStepSeconds", (Gauge<Double>) () -> board.summary().slowestStepSeconds());
     registry.register("ranksReporting", (Gauge<Integer>) () -> board.summary().ranksReporting());
-    registry.register("attempt", (Gauge<Integer>) attempt::getAsInt);
+    registry.register("attempt", (Gauge<Integer>) board::attempt);
   }
 
   @Override

@@ -39,7 +39,9 @@ import org.nd4j.linalg.factory.Nd4j;
  * the old socket is reset when it closes.
  *
  * <p>Env {@code DANLU_STEP_DELAY_MS} (as for {@code danlu worker}) slows every step down: the
- * cluster test kills an executor mid-run and needs a run that lasts ({@code spark.executorEnv.…}).
+ * cluster test kills an executor mid-run and needs a run that lasts ({@code spark.executorEnv.…});
+ * in local mode, where the tasks share the test's JVM, the system property {@code
+ * danlu.step.delay.ms} does the same.
  */
 public final class TrainerRankWork implements RankWork {
   @Override
@@ -57,7 +59,10 @@ public final class TrainerRankWork implements RankWork {
     String host = mine.substring(0, mine.lastIndexOf(':'));
     PrintStream log = prefixed(System.err, ctx.logPrefix() + " ");
     log.println(backend.reason());
-    long delayMillis = Long.parseLong(System.getenv().getOrDefault("DANLU_STEP_DELAY_MS", "0"));
+    long delayMillis =
+        Long.getLong(
+            "danlu.step.delay.ms",
+            Long.parseLong(System.getenv().getOrDefault("DANLU_STEP_DELAY_MS", "0")));
     try (Communicator comm =
         backend.kind().equals("nccl") ? joinNccl(ctx, host, backend) : join(ctx, host)) {
       TrainLoop.Result r =
@@ -68,10 +73,7 @@ public final class TrainerRankWork implements RankWork {
                       ctx.worldSize(),
                       comm,
                       config,
-                      (step, max, loss, tps, eta, secs) -> {
-                        ctx.progress().report(step, max, loss, tps, eta, secs);
-                        pause(delayMillis);
-                      }),
+                      ctx.progress().asListener(() -> pause(delayMillis))),
                   log);
       return String.format(
           Locale.ROOT,

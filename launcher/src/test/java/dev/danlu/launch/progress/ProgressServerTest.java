@@ -68,12 +68,13 @@ class ProgressServerTest {
   void unknownLossTravelsAsNaNAndIsServedAsNull() throws Exception {
     byte[] secret = JobSecret.generate();
     ProgressBoard board = new ProgressBoard(1);
+    board.startAttempt(1);
     try (ProgressServer server = new ProgressServer("127.0.0.1", 0, secret, board)) {
       String token = ProgressServer.tokenFor(secret);
       // What HttpProgressReporter sends for a NaN loss (Jackson writes it as the string "NaN").
       String body =
           new com.fasterxml.jackson.databind.ObjectMapper()
-              .writeValueAsString(new RankProgress(0, 0, 1, 10, Double.NaN, 5, Double.NaN, 1, 0));
+              .writeValueAsString(new RankProgress(0, 1, 1, 10, Double.NaN, 5, Double.NaN, 1, 0));
       assertEquals(204, post(server.url(), token, body));
       assertEquals(true, Double.isNaN(board.summary().loss()));
       com.fasterxml.jackson.databind.JsonNode json =
@@ -88,15 +89,19 @@ class ProgressServerTest {
   }
 
   @Test
-  void lossCurveAveragesRanksPerStep() {
+  void theCurveHasOnePointPerStepWithEveryRanksThroughput() {
     ProgressBoard board = new ProgressBoard(2);
-    board.record(new RankProgress(0, 0, 1, 5, 4.0, 1, 1, 1, 0));
-    board.record(new RankProgress(1, 0, 1, 5, 2.0, 1, 1, 1, 0));
-    board.record(new RankProgress(0, 0, 2, 5, 1.0, 1, 1, 1, 0));
-    assertEquals(
-        java.util.List.of(new ProgressBoard.LossPoint(1, 3.0), new ProgressBoard.LossPoint(2, 1.0)),
-        board.lossCurve());
     board.startAttempt(1);
+    // the trainer's loss is all-reduced: every rank reports the same one
+    board.record(new RankProgress(0, 1, 1, 5, 4.0, 10, 1, 1, 0));
+    board.record(new RankProgress(1, 1, 1, 5, 4.0, 30, 1, 1, 0));
+    board.record(new RankProgress(0, 1, 2, 5, 1.0, 10, 1, 1, 0));
+    assertEquals(
+        java.util.List.of(new ProgressBoard.LossPoint(1, 4.0), new ProgressBoard.LossPoint(2, 1.0)),
+        board.lossCurve());
+    assertEquals(40.0, board.curve().get(0).tokensPerSec(), 1e-9);
+    assertEquals(2, board.curve().get(0).ranks());
+    board.startAttempt(2);
     assertEquals(0, board.summary().ranksReporting(), "a new attempt starts with no ranks");
     assertEquals(2, board.lossCurve().size(), "the curve survives a retry");
   }

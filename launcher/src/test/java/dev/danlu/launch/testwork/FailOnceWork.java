@@ -24,7 +24,7 @@ public final class FailOnceWork implements RankWork {
             ctx.overrides(),
             (step, max, loss, tps, eta, sec) -> {
               ctx.progress().report(step, max, loss, tps, eta, sec);
-              if (ctx.attempt() == 0 && ctx.rank() == 1 && step == 3) {
+              if (ctx.attempt() == 1 && ctx.rank() == 1 && step == 3) {
                 throw new IllegalStateException("simulated GPU fault at step 3");
               }
             },

@@ -53,6 +53,11 @@ public final class DynamicLossScaler {
     return scale;
   }
 
+  /** False for {@link #disabled()} (factor 1): the scale is fixed at 1 and means nothing. */
+  public boolean enabled() {
+    return scaleFactor != 1.0;
+  }
+
   public void update(boolean overflow) {
     if (overflow) {
       if (hysteresis == 1 || hysteresisLeft == 1) {

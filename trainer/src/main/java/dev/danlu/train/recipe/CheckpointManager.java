@@ -49,6 +49,12 @@ final class CheckpointManager {
    * returns the step to continue from (0 for a fresh run).
    */
   long resume(StepRunner runner) throws IOException {
+    return resume(runner, (step, dir) -> {});
+  }
+
+  /** As {@link #resume(StepRunner)}; {@code resumed} hears the checkpoint chosen, if any. */
+  long resume(StepRunner runner, java.util.function.ObjLongConsumer<String> resumed)
+      throws IOException {
     String chosen = "";
     if (comm.rank() == 0) {
       for (Path p : TrainingCheckpoint.deleteUncommitted(out)) {
@@ -80,11 +86,15 @@ final class CheckpointManager {
             + " ranks, now "
             + comm.worldSize()
             + ")");
+    resumed.accept(dir.toString(), st.globalStep());
     return st.globalStep();
   }
 
-  /** Writes and commits {@code checkpoint-<step>}, then applies the retention limit. */
-  void save(Zero2Optimizer opt, long step, double lastLoss) throws IOException {
+  /**
+   * Writes and commits {@code checkpoint-<step>}, then applies the retention limit; returns its
+   * directory.
+   */
+  Path save(Zero2Optimizer opt, long step, double lastLoss) throws IOException {
     int rank = comm.rank();
     Path dir = TrainingCheckpoint.dirFor(out, step);
     if (rank == 0) {
@@ -105,6 +115,7 @@ final class CheckpointManager {
       info.accept("checkpoint committed: " + dir);
     }
     comm.barrier();
+    return dir;
   }
 
   /** Writes the final adapter (PEFT layout) to {@code output_dir/<name>} on rank 0. */

@@ -66,7 +66,18 @@ final class StepLog {
     windowOpt += optimizerSecs;
     double elapsed = (System.nanoTime() - t0) / 1e9;
     double eta = (total - done) * elapsed / Math.max(1, done - start);
-    progress.onStep(done, total, loss, tokens / Math.max(secs, 1e-9), eta, secs);
+    progress.onStep(
+        new ProgressListener.StepStats(
+            done,
+            total,
+            loss,
+            r.lr(),
+            r.gradNorm(),
+            scaler.enabled() ? r.lossScale() : Double.NaN,
+            r.skipped(),
+            tokens / Math.max(secs, 1e-9),
+            eta,
+            secs));
     if (rank == 0 && r.skipped()) {
       out.printf(
           Locale.ROOT,

@@ -150,7 +150,15 @@ public final class TrainLoop {
               cfg.modelNameOrPath(),
               cfg.saveTotalLimit(),
               m -> info(rank, m));
-      long start = ckpt.resume(runner);
+      ProgressListener progress = ctx.progress();
+      long start =
+          ckpt.resume(
+              runner,
+              (dir, step) -> {
+                if (rank == 0) {
+                  progress.onResume(step, dir);
+                }
+              });
       Evaluator eval = new Evaluator(model, data, objective, cfg.perDeviceEvalBatchSize(), comm);
       StepLog stepLog =
           new StepLog(
@@ -201,12 +209,15 @@ public final class TrainLoop {
             (System.nanoTime() - t0) / 1e9,
             o.forwardBackwardNanos() / 1e9,
             o.afterBackwardNanos() / 1e9,
-            ctx.progress());
+            progress);
         if (cfg.evalSteps() > 0 && done % cfg.evalSteps() == 0) {
-          evalLoss = evaluate(eval, rank, done);
+          evalLoss = evaluate(eval, rank, done, progress);
         }
         if ((cfg.saveSteps() > 0 && done % cfg.saveSteps() == 0) || done == total) {
-          ckpt.save(opt, done, lastLoss);
+          Path dir = ckpt.save(opt, done, lastLoss);
+          if (rank == 0) {
+            progress.onCheckpoint(done, dir.toString());
+          }
         }
       }
       if (cfg.overlapComm()) {
@@ -221,8 +232,12 @@ public final class TrainLoop {
     }
   }
 
-  private double evaluate(Evaluator eval, int rank, long step) throws IOException {
+  private double evaluate(Evaluator eval, int rank, long step, ProgressListener progress)
+      throws IOException {
     Evaluator.Result e = eval.run();
+    if (e.tokens() > 0 && rank == 0) {
+      progress.onEval(step, e.loss(), e.tokens());
+    }
     if (e.tokens() > 0) {
       info(
           rank,
