@@ -40,7 +40,10 @@ for (const op of req.ops) {
   }
   const need = op.op === "greedy" ? op.prompt.length + op.n : op.tokens.length;
   const context = await model.createContext({
-    contextSize: Math.max(need + 1, 32), batchSize: Math.max(need + 1, 32), threads: 2,
+    contextSize: Math.max(need + 1, 32), batchSize: Math.max(need + 1, 32), threads: 1, // ggml's workers spin-wait: on a shared 2-core box 2 threads were 20x slower
+    // float32 K/V cache (llama.cpp's default is f16) so the comparison with danlu's float32
+    // forward measures the exported weights, not the cache's rounding
+    experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32", flashAttention: false,
     ...(req.lora ? { lora: { adapters: [{ filePath: req.lora }] } } : {}),
   });
   const seq = context.getSequence();
