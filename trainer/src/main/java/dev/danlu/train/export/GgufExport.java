@@ -304,7 +304,7 @@ public final class GgufExport {
       }
       float[] xs = x;
       GgmlType t = s.type();
-      if (t.isQuantized() && n > 1) {
+      if (t != GgmlType.F32 && n > 1) {
         IntStream.range(0, n)
             .parallel()
             .forEach(r -> Quantize.quantize(t, xs, r * cols, cols, bytes, (int) (r * rowBytes)));

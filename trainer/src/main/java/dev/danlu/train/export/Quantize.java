@@ -28,11 +28,11 @@ public final class Quantize {
     }
     int nb = n / t.blockSize();
     switch (t) {
-      case F32 -> {
-        for (int i = 0; i < n; i++) {
-          putI32(out, outOff + 4 * i, Float.floatToRawIntBits(x[xOff + i]));
-        }
-      }
+      case F32 ->
+          java.nio.ByteBuffer.wrap(out, outOff, 4 * n)
+              .order(java.nio.ByteOrder.LITTLE_ENDIAN)
+              .asFloatBuffer()
+              .put(x, xOff, n);
       case F16 -> {
         for (int i = 0; i < n; i++) {
           putI16(out, outOff + 2 * i, HalfFloats.floatToF16(x[xOff + i]));
