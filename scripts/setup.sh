@@ -9,6 +9,9 @@
 #   - the `apache-arrow` npm package: an independent Arrow reader for shard tests
 #   - Debian `chromium` and npm `playwright-core` (pinned in launcher/src/test/browser/package*.json,
 #     installed under $DANLU_CACHE_DIR/browser): the Training tab's headless-browser test
+#   - node-llama-cpp (npm, pinned with scripts/node-llama-cpp/package-lock.json): a real llama.cpp
+#     with prebuilt CPU binaries (no build, no GitHub download) under $DANLU_CACHE_DIR/node-llama-cpp,
+#     for the GGUF export tests (x86-64 Linux; ~80 MB)
 # Tests that need one of these skip with "needs scripts/setup.sh: ..." when it is missing; with
 # CI=true such a skip fails scripts/test.sh.
 set -euo pipefail
@@ -40,4 +43,23 @@ if ! cmp -s "$ROOT/launcher/src/test/browser/package-lock.json" "$BROWSER/packag
   mkdir -p "$BROWSER"
   cp "$ROOT/launcher/src/test/browser/package.json" "$ROOT/launcher/src/test/browser/package-lock.json" "$BROWSER/"
   (cd "$BROWSER" && npm ci --no-audit --no-fund --silent >/dev/null)
+fi
+
+# A real llama.cpp for the GGUF export tests: node-llama-cpp's prebuilt linux-x64 binaries are an
+# npm package of their own, so only the npm registry is needed (its postinstall, which could try
+# GitHub, is skipped; the GPU variants are optional dependencies and omitted).
+NLC="$CACHE/node-llama-cpp"
+LOCK="$ROOT/scripts/node-llama-cpp/package-lock.json"
+if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
+  want="$(sha256sum "$LOCK" | cut -d' ' -f1)"
+  if [ "$(cat "$NLC/.done" 2>/dev/null)" != "$want" ]; then
+    echo "setup: installing node-llama-cpp (npm) into $NLC" >&2
+    rm -rf "$NLC" && mkdir -p "$NLC"
+    cp "$ROOT/scripts/node-llama-cpp/package.json" "$LOCK" "$NLC/"
+    (cd "$NLC" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --omit=optional --ignore-scripts \
+      --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$want" > "$NLC/.done"
+  fi
+else
+  echo "setup: node-llama-cpp's prebuilt binaries are used on x86-64 Linux only; GGUF runtime tests will skip" >&2
 fi

@@ -8,6 +8,8 @@ import dev.danlu.train.checkpoint.MergeCli;
 import dev.danlu.train.cli.GenerateCli;
 import dev.danlu.train.cli.TrainLocalCli;
 import dev.danlu.train.cli.WorkerCli;
+import dev.danlu.train.export.ExportGgufCli;
+import dev.danlu.train.export.InspectCli;
 import java.io.PrintStream;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -31,6 +33,8 @@ final class Commands {
     danlu.addSubcommand(new WorkerCli(System.getenv(), err));
     danlu.addSubcommand(new GenerateCli(out, err));
     danlu.addSubcommand(new MergeCli(out));
+    danlu.addSubcommand(new ExportGgufCli(out));
+    danlu.addSubcommand(new InspectCli(out));
     danlu.addSubcommand(new DemoCommand(out));
     return CliSupport.configure(danlu, out, err);
   }

@@ -31,6 +31,8 @@ class CliTest {
           "worker",
           "generate",
           "merge",
+          "export-gguf",
+          "inspect",
           "demo");
 
   record Run(int code, String out, String err) {}
