@@ -33,7 +33,8 @@ import java.util.Arrays;
  */
 public final class ChunkPerplexity {
   /** One scored chunk: the sum and sum of squares of its tokens' negative log-likelihoods. */
-  public record Chunk(int index, double nllSum, double nll2Sum, int count) {}
+  public record Chunk(int index, double nllSum, double nll2Sum, int count)
+      implements java.io.Serializable {}
 
   /** The whole figure: per-chunk running PPL, mean NLL, PPL and its standard error. */
   public record Result(
