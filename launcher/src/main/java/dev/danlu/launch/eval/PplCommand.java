@@ -74,9 +74,8 @@ public final class PplCommand implements Callable<Integer> {
 
   @Option(
       names = "--text",
-      arity = "1..*",
       paramLabel = "<file>",
-      description = "Text files, joined in order (llama-perplexity -f).")
+      description = "A text file (llama-perplexity -f); repeat the flag for more, joined in order.")
   private List<Path> text;
 
   @Option(

@@ -23,7 +23,10 @@ import org.nd4j.linalg.api.buffer.DataType;
  * vocabulary), else the model's, unless given. Paths are strings so a spec travels to executors.
  */
 public record EvalModel(String model, String adapter, String tokenizer) implements Serializable {
-  /** The spec with the tokenizer resolved and checked against the model's vocabulary. */
+  /**
+   * The spec with the tokenizer path resolved (the file is only needed, and checked, by the modes
+   * that tokenize).
+   */
   public static EvalModel resolve(Path model, Path adapter, Path tokenizer) throws IOException {
     if (!Files.isRegularFile(model.resolve("config.json"))) {
       throw new IOException(model + ": no config.json (pass a Hugging Face LLaMA directory)");
@@ -38,9 +41,6 @@ public record EvalModel(String model, String adapter, String tokenizer) implemen
           fromAdapter != null && Files.isRegularFile(fromAdapter)
               ? fromAdapter
               : model.resolve("tokenizer.model");
-    }
-    if (!Files.isRegularFile(tok)) {
-      throw new IOException(tok + ": tokenizer not found (pass --tokenizer)");
     }
     return new EvalModel(
         model.toString(), adapter == null ? null : adapter.toString(), tok.toString());
