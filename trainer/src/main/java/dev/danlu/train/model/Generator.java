@@ -6,6 +6,7 @@ import dev.danlu.train.tensor.Kernels;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * Token-by-token inference with a key/value cache (batch 1), for generation. It uses the same
@@ -119,6 +120,80 @@ public final class Generator {
   }
 
   /**
+   * Feeds {@code tokens[from, to)} at positions {@code pos0, pos0 + 1, ...} as one block (every
+   * projection one gemm over the block's rows, attention causal within the block and over the cache
+   * below {@code pos0}) and returns the logits after the last one. The cache must already hold
+   * positions {@code 0 .. pos0 - 1}; positions from {@code pos0 + (to - from)} on are left alone,
+   * so a prefix fed once can be continued by any number of different suffixes (each overwriting
+   * only its own positions) — the few-shot prefix cache of {@code eval mc}.
+   *
+   * <p>Equal to {@link #step} token by token up to float rounding (the block's gemm may sum in
+   * another order); for a given block split the result is fixed.
+   */
+  public float[] feed(int[] tokens, int from, int to, int pos0) {
+    int n = to - from;
+    if (n <= 0) {
+      throw new IllegalArgumentException("empty block [" + from + ", " + to + ")");
+    }
+    if (pos0 < 0 || pos0 + n > maxLen) {
+      throw new IllegalArgumentException(
+          "positions " + pos0 + ".." + (pos0 + n - 1) + " outside the cache of " + maxLen);
+    }
+    if (pos0 + n > rope.positions) {
+      rope = Rope.forLength(c, pos0 + n, w.dataType() == DataType.FLOAT);
+    }
+    DataType dt = w.dataType();
+    int dim = c.hiddenSize();
+    int kvDim = c.kvDim();
+    int ffn = c.intermediateSize();
+    int hd = c.headDim();
+    INDArray xb = Nd4j.create(dt, n, dim); // residual stream of the block's rows
+    INDArray xnb = Nd4j.create(dt, n, dim);
+    INDArray rstdb = Nd4j.create(dt, n);
+    INDArray qb = Nd4j.create(dt, n, dim);
+    INDArray kb = Nd4j.create(dt, n, kvDim);
+    INDArray vb = Nd4j.create(dt, n, kvDim);
+    INDArray qHeads = Nd4j.create(dt, c.numHeads(), n, hd);
+    INDArray kHeads = Nd4j.create(dt, c.numKvHeads(), n, hd);
+    INDArray qRotb = Nd4j.create(dt, n, dim);
+    INDArray kRotb = Nd4j.create(dt, n, kvDim);
+    INDArray attb = Nd4j.create(dt, n, dim);
+    INDArray tmpb = Nd4j.create(dt, n, dim);
+    INDArray gateb = Nd4j.create(dt, n, ffn);
+    INDArray upb = Nd4j.create(dt, n, ffn);
+    INDArray hb = Nd4j.create(dt, n, ffn);
+    w.embed(java.util.Arrays.copyOfRange(tokens, from, to), xb);
+    for (int l = 0; l < c.numLayers(); l++) {
+      LlamaWeights.Layer lw = w.layers()[l];
+      Kernels.rmsnormForward(xb, lw.inputNorm(), c.rmsNormEps(), xnb, rstdb);
+      Nd4j.gemm(xnb, w.linear(l, LoraModule.Q), qb, false, true, 1.0, 0.0);
+      Nd4j.gemm(xnb, w.linear(l, LoraModule.K), kb, false, true, 1.0, 0.0);
+      Nd4j.gemm(xnb, w.linear(l, LoraModule.V), vb, false, true, 1.0, 0.0);
+      // rotate into head-major layout, then back to rows (no second rotation) for the cache
+      Kernels.ropePermute(qb, 1, n, c.numHeads(), hd, rope.cos, rope.sin, pos0, qHeads);
+      Kernels.unpermuteRope(qHeads, 1, n, c.numHeads(), hd, null, null, 0, qRotb);
+      Kernels.ropePermute(kb, 1, n, c.numKvHeads(), hd, rope.cos, rope.sin, pos0, kHeads);
+      Kernels.unpermuteRope(kHeads, 1, n, c.numKvHeads(), hd, null, null, 0, kRotb);
+      keys[l].get(NDArrayIndex.interval(pos0, pos0 + n), NDArrayIndex.all()).assign(kRotb);
+      values[l].get(NDArrayIndex.interval(pos0, pos0 + n), NDArrayIndex.all()).assign(vb);
+      attendBlock(l, pos0, n, qRotb, attb);
+      Nd4j.gemm(attb, w.linear(l, LoraModule.O), tmpb, false, true, 1.0, 0.0);
+      Kernels.addInPlace(xb, tmpb);
+      Kernels.rmsnormForward(xb, lw.postAttentionNorm(), c.rmsNormEps(), xnb, rstdb);
+      Nd4j.gemm(xnb, w.linear(l, LoraModule.GATE), gateb, false, true, 1.0, 0.0);
+      Nd4j.gemm(xnb, w.linear(l, LoraModule.UP), upb, false, true, 1.0, 0.0);
+      Kernels.swigluForward(gateb, upb, hb);
+      Nd4j.gemm(hb, w.linear(l, LoraModule.DOWN), tmpb, false, true, 1.0, 0.0);
+      Kernels.addInPlace(xb, tmpb);
+    }
+    // only the last row's logits are wanted
+    x.assign(xb.getRow(n - 1).reshape(1, dim));
+    Kernels.rmsnormForward(x, w.norm(), c.rmsNormEps(), xn, rstd);
+    Nd4j.gemm(xn, w.lmHeadF32(), logits, false, true, 1.0, 0.0);
+    return logits.reshape(-1).toFloatVector();
+  }
+
+  /**
    * Feeds {@code prompt} (non-empty; usually BOS + encoded text) and then samples up to {@code
    * maxNewTokens} tokens, stopping before any of {@code stopIds}. Returns the new tokens only. The
    * sampler sees the prompt and the tokens generated so far (its repetition penalty acts on both,
@@ -159,6 +234,51 @@ public final class Generator {
       }
     }
     return out;
+  }
+
+  /** {@link #attend} for the block's rows: row i (position pos0 + i) sees positions 0..pos0+i. */
+  private void attendBlock(int l, int pos0, int n, INDArray qRows, INDArray out) {
+    int hd = c.headDim();
+    int dim = c.hiddenSize();
+    int kvDim = c.kvDim();
+    int group = c.numHeads() / c.numKvHeads();
+    double scale = 1.0 / Math.sqrt(hd);
+    Buf qb = Buf.of(qRows);
+    Buf kb = Buf.of(keys[l]);
+    Buf vb = Buf.of(values[l]);
+    Buf ob = Buf.of(out);
+    dev.danlu.train.tensor.Par.rows(
+        n,
+        (pos0 + n) * dim,
+        i -> {
+          int pos = pos0 + i;
+          double[] sc = new double[pos + 1];
+          for (int head = 0; head < c.numHeads(); head++) {
+            int kvOff = (head / group) * hd;
+            int qOff = i * dim + head * hd;
+            double max = Double.NEGATIVE_INFINITY;
+            for (int t = 0; t <= pos; t++) {
+              double dot = 0;
+              for (int e = 0; e < hd; e++) {
+                dot += qb.get(qOff + e) * kb.get(t * kvDim + kvOff + e);
+              }
+              sc[t] = dot * scale;
+              max = Math.max(max, sc[t]);
+            }
+            double sum = 0;
+            for (int t = 0; t <= pos; t++) {
+              sc[t] = Math.exp(sc[t] - max);
+              sum += sc[t];
+            }
+            for (int e = 0; e < hd; e++) {
+              double acc = 0;
+              for (int t = 0; t <= pos; t++) {
+                acc += sc[t] * vb.get(t * kvDim + kvOff + e);
+              }
+              ob.set(qOff + e, acc / sum);
+            }
+          }
+        });
   }
 
   /** att = softmax(q k^T / sqrt(hd)) v over cached positions 0..pos, per query head. */
