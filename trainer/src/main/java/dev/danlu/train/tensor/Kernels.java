@@ -193,6 +193,23 @@ public final class Kernels {
   }
 
   /**
+   * {@link #unpermuteRope(INDArray, int, int, int, int, double[], double[], int, int[], INDArray)}
+   * with row t at position {@code pos0 + t}.
+   */
+  public static void unpermuteRope(
+      INDArray headMajor,
+      int batch,
+      int seq,
+      int heads,
+      int headDim,
+      double[] cos,
+      double[] sin,
+      int pos0,
+      INDArray rows) {
+    unpermuteRope(headMajor, batch, seq, heads, headDim, cos, sin, pos0, null, rows);
+  }
+
+  /**
    * The transpose of {@link #ropePermute}: head-major [batch, heads, seq, headDim] back to rows,
    * applying the inverse rotation (the rotation's transpose), as the backward pass needs; with
    * {@code cos == null} it only permutes (attention output, dV); {@code positions} as in {@link
