@@ -69,8 +69,14 @@ public final class PplCommand implements Callable<Integer> {
   @Option(
       names = "--data",
       paramLabel = "<dataset dir>",
-      description = "A prep shard dataset: perplexity of its validation split.")
+      description = "A prep shard dataset: perplexity of its validation split (or --split).")
   private Path data;
+
+  @Option(
+      names = "--split",
+      paramLabel = "<split>",
+      description = "--data: validation (default) or train.")
+  private String split;
 
   @Option(
       names = "--text",
@@ -126,15 +132,23 @@ public final class PplCommand implements Callable<Integer> {
     if (data != null && (ctx != null || tasks != null)) {
       throw CliSupport.usageError(spec, "--ctx and --tasks go with --text, not --data");
     }
+    if (split != null && data == null) {
+      throw CliSupport.usageError(spec, "--split goes with --data");
+    }
+    String which = split == null ? "validation" : split;
+    if (!which.equals("validation") && !which.equals("train")) {
+      throw CliSupport.usageError(spec, "--split: validation or train, not '" + which + "'");
+    }
     EvalModel m = EvalModel.resolve(model, adapter, tokenizer);
     ObjectNode json = new ObjectMapper().createObjectNode();
     if (data != null) {
       EvalModel.Loaded l = ModelCache.get(m);
       DatasetPerplexity.Result r =
-          DatasetPerplexity.evaluate(l.weights(), l.adapter(), data, batch);
+          DatasetPerplexity.evaluate(l.weights(), l.adapter(), data, batch, which);
       out.printf(
-          "validation perplexity %.4f (loss %.6f over %d tokens, %d blocks)%n",
-          r.perplexity(), r.loss(), r.tokens(), r.rows());
+          "%s perplexity %.4f (loss %.6f over %d tokens, %d blocks)%n",
+          which, r.perplexity(), r.loss(), r.tokens(), r.rows());
+      json.put("split", which);
       json.put("perplexity", r.perplexity());
       json.put("nll", r.loss());
       json.put("tokens", r.tokens());

@@ -14,7 +14,10 @@ import dev.danlu.train.comm.LocalCommunicator;
 import dev.danlu.train.data.ShardBlocks;
 import dev.danlu.train.eval.ChunkPerplexity;
 import dev.danlu.train.eval.EvalFixtures;
+import dev.danlu.train.model.Batch;
 import dev.danlu.train.model.HfLlama;
+import dev.danlu.train.model.Llama;
+import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.model.LlamaWeights;
 import dev.danlu.train.recipe.Evaluator;
 import dev.danlu.train.recipe.Objective;
@@ -254,6 +257,42 @@ class EvalCommandTest {
     for (LocalCommunicator c : comms) {
       c.close();
     }
+
+    // --split train: every train block scored, checked against each block's loss computed alone
+    Path trainOut = tmp.resolve("ppl-train.json");
+    Run t =
+        eval(
+            "ppl",
+            "--model",
+            m.toString(),
+            "--data",
+            shards.toString(),
+            "--split",
+            "train",
+            "--output",
+            trainOut.toString());
+    assertEquals(0, t.code(), t.err());
+    assertTrue(t.out().startsWith("train perplexity "), t.out());
+    JsonNode tj = new ObjectMapper().readTree(trainOut.toFile());
+    double sum = 0;
+    long tokens = 0;
+    try (ShardBlocks d = ShardBlocks.open(shards, 0, null, w.config().vocabSize())) {
+      for (long row = 0; row < d.trainRows(); row++) {
+        Batch b = d.trainBatch(new long[] {row}, 0);
+        Batch one = new Batch(1, b.seq(), b.inputIds(), null, b.labels(), null, 0, false);
+        LlamaState s = new LlamaState(w.config(), 1, b.seq(), null, false, DataType.FLOAT);
+        sum += Llama.forward(w, null, s, one) * s.tokenCount();
+        tokens += s.tokenCount();
+      }
+    }
+    assertEquals(tokens, tj.get("tokens").asLong());
+    assertEquals("train", tj.get("split").asText());
+    // blocks of 1 here, of 8 in the command: products over other shapes, ~1e-7 relative apart
+    assertEquals(sum / tokens, tj.get("nll").asDouble(), 1e-5 * sum / tokens);
+    assertTrue(Math.abs(tj.get("nll").asDouble() - j.get("nll").asDouble()) > 1e-6);
+    Run bad = eval("ppl", "--model", m.toString(), "--data", shards.toString(), "--split", "test");
+    assertEquals(2, bad.code(), bad.err());
+    assertTrue(bad.err().contains("--split: validation or train, not 'test'"), bad.err());
   }
 
   @Test

@@ -3,6 +3,8 @@ package dev.danlu.train.eval;
 import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.comm.LocalCommunicator;
 import dev.danlu.train.data.ShardBlocks;
+import dev.danlu.train.data.TrainData;
+import dev.danlu.train.data.TrainSplitScored;
 import dev.danlu.train.lora.LoraAdapter;
 import dev.danlu.train.model.LlamaWeights;
 import dev.danlu.train.recipe.Evaluator;
@@ -35,13 +37,31 @@ public final class DatasetPerplexity {
    */
   public static Result evaluate(LlamaWeights w, LoraAdapter adapter, Path shards, int batch)
       throws IOException {
-    try (ShardBlocks data = ShardBlocks.open(shards, 0, null, w.config().vocabSize());
+    return evaluate(w, adapter, shards, batch, "validation");
+  }
+
+  /**
+   * Evaluates every row of split {@code split} ("validation" or "train") of {@code shards}.
+   *
+   * @param adapter null for the base model alone
+   */
+  public static Result evaluate(
+      LlamaWeights w, LoraAdapter adapter, Path shards, int batch, String split)
+      throws IOException {
+    if (!split.equals("validation") && !split.equals("train")) {
+      throw new IllegalArgumentException(
+          "split '" + split + "': a prep dataset has the splits train and validation");
+    }
+    ShardBlocks blocks = ShardBlocks.open(shards, 0, null, w.config().vocabSize());
+    try (TrainData data = split.equals("train") ? new TrainSplitScored(blocks) : blocks;
         Communicator one = LocalCommunicator.group(1).get(0)) {
       long rows = data.validationRows();
       if (rows == 0) {
         throw new IOException(
             shards
-                + ": the validation split is empty; prepare the data with a larger"
+                + ": the "
+                + split
+                + " split is empty; prepare the data with a larger"
                 + " --validation-fraction or more text");
       }
       Evaluator.Result r =
