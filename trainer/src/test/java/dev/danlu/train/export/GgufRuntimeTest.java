@@ -168,6 +168,58 @@ class GgufRuntimeTest {
     }
   }
 
+  /**
+   * {@code eval ppl --ctx}'s figure (ChunkPerplexity: llama-perplexity's chunks, BOS at each chunk
+   * start, the second half scored) against the same procedure run on llama.cpp's probabilities of
+   * each export, chunk by chunk in fresh contexts.
+   */
+  @Test
+  void evalPplCtxAgreesWithLlamaCppOnTheSameChunks() throws Exception {
+    LlamaCpp.dir();
+    int ctx = 32;
+    int[] tokens;
+    try (TextTokenizer tok = TextTokenizer.load(stories().resolve("tokenizer.model"))) {
+      tokens = dev.danlu.train.eval.ChunkPerplexity.tokens(1, tok.encode(TEXT + " " + TEXT));
+    }
+    LlamaWeights w = HfLlama.load(stories(), DataType.FLOAT);
+    var danlu = dev.danlu.train.eval.ChunkPerplexity.run(w, null, tokens, ctx, 1);
+    int chunks = dev.danlu.train.eval.ChunkPerplexity.chunkCount(tokens.length, ctx);
+    List<ExportType> types = List.of(ExportType.F32, ExportType.F16, ExportType.Q8_0);
+    LlamaCpp.Run[] runs = new LlamaCpp.Run[types.size()];
+    for (int i = 0; i < types.size(); i++) {
+      Path f = tmp.resolve("ppl-" + types.get(i).cliName() + ".gguf");
+      GgufExport.run(new GgufExport.Options(stories(), null, f, types.get(i), 0, false));
+      runs[i] = new LlamaCpp.Run(f, null);
+      for (int c = 0; c < chunks; c++) {
+        int[] ids = Arrays.copyOfRange(tokens, c * ctx, (c + 1) * ctx);
+        ids[0] = 1;
+        runs[i].probs(ids);
+      }
+    }
+    List<JsonNode> r = LlamaCpp.run(tmp, runs);
+    StringBuilder report =
+        new StringBuilder(String.format("danlu eval ppl --ctx %d: %.4f", ctx, danlu.perplexity()));
+    for (int i = 0; i < types.size(); i++) {
+      double nll = 0;
+      long count = 0;
+      for (int c = 0; c < chunks; c++) {
+        JsonNode probs = r.get(i).get(c);
+        for (int j = ctx / 2; j < ctx - 1; j++) {
+          nll -= Math.log(probs.get(j).get(tokens[c * ctx + j + 1]).asDouble());
+          count++;
+        }
+      }
+      assertEquals(danlu.tokens(), count, "the same scored tokens");
+      double ppl = Math.exp(nll / count);
+      double gap = ppl / danlu.perplexity() - 1;
+      report.append(
+          String.format("; llama.cpp %s %.4f (%+.3f%%)", types.get(i).cliName(), ppl, 100 * gap));
+      // f32: the same arithmetic up to float32 summation order (log-probs agree to 2e-4 above)
+      assertTrue(Math.abs(gap) < (types.get(i) == ExportType.F32 ? 1e-4 : 5e-3), report.toString());
+    }
+    System.out.println("GgufRuntimeTest " + report);
+  }
+
   static double[] danluLogProbs(LlamaWeights w, int[] ids) {
     Generator g = new Generator(w, ids.length);
     double[] lp = new double[ids.length - 1];
