@@ -134,7 +134,9 @@ final class HadoopFs {
     try {
       FileContext.getFileContext(fs.getUri(), fs.getConf())
           .rename(src, dst, Options.Rename.OVERWRITE);
-    } catch (UnsupportedOperationException e) {
+    } catch (UnsupportedOperationException
+        | org.apache.hadoop.fs.UnsupportedFileSystemException e) {
+      // no FileContext binding for this scheme (fs.AbstractFileSystem.<scheme>.impl): plain rename
       fs.delete(dst, false);
       if (!fs.rename(src, dst)) {
         throw new IOException("cannot rename " + src + " to " + dst);
