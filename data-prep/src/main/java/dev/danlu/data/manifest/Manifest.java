@@ -24,7 +24,15 @@ public record Manifest(
     Totals totals,
     List<ShardEntry> shards,
     List<SourceEntry> sources) {
-  public static final int FORMAT_VERSION = 1;
+  /**
+   * 2: shards list every source they hold ({@code sources}), sources name their packing group
+   * ({@code group}). Version 1 (one source per shard, no groups) is still read.
+   */
+  public static final int FORMAT_VERSION = 2;
+
+  /** Format versions {@link ManifestIo} reads. */
+  public static final java.util.Set<Integer> READABLE_VERSIONS = java.util.Set.of(1, 2);
+
   public static final String TRAIN = "train";
   public static final String VALIDATION = "validation";
 
@@ -87,11 +95,35 @@ public record Manifest(
    *
    * @param path relative to the dataset root, '/'-separated
    * @param split {@link #TRAIN} or {@link #VALIDATION}
-   * @param source path of the source file whose blocks it holds
+   * @param sources paths of the source files whose blocks it holds, in row order (one for a file
+   *     prepared on its own, several for a packing group; format version 1 wrote a single {@code
+   *     source}, read here as a one-element list)
    */
   public record ShardEntry(
-      String path, String split, long rows, long bytes, String sha256, String source)
-      implements java.io.Serializable {}
+      String path,
+      String split,
+      long rows,
+      long bytes,
+      String sha256,
+      @com.fasterxml.jackson.annotation.JsonAlias("source")
+          @com.fasterxml.jackson.annotation.JsonFormat(
+              with =
+                  com.fasterxml.jackson.annotation.JsonFormat.Feature.ACCEPT_SINGLE_VALUE_AS_ARRAY)
+          List<String> sources)
+      implements java.io.Serializable {
+    @com.fasterxml.jackson.annotation.JsonCreator
+    public ShardEntry {
+      sources = List.copyOf(sources);
+    }
+
+    /** A shard holding the blocks of one source. */
+    @com.fasterxml.jackson.annotation.JsonCreator(
+        mode = com.fasterxml.jackson.annotation.JsonCreator.Mode.DISABLED)
+    public ShardEntry(
+        String path, String split, long rows, long bytes, String sha256, String source) {
+      this(path, split, rows, bytes, sha256, List.of(source));
+    }
+  }
 
   /**
    * One input file.
@@ -104,7 +136,10 @@ public record Manifest(
    * @param utf8Replacements malformed UTF-8 sequences replaced by U+FFFD
    * @param firstInvalidUtf8Offset byte offset of the first malformed sequence, -1 if none
    * @param oversizedLines lines longer than {@link Params#maxLineBytes()}, skipped
-   * @param shards relative paths of this file's shards
+   * @param shards relative paths of the shards holding this file's blocks
+   * @param group the packing group the file was tokenized with (docs/data-format.md, "Packing
+   *     groups"), null for a file prepared on its own (a big file, a skipped one, or one written by
+   *     format version 1)
    */
   public record SourceEntry(
       String path,
@@ -120,13 +155,71 @@ public record Manifest(
       long utf8Replacements,
       long firstInvalidUtf8Offset,
       long oversizedLines,
-      List<String> shards)
+      List<String> shards,
+      String group)
       implements java.io.Serializable {
     public static final String OK = "ok";
     public static final String SKIPPED = "skipped";
 
+    @com.fasterxml.jackson.annotation.JsonCreator
     public SourceEntry {
       shards = List.copyOf(shards);
+    }
+
+    /** An entry of a file prepared on its own (no packing group). */
+    @com.fasterxml.jackson.annotation.JsonCreator(
+        mode = com.fasterxml.jackson.annotation.JsonCreator.Mode.DISABLED)
+    public SourceEntry(
+        String path,
+        long size,
+        long mtime,
+        String sha256,
+        String status,
+        String skipReason,
+        long lines,
+        long tokens,
+        long blocks,
+        long droppedTokens,
+        long utf8Replacements,
+        long firstInvalidUtf8Offset,
+        long oversizedLines,
+        List<String> shards) {
+      this(
+          path,
+          size,
+          mtime,
+          sha256,
+          status,
+          skipReason,
+          lines,
+          tokens,
+          blocks,
+          droppedTokens,
+          utf8Replacements,
+          firstInvalidUtf8Offset,
+          oversizedLines,
+          shards,
+          null);
+    }
+
+    /** The same entry with another size, mtime and group (the content is unchanged). */
+    public SourceEntry withListing(long newSize, long newMtime, String newGroup) {
+      return new SourceEntry(
+          path,
+          newSize,
+          newMtime,
+          sha256,
+          status,
+          skipReason,
+          lines,
+          tokens,
+          blocks,
+          droppedTokens,
+          utf8Replacements,
+          firstInvalidUtf8Offset,
+          oversizedLines,
+          shards,
+          newGroup);
     }
   }
 

@@ -52,13 +52,14 @@ public final class ManifestIo {
     } catch (IOException e) {
       throw new IOException(where + ": not a valid danlu manifest: " + e.getMessage(), e);
     }
-    if (m.formatVersion() != Manifest.FORMAT_VERSION) {
+    if (!Manifest.READABLE_VERSIONS.contains(m.formatVersion())) {
       throw new IOException(
           where
               + ": manifest format version "
               + m.formatVersion()
               + ", this danlu understands "
-              + Manifest.FORMAT_VERSION);
+              + new java.util.TreeSet<>(Manifest.READABLE_VERSIONS)
+              + "; use the danlu release that wrote it, or prepare the corpus again");
     }
     return m;
   }

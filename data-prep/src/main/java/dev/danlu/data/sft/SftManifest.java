@@ -32,7 +32,12 @@ public record SftManifest(
     long validationRows,
     List<Manifest.ShardEntry> shards,
     List<Source> sources) {
-  public static final int FORMAT_VERSION = 1;
+  /**
+   * 2: shard entries list their sources ({@code sources}, shared with prep's manifest); version 1
+   * ({@code source}) is still read.
+   */
+  public static final int FORMAT_VERSION = 2;
+
   public static final String FORMAT = SftShardMeta.FORMAT;
 
   private static final ObjectMapper JSON =
@@ -149,12 +154,12 @@ public record SftManifest(
     } catch (com.fasterxml.jackson.core.JacksonException e) {
       throw new IOException(where + ": not a valid danlu SFT manifest: " + e.getMessage(), e);
     }
-    if (m.formatVersion() != FORMAT_VERSION) {
+    if (m.formatVersion() != FORMAT_VERSION && m.formatVersion() != 1) {
       throw new IOException(
           where
               + ": SFT manifest format version "
               + m.formatVersion()
-              + ", this danlu understands "
+              + ", this danlu understands 1 and "
               + FORMAT_VERSION);
     }
     return m;

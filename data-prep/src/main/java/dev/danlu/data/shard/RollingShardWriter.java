@@ -73,6 +73,11 @@ public final class RollingShardWriter<R> implements AutoCloseable {
     return Math.max(1, targetBytes / (4L * blockSize));
   }
 
+  /** The index of the part the next row goes to (parts are numbered from 0 in write order). */
+  public int currentPart() {
+    return parts.size();
+  }
+
   public void write(R row) throws IOException {
     if (current == null) {
       channel = new DigestingChannel(store.openTemp(parts.size()));

@@ -100,10 +100,28 @@ class ManifestIoTest {
             IOException.class,
             () ->
                 ManifestIo.fromJson(
-                    json.replace("\"formatVersion\" : 1", "\"formatVersion\" : 9")
+                    json.replace("\"formatVersion\" : 2", "\"formatVersion\" : 9")
                         .getBytes(StandardCharsets.UTF_8),
                     "m.json"));
     assertTrue(e.getMessage().contains("format version 9"), e.getMessage());
+  }
+
+  @Test
+  void readsFormatVersion1WithOneSourcePerShardAndNoGroups() throws IOException {
+    String v2 = new String(ManifestIo.toJson(sample()), StandardCharsets.UTF_8);
+    assertTrue(v2.contains("\"sources\" : [ \"file:/c/a.txt\" ]"), v2);
+    assertTrue(v2.contains("\"group\" : null"), v2);
+    String v1 =
+        v2.replace("\"formatVersion\" : 2", "\"formatVersion\" : 1")
+            .replace("\"sources\" : [ \"file:/c/a.txt\" ]", "\"source\" : \"file:/c/a.txt\"")
+            .replace(",\n    \"group\" : null", "");
+    assertTrue(!v1.contains("\"group\"") && v1.contains("\"source\" : "), v1);
+    Manifest m = ManifestIo.fromJson(v1.getBytes(StandardCharsets.UTF_8), "v1.json");
+    assertEquals(1, m.formatVersion());
+    assertEquals(List.of("file:/c/a.txt"), m.shards().get(0).sources());
+    assertEquals(null, m.sources().get(0).group());
+    assertEquals(sample().sources(), m.sources());
+    assertEquals(sample().shards(), m.shards());
   }
 
   @Test

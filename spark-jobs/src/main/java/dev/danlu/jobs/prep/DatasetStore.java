@@ -50,9 +50,9 @@ final class DatasetStore {
   /** Writes version {@code m.version()} and then points {@code manifest.json} at it. */
   void commit(Manifest m) throws IOException {
     byte[] json = ManifestIo.toJson(m);
-    fs.mkdirs(new Path(root, ManifestIo.VERSIONS_DIR));
-    HadoopFs.writeAtomically(fs, new Path(root, ManifestIo.versionPath(m.version())), json, conf);
-    HadoopFs.writeAtomically(fs, new Path(root, ManifestIo.CURRENT), json, conf);
+    HadoopFs.mkdirs(fs, new Path(root, ManifestIo.VERSIONS_DIR));
+    HadoopFs.writeAtomically(fs, new Path(root, ManifestIo.versionPath(m.version())), json);
+    HadoopFs.writeAtomically(fs, new Path(root, ManifestIo.CURRENT), json);
   }
 
   /** What garbage collection removed. */

@@ -57,7 +57,9 @@ final class PlanText {
         String.format(
             Locale.ROOT,
             "prep plan for %s (%s):%n  %d files listed, %d scanned (new, or size/mtime changed)%n"
-                + "  tokenize %d files, %.1f MB, %d tasks%n  reuse %d files; remove %d files; skip %d files%n",
+                + "  tokenize %d files, %.1f MB, %d tasks (%d new or changed files; %d packing"
+                + " groups written, %d kept, %d of the previous version replaced)%n"
+                + "  reuse %d files; remove %d files; skip %d files%n",
             o.output(),
             prev == null ? "new dataset" : "on top of version " + prev.version(),
             work.filesListed(),
@@ -65,14 +67,18 @@ final class PlanText {
             work.tokenized().size(),
             work.bytesTokenized() / 1048576.0,
             work.tasks(),
+            work.changed().size(),
+            work.groupsWritten(),
+            work.groupsReused(),
+            work.groupsDissolved(),
             work.reused().size(),
             work.removed().size(),
             work.skipped().size()));
-    List<String> tokenize = work.tokenized();
+    List<String> changed = work.changed();
     int shown = 0;
-    for (String p : tokenize) {
+    for (String p : changed) {
       if (shown++ == 20) {
-        sb.append("    ... ").append(tokenize.size() - 20).append(" more\n");
+        sb.append("    ... ").append(changed.size() - 20).append(" more\n");
         break;
       }
       SourceScan.Result r = scans.get(p);

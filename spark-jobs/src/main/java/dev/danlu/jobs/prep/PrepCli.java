@@ -87,7 +87,7 @@ public final class PrepCli implements Callable<Integer> {
       names = "--shard-size-mb",
       paramLabel = "<n>",
       converter = CliSupport.PositiveNumber.class,
-      description = "Target shard file size (default 256).")
+      description = "Largest shard file (default 256); a task rolls to a new part beyond it.")
   private double shardMb = 256;
 
   @Option(
@@ -96,6 +96,24 @@ public final class PrepCli implements Callable<Integer> {
       converter = CliSupport.PositiveNumber.class,
       description = "Bytes of a big file per task (default 32; may be fractional).")
   private double splitMb = 32;
+
+  @Option(
+      names = "--group-size-mb",
+      paramLabel = "<n>",
+      converter = CliSupport.PositiveNumber.class,
+      description =
+          "Small files are packed into groups of about this many MB that share tasks and shards;"
+              + " a refresh rewrites only the groups whose files changed (default 128).")
+  private double groupMb = 128;
+
+  @Option(
+      names = "--task-size-mb",
+      paramLabel = "<n>",
+      converter = CliSupport.PositiveNumber.class,
+      description =
+          "MB of a group per task and shard set (default: the group size, less when the run is"
+              + " small, so that every core gets about 4 tasks).")
+  private double taskMb = 0;
 
   @Option(
       names = "--utf8",
@@ -199,6 +217,8 @@ public final class PrepCli implements Callable<Integer> {
         chunking,
         Math.max(1, (long) (shardMb * (1 << 20))),
         Math.max(1, (long) (splitMb * (1 << 20))),
+        Math.max(1, (long) (groupMb * (1 << 20))),
+        taskMb == 0 ? 0 : Math.max(1, (long) (taskMb * (1 << 20))),
         dryRun,
         rebuild,
         rehash,

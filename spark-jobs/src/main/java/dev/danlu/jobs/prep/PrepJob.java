@@ -1,7 +1,6 @@
 package dev.danlu.jobs.prep;
 
 import dev.danlu.data.chunk.SourceScan;
-import dev.danlu.data.chunk.SplitChunker;
 import dev.danlu.data.manifest.Manifest;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -9,13 +8,12 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
-import java.util.stream.Collectors;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -104,191 +102,29 @@ public final class PrepJob {
 
     Map<String, SourceScan.Result> scans = ScanStage.run(jsc, o, toScan, console);
     time.lap("scan");
-    // ---- plan ----
-    List<String> tokenize = new ArrayList<>();
-    List<String> reused = new ArrayList<>();
-    List<String> skipped = new ArrayList<>();
-    Map<String, Manifest.SourceEntry> entries = new LinkedHashMap<>();
-    List<WorkUnit> units = new ArrayList<>();
-    long bytesToTokenize = 0;
-    for (InputLister.FileRef f : files) {
-      Manifest.SourceEntry p = prevByPath.get(f.path());
-      SourceScan.Result r = scans.get(f.path());
-      if (r == null) { // unchanged size and mtime: trusted
-        entries.put(f.path(), p);
-        (p.status().equals(Manifest.SourceEntry.OK) ? reused : skipped).add(f.path());
-        continue;
-      }
-      if (r.binary()) {
-        skipped.add(f.path());
-        entries.put(
-            f.path(),
-            new Manifest.SourceEntry(
-                f.path(),
-                f.size(),
-                f.mtime(),
-                null,
-                Manifest.SourceEntry.SKIPPED,
-                "binary: NUL byte at offset " + r.nulOffset(),
-                0,
-                0,
-                0,
-                0,
-                0,
-                -1,
-                0,
-                List.of()));
-        continue;
-      }
-      if (p != null
-          && r.sha256().equals(p.sha256())
-          && p.status().equals(Manifest.SourceEntry.OK)) {
-        reused.add(f.path()); // touched, same content
-        entries.put(
-            f.path(),
-            new Manifest.SourceEntry(
-                f.path(),
-                f.size(),
-                f.mtime(),
-                p.sha256(),
-                p.status(),
-                p.skipReason(),
-                p.lines(),
-                p.tokens(),
-                p.blocks(),
-                p.droppedTokens(),
-                p.utf8Replacements(),
-                p.firstInvalidUtf8Offset(),
-                p.oversizedLines(),
-                p.shards()));
-        continue;
-      }
-      tokenize.add(f.path());
-      bytesToTokenize += f.size();
-      entries.put(f.path(), null); // filled from the task results
-      String prefix = ShardNames.prefix(f.path(), r.sha256());
-      List<SourceScan.SplitPoint> sp = r.splits();
-      // Splits where no group starts get no task; their bytes are read by the task before them,
-      // so a unit's size (for scheduling and progress) runs to the next unit's start.
-      List<Integer> owners = new ArrayList<>();
-      List<SplitChunker.Range> ranges = new ArrayList<>();
-      for (int s = 0; s < sp.size(); s++) {
-        long next = s + 1 < sp.size() ? sp.get(s + 1).startLine() : r.lines();
-        SplitChunker.Range range =
-            SplitChunker.Range.of(
-                sp.get(s).startByte(), sp.get(s).startLine(), next, r.lines(), o.chunking());
-        if (!range.isEmpty()) {
-          owners.add(s);
-          ranges.add(range);
-        }
-      }
-      for (int k = 0; k < owners.size(); k++) {
-        long end = k + 1 < owners.size() ? ranges.get(k + 1).startByte() : r.size();
-        units.add(
-            new WorkUnit(
-                f.path(),
-                f.size(),
-                f.mtime(),
-                r.sha256(),
-                owners.get(k),
-                ranges.get(k),
-                end - ranges.get(k).startByte(),
-                String.format(Locale.ROOT, "%s-s%05d", prefix, owners.get(k))));
-      }
-    }
-    Set<String> current = files.stream().map(InputLister.FileRef::path).collect(Collectors.toSet());
-    List<String> removed =
-        prevByPath.keySet().stream().filter(p -> !current.contains(p)).sorted().toList();
-    PrepReport.Work work =
-        new PrepReport.Work(
-            files.size(),
-            toScan.size(),
-            tokenize,
-            reused,
-            removed,
-            skipped,
-            bytesToTokenize,
-            units.size());
-    String plan = PlanText.plan(o, prevCommitted.orElse(null), work, entries, scans);
-    console.print(plan);
+    PrepPlan plan = PrepPlan.build(o, prev, files, toScan.size(), scans, jsc.defaultParallelism());
+    PrepReport.Work work = plan.work();
+    String planText = PlanText.plan(o, prevCommitted.orElse(null), work, plan.entries(), scans);
+    console.print(planText);
     if (o.dryRun()) {
       return new PrepReport(
-          false, true, prevCommitted.map(Manifest::version).orElse(0L), work, null, plan);
+          false, true, prevCommitted.map(Manifest::version).orElse(0L), work, null, planText);
     }
 
     time.lap("plan");
     List<WorkUnit.Result> results =
-        TokenizeStage.run(jsc, o, tok, params, units, tokenize.size(), bytesToTokenize, console);
+        TokenizeStage.run(
+            jsc,
+            o,
+            tok,
+            params,
+            new ArrayList<>(plan.units()),
+            work.tokenized().size(),
+            work.bytesTokenized(),
+            console);
     time.lap("tokenize");
-    // ---- manifest ----
-    Map<String, List<WorkUnit.Result>> byPath = new HashMap<>();
-    for (WorkUnit.Result r : results) {
-      byPath.computeIfAbsent(r.path(), k -> new ArrayList<>()).add(r);
-    }
-    List<Manifest.ShardEntry> train = new ArrayList<>();
-    List<Manifest.ShardEntry> val = new ArrayList<>();
     List<Manifest.SourceEntry> sources = new ArrayList<>();
-    for (InputLister.FileRef f : files) {
-      Manifest.SourceEntry e = entries.get(f.path());
-      List<Manifest.ShardEntry> shards = new ArrayList<>();
-      if (e == null) {
-        SourceScan.Result scan = scans.get(f.path());
-        List<WorkUnit.Result> rs = new ArrayList<>(byPath.getOrDefault(f.path(), List.of()));
-        rs.sort(Comparator.comparingInt(WorkUnit.Result::splitIndex));
-        long lines = 0, tokens = 0, blocks = 0, dropped = 0;
-        for (WorkUnit.Result r : rs) {
-          lines += r.lines();
-          tokens += r.tokens();
-          blocks += r.blocks();
-          dropped += r.droppedTokens();
-          shards.addAll(r.shards());
-        }
-        if (lines != scan.lines()) {
-          throw new PrepException(
-              f.path()
-                  + ": tokenized "
-                  + lines
-                  + " lines, the scan counted "
-                  + scan.lines()
-                  + "; the file changed during the run, re-run prep");
-        }
-        e =
-            new Manifest.SourceEntry(
-                f.path(),
-                f.size(),
-                f.mtime(),
-                scan.sha256(),
-                Manifest.SourceEntry.OK,
-                null,
-                lines,
-                tokens,
-                blocks,
-                dropped,
-                scan.utf8Replacements(),
-                scan.firstInvalidUtf8Offset(),
-                scan.oversizedLines(),
-                shards.stream().map(Manifest.ShardEntry::path).toList());
-      } else {
-        for (String s : e.shards()) {
-          Manifest.ShardEntry se = prevShards.get(s);
-          if (se == null) {
-            throw new PrepException(
-                "previous manifest lists shard "
-                    + s
-                    + " for "
-                    + f.path()
-                    + " but has no entry for it; the dataset is damaged, re-run with --rebuild");
-          }
-          shards.add(se);
-        }
-      }
-      sources.add(e);
-      for (Manifest.ShardEntry s : shards) {
-        (s.split().equals(Manifest.TRAIN) ? train : val).add(s);
-      }
-    }
-    List<Manifest.ShardEntry> allShards = new ArrayList<>(train);
-    allShards.addAll(val);
+    List<Manifest.ShardEntry> allShards = assemble(plan, results, prevShards, sources);
     Manifest.Totals totals = totals(sources, allShards);
     long prevVersion = prevCommitted.map(Manifest::version).orElse(0L);
     Manifest candidate =
@@ -308,7 +144,7 @@ public final class PrepJob {
               + " is up to date at version "
               + prevVersion
               + "; nothing committed");
-      return new PrepReport(false, false, prevVersion, work, prevCommitted.get(), plan);
+      return new PrepReport(false, false, prevVersion, work, prevCommitted.get(), planText);
     }
     Manifest committed =
         new Manifest(
@@ -344,7 +180,109 @@ public final class PrepJob {
           gc.shardBytes() / 1048576.0,
           gc.manifestVersions());
     }
-    return new PrepReport(true, false, committed.version(), work, committed, plan);
+    return new PrepReport(true, false, committed.version(), work, committed, planText);
+  }
+
+  /**
+   * The sources and shards of the new version from the plan and the task results. Shards are
+   * ordered train first, then validation; within a split by each file (or group, at its first
+   * member) in path order, then unit, then part.
+   */
+  private static List<Manifest.ShardEntry> assemble(
+      PrepPlan plan,
+      List<WorkUnit.Result> results,
+      Map<String, Manifest.ShardEntry> prevShards,
+      List<Manifest.SourceEntry> sources)
+      throws PrepException {
+    Map<String, List<WorkUnit.PieceResult>> byPath = new HashMap<>();
+    Map<String, WorkUnit.Result> byPrefix = new HashMap<>();
+    Map<WorkUnit.PieceResult, WorkUnit.Result> unitOf = new java.util.IdentityHashMap<>();
+    for (WorkUnit.Result r : results) {
+      byPrefix.put(r.shardPrefix(), r);
+      for (WorkUnit.PieceResult p : r.pieces()) {
+        byPath.computeIfAbsent(p.path(), k -> new ArrayList<>()).add(p);
+        unitOf.put(p, r);
+      }
+    }
+    List<Manifest.ShardEntry> train = new ArrayList<>();
+    List<Manifest.ShardEntry> val = new ArrayList<>();
+    Set<String> groupsDone = new HashSet<>();
+    for (InputLister.FileRef f : plan.files()) {
+      Manifest.SourceEntry e = plan.entries().get(f.path());
+      String group = plan.groupOf().get(f.path());
+      List<Manifest.ShardEntry> shards = new ArrayList<>();
+      if (e == null) {
+        Manifest.SourceEntry x = plan.expected().get(f.path());
+        List<WorkUnit.PieceResult> rs = new ArrayList<>(byPath.getOrDefault(f.path(), List.of()));
+        rs.sort(Comparator.comparingInt(WorkUnit.PieceResult::splitIndex));
+        long lines = 0, tokens = 0, blocks = 0, dropped = 0;
+        List<String> holding = new ArrayList<>();
+        for (WorkUnit.PieceResult r : rs) {
+          lines += r.lines();
+          tokens += r.tokens();
+          blocks += r.blocks();
+          dropped += r.droppedTokens();
+          holding.addAll(r.shards());
+        }
+        if (lines != x.lines()) {
+          throw new PrepException(
+              f.path()
+                  + ": tokenized "
+                  + lines
+                  + " lines, expected "
+                  + x.lines()
+                  + "; the file changed during the run, re-run prep");
+        }
+        e =
+            new Manifest.SourceEntry(
+                f.path(),
+                f.size(),
+                f.mtime(),
+                x.sha256(),
+                Manifest.SourceEntry.OK,
+                null,
+                lines,
+                tokens,
+                blocks,
+                dropped,
+                x.utf8Replacements(),
+                x.firstInvalidUtf8Offset(),
+                x.oversizedLines(),
+                holding,
+                group);
+        if (group == null) {
+          rs.forEach(r -> shards.addAll(unitOf.get(r).shards()));
+        } else if (groupsDone.add(group)) {
+          for (String prefix : plan.unitsOfGroup().get(group)) {
+            shards.addAll(byPrefix.get(prefix).shards());
+          }
+        }
+      } else if (group != null) {
+        if (groupsDone.add(group)) {
+          shards.addAll(plan.reusedGroupShards().getOrDefault(group, List.of()));
+        }
+      } else {
+        for (String s : e.shards()) {
+          Manifest.ShardEntry se = prevShards.get(s);
+          if (se == null) {
+            throw new PrepException(
+                "previous manifest lists shard "
+                    + s
+                    + " for "
+                    + f.path()
+                    + " but has no entry for it; the dataset is damaged, re-run with --rebuild");
+          }
+          shards.add(se);
+        }
+      }
+      sources.add(e);
+      for (Manifest.ShardEntry s : shards) {
+        (s.split().equals(Manifest.TRAIN) ? train : val).add(s);
+      }
+    }
+    List<Manifest.ShardEntry> all = new ArrayList<>(train);
+    all.addAll(val);
+    return all;
   }
 
   private static Manifest.Totals totals(

@@ -9,6 +9,9 @@ import java.io.Serializable;
  *
  * @param input a directory (searched recursively for {@code pattern}), a file, or a glob
  * @param splitBytes nominal byte size of one task's range of a big file
+ * @param groupBytes target weight of a packing group of small files (docs/data-format.md)
+ * @param taskBytes target bytes of one shard-writing unit of a group, 0 to size units by the run
+ *     (see {@link PrepPlan#unitBytes})
  * @param progressSeconds period of the console progress line (0 disables it)
  */
 public record PrepOptions(
@@ -21,6 +24,8 @@ public record PrepOptions(
     ChunkingMode chunking,
     long shardBytes,
     long splitBytes,
+    long groupBytes,
+    long taskBytes,
     boolean dryRun,
     boolean rebuild,
     boolean rehash,

@@ -17,18 +17,27 @@ public record PrepReport(
   /**
    * The plan of one run, fixed before any tokenization starts.
    *
-   * @param tokenized paths of files tokenized in this run
-   * @param tasks tokenize tasks (work units) the plan cut the files into
+   * @param tokenized paths of files tokenized in this run: the changed ones and the unchanged
+   *     members of the packing groups rewritten with them
+   * @param changed paths of files whose content is new or changed
+   * @param tasks work units (shard sets) the plan cut the files into
+   * @param groupsReused packing groups whose shards are kept byte for byte
+   * @param groupsWritten packing groups tokenized in this run
+   * @param groupsDissolved groups of the previous version whose shards are no longer used
    */
   public record Work(
       int filesListed,
       int filesScanned,
       List<String> tokenized,
+      List<String> changed,
       List<String> reused,
       List<String> removed,
       List<String> skipped,
       long bytesTokenized,
-      int tasks) {}
+      int tasks,
+      int groupsReused,
+      int groupsWritten,
+      int groupsDissolved) {}
 
   public int filesListed() {
     return work.filesListed();
@@ -40,6 +49,10 @@ public record PrepReport(
 
   public List<String> tokenized() {
     return work.tokenized();
+  }
+
+  public List<String> changed() {
+    return work.changed();
   }
 
   public List<String> reused() {

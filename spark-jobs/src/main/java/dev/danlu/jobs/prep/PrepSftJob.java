@@ -245,10 +245,9 @@ public final class PrepSftJob {
             shards,
             sources);
     byte[] json = SftManifest.toJson(committed);
-    fs.mkdirs(new Path(root, ManifestIo.VERSIONS_DIR));
-    HadoopFs.writeAtomically(
-        fs, new Path(root, ManifestIo.versionPath(committed.version())), json, conf);
-    HadoopFs.writeAtomically(fs, new Path(root, ManifestIo.CURRENT), json, conf);
+    HadoopFs.mkdirs(fs, new Path(root, ManifestIo.VERSIONS_DIR));
+    HadoopFs.writeAtomically(fs, new Path(root, ManifestIo.versionPath(committed.version())), json);
+    HadoopFs.writeAtomically(fs, new Path(root, ManifestIo.CURRENT), json);
     console.printf(
         Locale.ROOT,
         "prep-sft: committed version %d: %d examples (%d train, %d validation) -> %s%n",

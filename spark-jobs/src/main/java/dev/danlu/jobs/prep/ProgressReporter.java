@@ -5,9 +5,9 @@ import java.util.Locale;
 import org.apache.spark.util.LongAccumulator;
 
 /**
- * Prints a progress line every few seconds while a stage runs: units (file splits) done, bytes done
- * of the total, throughput in MB/s and tokens/s, and an ETA. Accumulators reach the driver when a
- * task ends, so progress moves split by split (splits are {@code --split-size-mb}).
+ * Prints a progress line every few seconds while a stage runs: units done (a big file's split or a
+ * part of a packing group), bytes done of the total, throughput in MB/s and tokens/s, and an ETA.
+ * Accumulators reach the driver when a task ends, so progress moves unit by unit.
  */
 final class ProgressReporter implements AutoCloseable {
   private final String what;
@@ -95,7 +95,7 @@ final class ProgressReporter implements AutoCloseable {
         what,
         units.value(),
         totalUnits,
-        what.equals("scan") ? "files" : "splits",
+        what.equals("scan") ? "files" : "units",
         b / 1048576.0,
         totalBytes / 1048576.0,
         totalBytes == 0 ? 100.0 : 100.0 * b / totalBytes,

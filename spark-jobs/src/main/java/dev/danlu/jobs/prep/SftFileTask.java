@@ -214,7 +214,7 @@ final class SftFileTask implements Serializable {
             new RollingShardWriter<>(
                 channel -> new SftShardWriter(alloc, meta, channel),
                 cfg.shardRows(),
-                new HadoopPartStore(fs, conf, root, this::rel, this::tmp));
+                new HadoopPartStore(fs, root, this::rel, this::tmp));
       }
       writer.write(e);
     }

@@ -24,10 +24,11 @@ import org.apache.spark.TaskContext;
 import org.apache.spark.util.LongAccumulator;
 
 /**
- * Executor side of tokenization: reads one {@link WorkUnit}, tokenizes and chunks it, and writes
- * its train and validation blocks to shard files named after (path hash, content hash, split,
- * part). Each part is written under a temporary name and renamed over the final name, so a retried
- * or speculative attempt replaces the same files instead of adding new ones.
+ * Executor side of tokenization: reads the pieces of one {@link WorkUnit} in order, tokenizes and
+ * chunks each (every piece with its own file's group boundaries: blocks never mix files), and
+ * writes their train and validation blocks to the unit's shard files. Each part is written under a
+ * temporary name and renamed over the final name, so a retried or speculative attempt replaces the
+ * same files instead of adding new ones.
  */
 final class SplitTask implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -61,55 +62,76 @@ final class SplitTask implements Serializable {
 
   WorkUnit.Result run(WorkUnit u, Configuration conf) throws IOException {
     TextTokenizer tok = TokenizerCache.get(cfg.tokenizerShipName(), cfg.tokenizerSha256());
-    Path src = new Path(u.path());
-    FileSystem inFs = HadoopFs.of(src, conf);
-    FileStatus st = inFs.getFileStatus(src);
-    if (st.getLen() != u.fileSize() || st.getModificationTime() != u.mtime()) {
-      throw new IOException(
-          u.path() + " changed after it was scanned (size/mtime differ); re-run prep");
-    }
     Path root = new Path(cfg.outputRoot());
     FileSystem outFs = HadoopFs.of(root, conf);
     String attempt = attemptTag();
     List<Manifest.ShardEntry> shards = new ArrayList<>();
-    Map<String, String> extra = Map.of("source_sha256", u.sha256(), "source", u.path());
+    Map<String, String> extra =
+        u.group() != null
+            ? Map.of("group", u.group())
+            : Map.of(
+                "source_sha256", u.pieces().get(0).sha256(), "source", u.pieces().get(0).path());
+    List<WorkUnit.PieceResult> results = new ArrayList<>();
     try (BufferAllocator alloc = ArrowMemory.child("prep:" + u.shardPrefix());
-        Writers train =
-            new Writers(alloc, outFs, conf, root, Manifest.TRAIN, u, extra, attempt, shards);
-        Writers val =
-            new Writers(alloc, outFs, conf, root, Manifest.VALIDATION, u, extra, attempt, shards);
-        FSDataInputStream raw = inFs.open(src)) {
-      raw.seek(u.range().startByte());
-      InputStream in = raw;
-      SplitChunker.Stats stats =
-          SplitChunker.run(
-              in,
-              u.range(),
-              cfg.chunking(),
-              cfg.blockSize(),
-              cfg.maxLineBytes(),
-              tok::encode,
-              cfg.bos(),
-              cfg.eos(),
-              (block, unit) -> {
-                boolean v =
-                    ValidationSplit.isValidation(u.sha256(), unit, cfg.validationFraction());
-                (v ? val : train).write(block);
-              },
-              progress(u.estimatedBytes()));
-      train.finish();
-      val.finish();
-      tokensDone.add(stats.tokens());
+        Writers train = new Writers(alloc, outFs, root, Manifest.TRAIN, u, extra, attempt);
+        Writers val = new Writers(alloc, outFs, root, Manifest.VALIDATION, u, extra, attempt)) {
+      List<SplitChunker.Stats> stats = new ArrayList<>();
+      for (WorkUnit.Piece p : u.pieces()) {
+        stats.add(tokenize(p, tok, conf, train, val));
+      }
+      train.finish(shards);
+      val.finish(shards);
+      long tokens = 0;
+      for (int i = 0; i < u.pieces().size(); i++) {
+        WorkUnit.Piece p = u.pieces().get(i);
+        SplitChunker.Stats st = stats.get(i);
+        List<String> holding = new ArrayList<>(train.shardsOf(p.path()));
+        holding.addAll(val.shardsOf(p.path()));
+        results.add(
+            new WorkUnit.PieceResult(
+                p.path(),
+                p.splitIndex(),
+                st.lines(),
+                st.tokens(),
+                st.blocks(),
+                st.droppedTokens(),
+                st.bytesRead(),
+                List.copyOf(holding)));
+        tokens += st.tokens();
+      }
+      tokensDone.add(tokens);
       unitsDone.add(1);
-      return new WorkUnit.Result(
-          u.path(),
-          u.splitIndex(),
-          stats.lines(),
-          stats.tokens(),
-          stats.blocks(),
-          stats.droppedTokens(),
-          stats.bytesRead(),
-          List.copyOf(shards));
+      return new WorkUnit.Result(u.shardPrefix(), List.copyOf(results), List.copyOf(shards));
+    }
+  }
+
+  private SplitChunker.Stats tokenize(
+      WorkUnit.Piece p, TextTokenizer tok, Configuration conf, Writers train, Writers val)
+      throws IOException {
+    Path src = new Path(p.path());
+    FileSystem inFs = HadoopFs.of(src, conf);
+    FileStatus st = inFs.getFileStatus(src);
+    if (st.getLen() != p.fileSize() || st.getModificationTime() != p.mtime()) {
+      throw new IOException(
+          p.path() + " changed after it was listed (size/mtime differ); re-run prep");
+    }
+    try (FSDataInputStream raw = inFs.open(src)) {
+      raw.seek(p.range().startByte());
+      InputStream in = raw;
+      return SplitChunker.run(
+          in,
+          p.range(),
+          cfg.chunking(),
+          cfg.blockSize(),
+          cfg.maxLineBytes(),
+          tok::encode,
+          cfg.bos(),
+          cfg.eos(),
+          (block, unit) -> {
+            boolean v = ValidationSplit.isValidation(p.sha256(), unit, cfg.validationFraction());
+            (v ? val : train).write(block, p.path());
+          },
+          progress(p.estimatedBytes()));
     }
   }
 
@@ -141,38 +163,37 @@ final class SplitTask implements Serializable {
             + tc.taskAttemptId();
   }
 
-  /** The shard parts of one split (train or validation) of one unit, created on first block. */
+  /**
+   * The shard parts of one split (train or validation) of one unit, created on first block; it
+   * records which sources each part holds, for the manifest.
+   */
   private final class Writers implements AutoCloseable {
     private final BufferAllocator alloc;
     private final FileSystem fs;
-    private final Configuration conf;
     private final Path root;
     private final String split;
     private final WorkUnit unit;
     private final Map<String, String> extra;
     private final String attempt;
-    private final List<Manifest.ShardEntry> out;
+    private final Map<Integer, java.util.LinkedHashSet<String>> sourcesOfPart =
+        new java.util.TreeMap<>();
     private RollingShardWriter<int[]> writer;
 
     Writers(
         BufferAllocator alloc,
         FileSystem fs,
-        Configuration conf,
         Path root,
         String split,
         WorkUnit unit,
         Map<String, String> extra,
-        String attempt,
-        List<Manifest.ShardEntry> out) {
+        String attempt) {
       this.alloc = alloc;
       this.fs = fs;
-      this.conf = conf;
       this.root = root;
       this.split = split;
       this.unit = unit;
       this.extra = extra;
       this.attempt = attempt;
-      this.out = out;
     }
 
     String rel(int part) {
@@ -185,7 +206,7 @@ final class SplitTask implements Serializable {
       return new Path(f.getParent(), "." + f.getName() + ".tmp-" + attempt);
     }
 
-    void write(int[] block) throws IOException {
+    void write(int[] block, String source) throws IOException {
       if (writer == null) {
         java.util.Map<String, String> md = new java.util.HashMap<>(extra);
         md.put("split", split);
@@ -199,23 +220,41 @@ final class SplitTask implements Serializable {
                 md);
         writer =
             RollingShardWriter.blocks(
-                alloc,
-                meta,
-                cfg.shardRows(),
-                new HadoopPartStore(fs, conf, root, this::rel, this::tmp));
+                alloc, meta, cfg.shardRows(), new HadoopPartStore(fs, root, this::rel, this::tmp));
       }
+      sourcesOfPart
+          .computeIfAbsent(writer.currentPart(), k -> new java.util.LinkedHashSet<>())
+          .add(source);
       writer.write(block);
     }
 
-    void finish() throws IOException {
+    /** Commits the last part and adds every part's entry to {@code out}. */
+    void finish(List<Manifest.ShardEntry> out) throws IOException {
       if (writer == null) {
         return;
       }
       for (RollingShardWriter.Part p : writer.finish()) {
         out.add(
             new Manifest.ShardEntry(
-                rel(p.part()), split, p.rows(), p.bytes(), p.sha256(), unit.path()));
+                rel(p.part()),
+                split,
+                p.rows(),
+                p.bytes(),
+                p.sha256(),
+                List.copyOf(sourcesOfPart.get(p.part()))));
       }
+    }
+
+    /** The parts holding blocks of {@code source}, in part order. */
+    List<String> shardsOf(String source) {
+      List<String> out = new ArrayList<>();
+      sourcesOfPart.forEach(
+          (part, sources) -> {
+            if (sources.contains(source)) {
+              out.add(rel(part));
+            }
+          });
+      return out;
     }
 
     @Override

@@ -50,14 +50,14 @@ final class TokenizeStage {
               RollingShardWriter.rowsForTargetBytes(o.shardBytes(), o.blockSize()));
       LongAccumulator tBytes = jsc.sc().longAccumulator("prep bytes tokenized");
       LongAccumulator tTokens = jsc.sc().longAccumulator("prep tokens");
-      LongAccumulator tUnits = jsc.sc().longAccumulator("prep splits done");
+      LongAccumulator tUnits = jsc.sc().longAccumulator("prep units done");
       SplitTask task = new SplitTask(cfg, tBytes, tTokens, tUnits);
       SerializableConfiguration sconf = new SerializableConfiguration(conf);
       long unitBytes = units.stream().mapToLong(WorkUnit::estimatedBytes).sum();
       String header =
           String.format(
               Locale.ROOT,
-              "danlu prep 2/2: tokenize %d files (%.1f MB) in %d splits -> %s",
+              "danlu prep 2/2: tokenize %d files (%.1f MB) in %d units -> %s",
               files,
               bytesToTokenize / 1048576.0,
               units.size(),
@@ -109,10 +109,10 @@ final class TokenizeStage {
   }
 
   /**
-   * Groups units into Spark tasks: a unit per task would spend more on scheduling than on work for
-   * corpora of many small files. Units go, largest first, to the least loaded of {@code n} tasks
-   * (LPT), with {@code n} = the larger of 4 tasks per core and one task per 64 MB of input (so
-   * progress and retries stay fine-grained), at most one per unit.
+   * Groups units into Spark tasks. Units are already sized by bytes (a big file's split, or a part
+   * of a packing group), so this mostly balances the load. Units go, largest first, to the least
+   * loaded of {@code n} tasks (LPT), with {@code n} = the larger of 4 tasks per core and one task
+   * per 64 MB of input (so progress and retries stay fine-grained), at most one per unit.
    */
   static List<List<WorkUnit>> packTasks(List<WorkUnit> units, int cores) {
     long total = units.stream().mapToLong(WorkUnit::estimatedBytes).sum();

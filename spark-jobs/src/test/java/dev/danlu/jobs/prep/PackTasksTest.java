@@ -13,7 +13,11 @@ import org.junit.jupiter.api.Test;
 class PackTasksTest {
   static WorkUnit unit(int i, long bytes) {
     return new WorkUnit(
-        "file:/f" + i, bytes, 0, "00", 0, new SplitChunker.Range(0, 0, 0, 1), bytes, "p" + i);
+        "p" + i,
+        null,
+        List.of(
+            new WorkUnit.Piece(
+                "file:/f" + i, bytes, 0, "00", 0, new SplitChunker.Range(0, 0, 0, 1), bytes)));
   }
 
   @Test
@@ -29,7 +33,8 @@ class PackTasksTest {
     List<List<WorkUnit>> tasks = TokenizeStage.packTasks(units, 2);
     assertEquals(Math.max(8, total / (64L << 20) + 1), tasks.size());
     assertEquals(1000, tasks.stream().mapToInt(List::size).sum());
-    assertEquals(1000, tasks.stream().flatMap(List::stream).map(WorkUnit::path).distinct().count());
+    assertEquals(
+        1000, tasks.stream().flatMap(List::stream).map(WorkUnit::shardPrefix).distinct().count());
     long max =
         tasks.stream()
             .mapToLong(t -> t.stream().mapToLong(WorkUnit::estimatedBytes).sum())

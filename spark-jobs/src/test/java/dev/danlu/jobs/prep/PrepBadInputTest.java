@@ -134,7 +134,7 @@ class PrepBadInputTest {
         log.toString());
     assertEquals(1, m.totals().skippedFiles());
     // The console's final progress line accounts for every byte of the tokenized files.
-    assertTrue(log.toString().contains("prep: tokenize 1/1 splits"), log.toString());
+    assertTrue(log.toString().contains("prep: tokenize 1/1 units"), log.toString());
     assertTrue(log.toString().contains("(100%)"), log.toString());
 
     Manifest.SourceEntry empty = source(m, "empty.txt");

@@ -181,7 +181,7 @@ class PrepExactnessTest {
             .anyMatch(
                 d ->
                     d.startsWith("danlu prep 2/2: tokenize " + files.size() + " files")
-                        && d.contains(r.tasks() + " splits")),
+                        && d.contains(r.tasks() + " units")),
         JOB_DESCRIPTIONS.toString());
   }
 

@@ -20,7 +20,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The nightly refresh: only new or changed files are tokenized; nothing changed, nothing done. */
+/**
+ * The nightly refresh: only new or changed files are tokenized, with the packing group they join;
+ * every other group keeps its shards byte for byte; nothing changed, nothing done.
+ */
 class PrepIncrementalTest {
   static JavaSparkContext jsc;
   @TempDir Path tmp;
@@ -97,12 +100,16 @@ class PrepIncrementalTest {
     assertEquals(List.of(), same.tokenized(), "no change: no tokenization");
     assertEquals(0, same.filesScanned(), "unchanged size+mtime: not even read");
 
-    // Add a file: only it is tokenized; totals add up to a fresh run's.
+    // Add a file: it is new; the one (undersized) group of the three small files is reopened to
+    // take it, so the four are tokenized together; totals add up to a fresh run's.
     Files.copy(
         PrepTestSupport.corpus("english").resolve(SPEECHES.get(3)), in.resolve(SPEECHES.get(3)));
     PrepReport r2 = prep(in, out);
     assertEquals(
-        List.of(SPEECHES.get(3)), r2.tokenized().stream().map(PrepIncrementalTest::name).toList());
+        List.of(SPEECHES.get(3)), r2.changed().stream().map(PrepIncrementalTest::name).toList());
+    assertEquals(4, r2.tokenized().size());
+    assertEquals(1, r2.work().groupsWritten());
+    assertEquals(1, r2.work().groupsDissolved());
     assertEquals(2, r2.version());
     Manifest fresh = prep(in, tmp.resolve("fresh")).manifest();
     assertEquals(fresh.totals(), r2.manifest().totals());
@@ -129,16 +136,23 @@ class PrepIncrementalTest {
     assertEquals(4, rehashed.filesScanned());
     assertEquals(
         List.of(SPEECHES.get(3)),
-        rehashed.tokenized().stream().map(PrepIncrementalTest::name).toList());
+        rehashed.changed().stream().map(PrepIncrementalTest::name).toList());
     assertEquals(3, rehashed.version());
 
-    // Change one file: only it is re-tokenized, its shards get new names.
+    // Change one file: its group is re-tokenized, and its shards get new names.
     Path changed = in.resolve(SPEECHES.get(1));
     Files.writeString(changed, Files.readString(changed) + "\nOne more line for the refresh.\n");
     PrepReport r3 = prep(in, out);
     assertEquals(
-        List.of(SPEECHES.get(1)), r3.tokenized().stream().map(PrepIncrementalTest::name).toList());
+        List.of(SPEECHES.get(1)), r3.changed().stream().map(PrepIncrementalTest::name).toList());
     assertEquals(4, r3.version());
+    Set<String> before =
+        rehashed.manifest().shards().stream()
+            .map(Manifest.ShardEntry::path)
+            .collect(Collectors.toSet());
+    assertTrue(
+        r3.manifest().shards().stream().noneMatch(s -> before.contains(s.path())),
+        "new content, new shard names");
 
     // Touch a file without changing it: read and hashed, not tokenized; the mtime is recorded.
     Path touched = in.resolve(SPEECHES.get(0));
@@ -150,14 +164,16 @@ class PrepIncrementalTest {
     assertTrue(r4.committed());
     assertEquals(r3.manifest().shards(), r4.manifest().shards());
 
-    // Remove a file: dropped from the manifest without tokenizing anything.
+    // Remove a file: dropped from the manifest; the rest of its group is written again without it.
     Files.delete(in.resolve(SPEECHES.get(2)));
     PrepReport r5 = prep(in, out);
-    assertEquals(List.of(), r5.tokenized());
+    assertEquals(List.of(), r5.changed());
+    assertEquals(3, r5.tokenized().size());
     assertEquals(1, r5.removed().size());
     assertEquals(3, r5.manifest().sources().size());
     assertTrue(
-        r5.manifest().shards().stream().noneMatch(s -> s.source().endsWith(SPEECHES.get(2))));
+        r5.manifest().shards().stream()
+            .noneMatch(s -> s.sources().stream().anyMatch(x -> x.endsWith(SPEECHES.get(2)))));
     long sum = r5.manifest().sources().stream().mapToLong(Manifest.SourceEntry::blocks).sum();
     assertEquals(sum, r5.manifest().totals().blocks());
     assertEquals(sum, r5.manifest().shards().stream().mapToLong(Manifest.ShardEntry::rows).sum());
@@ -172,6 +188,98 @@ class PrepIncrementalTest {
     prep(in, tmp.resolve("fresh2"));
     assertEquals(
         PrepTestSupport.blocks(tmp.resolve("fresh2"), null), PrepTestSupport.blocks(out, null));
+  }
+
+  /** sha256 of every shard file on disk, by relative path. */
+  static java.util.Map<String, String> shardHashes(Path out) throws Exception {
+    java.util.Map<String, String> h = new java.util.TreeMap<>();
+    for (String f : shardFiles(out)) {
+      h.put(
+          f,
+          java.util.HexFormat.of()
+              .formatHex(
+                  java.security.MessageDigest.getInstance("SHA-256")
+                      .digest(Files.readAllBytes(out.resolve(f)))));
+    }
+    return h;
+  }
+
+  /**
+   * The acceptance of packing: many small files share a few groups; adding one file rewrites the
+   * shards of at most one group and leaves every other shard byte-identical; a re-run with no
+   * change writes nothing; the blocks equal a fresh run's.
+   */
+  @Test
+  void addingAFileRewritesAtMostOneGroup() throws Exception {
+    Path src = PrepTestSupport.corpus("english");
+    Path in = Files.createDirectories(tmp.resolve("many"));
+    List<String> names;
+    try (Stream<Path> s = Files.list(src)) {
+      names =
+          s.map(p -> p.getFileName().toString())
+              .filter(n -> n.matches("1[78]\\d\\d_.*\\.txt"))
+              .sorted()
+              .limit(25)
+              .toList();
+    }
+    for (String n : names.subList(0, 24)) {
+      Files.copy(src.resolve(n), in.resolve(n));
+    }
+    Path out = tmp.resolve("out");
+    String[] small = {"--group-size-mb", "0.6", "--task-size-mb", "0.6"};
+    PrepReport r1 = prep(in, out, small);
+    Manifest m1 = r1.manifest();
+    long groups = m1.sources().stream().map(Manifest.SourceEntry::group).distinct().count();
+    assertTrue(groups >= 3, groups + " groups");
+    assertTrue(m1.sources().stream().allMatch(x -> x.group() != null), "all small: all grouped");
+    assertTrue(m1.shards().size() < names.size(), m1.shards().size() + " shards for 24 files");
+    for (Manifest.ShardEntry sh : m1.shards()) {
+      for (String x : sh.sources()) {
+        Manifest.SourceEntry e =
+            m1.sources().stream().filter(y -> y.path().equals(x)).findFirst().orElseThrow();
+        assertTrue(e.shards().contains(sh.path()), x + " holds rows of " + sh.path());
+      }
+    }
+    java.util.Map<String, String> h1 = shardHashes(out);
+
+    PrepReport same = prep(in, out, small);
+    assertFalse(same.committed());
+    assertEquals(h1, shardHashes(out), "a no-change run writes nothing");
+    assertEquals(1, ManifestIo.readCurrent(out).version());
+
+    Files.copy(src.resolve(names.get(24)), in.resolve(names.get(24)));
+    PrepReport r2 = prep(in, out, small);
+    assertEquals(1, r2.changed().size());
+    assertTrue(r2.work().groupsDissolved() <= 1, "dissolved " + r2.work().groupsDissolved());
+    assertEquals(1, r2.work().groupsWritten());
+    java.util.Map<String, String> h2 = shardHashes(out);
+    Set<String> kept =
+        m1.shards().stream()
+            .map(Manifest.ShardEntry::path)
+            .filter(p -> r2.manifest().shards().stream().anyMatch(x -> x.path().equals(p)))
+            .collect(Collectors.toSet());
+    String written =
+        r2.manifest().sources().stream()
+            .filter(x -> x.path().endsWith(names.get(24)))
+            .findFirst()
+            .orElseThrow()
+            .group();
+    for (Manifest.ShardEntry sh : m1.shards()) {
+      boolean ofRewrittenGroup =
+          r2.manifest().shards().stream().noneMatch(x -> x.path().equals(sh.path()));
+      if (!ofRewrittenGroup) {
+        assertEquals(h1.get(sh.path()), h2.get(sh.path()), "byte-identical: " + sh.path());
+      }
+    }
+    assertTrue(kept.size() >= m1.shards().size() - 2, kept.size() + " of " + m1.shards().size());
+    for (Manifest.ShardEntry sh : r2.manifest().shards()) {
+      if (!kept.contains(sh.path())) {
+        assertTrue(sh.path().contains("g-" + written), sh.path() + " new, of the written group");
+      }
+    }
+    prep(in, tmp.resolve("fresh"), small);
+    assertEquals(
+        PrepTestSupport.blocks(tmp.resolve("fresh"), null), PrepTestSupport.blocks(out, null));
   }
 
   @Test
@@ -244,7 +352,10 @@ class PrepIncrementalTest {
     PrepReport dry = prep(in, out, "--dry-run");
     assertTrue(dry.dryRun());
     assertFalse(dry.committed());
-    assertTrue(dry.plan().contains("tokenize 1 files"), dry.plan());
+    // The new file reopens the two files' group: three files tokenized, one of them new.
+    assertTrue(dry.plan().contains("tokenize 3 files"), dry.plan());
+    assertTrue(
+        dry.plan().contains("(1 new or changed files; 1 packing groups written"), dry.plan());
     assertTrue(
         dry.plan()
             .contains(
@@ -271,8 +382,17 @@ class PrepIncrementalTest {
     assertTrue(r.committed());
     assertFalse(Files.exists(stray));
     assertFalse(Files.exists(orphan));
-    assertEquals(
-        r.manifest().shards().stream().map(Manifest.ShardEntry::path).collect(Collectors.toSet()),
-        shardFiles(out));
+    // What is left: the shards of the kept versions (1 and 2), nothing else.
+    Set<String> kept = new java.util.HashSet<>();
+    for (long v = 1; v <= 2; v++) {
+      byte[] json = Files.readAllBytes(out.resolve(ManifestIo.versionPath(v)));
+      ManifestIo.fromJson(json, "v" + v).shards().forEach(x -> kept.add(x.path()));
+    }
+    assertEquals(kept, shardFiles(out));
+    assertTrue(
+        kept.containsAll(
+            r.manifest().shards().stream()
+                .map(Manifest.ShardEntry::path)
+                .collect(Collectors.toSet())));
   }
 }
