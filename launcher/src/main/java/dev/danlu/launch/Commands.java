@@ -4,6 +4,7 @@ import dev.danlu.data.cli.CliSupport;
 import dev.danlu.data.tokenizer.TokenizeCli;
 import dev.danlu.jobs.prep.PrepCli;
 import dev.danlu.jobs.prep.PrepSftCli;
+import dev.danlu.jobs.vocab.VocabCli;
 import dev.danlu.train.checkpoint.MergeCli;
 import dev.danlu.train.cli.GenerateCli;
 import dev.danlu.train.cli.TrainLocalCli;
@@ -35,6 +36,7 @@ final class Commands {
     danlu.addSubcommand(new MergeCli(out));
     danlu.addSubcommand(new ExportGgufCli(out));
     danlu.addSubcommand(new InspectCli(out));
+    danlu.addSubcommand(VocabCli.commandLine(out));
     danlu.addSubcommand(new DemoCommand(out));
     return CliSupport.configure(danlu, out, err);
   }

@@ -33,6 +33,7 @@ class CliTest {
           "merge",
           "export-gguf",
           "inspect",
+          "vocab",
           "demo");
 
   record Run(int code, String out, String err) {}
