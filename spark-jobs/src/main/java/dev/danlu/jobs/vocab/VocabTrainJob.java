@@ -132,9 +132,12 @@ public final class VocabTrainJob {
       BpeTrainer trainer = new BpeTrainer(spec);
       List<BpeTrainer.Piece> pieces = trainer.train(new HashMap<>(words));
       return new Result(counts, files.size(), trainer.stats(), SpmModelWriter.write(pieces, spec));
-    } catch (RuntimeException e) {
-      if (e instanceof BpeTrainer.TrainingError) {
-        throw e;
+    } catch (Exception e) { // Spark rethrows executor failures as a checked SparkException
+      if (e instanceof BpeTrainer.TrainingError t) {
+        throw t;
+      }
+      if (e instanceof IOException io) {
+        throw io;
       }
       throw userError(e);
     }
@@ -151,7 +154,7 @@ public final class VocabTrainJob {
   }
 
   /** An executor's NotUtf8Exception (or other IOException) as the one line it carries. */
-  private static IOException userError(RuntimeException e) {
+  private static IOException userError(Exception e) {
     for (Throwable t = e; t != null; t = t.getCause()) {
       if (t instanceof CorpusReader.NotUtf8Exception n) {
         return n;
