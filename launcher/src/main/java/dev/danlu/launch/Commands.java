@@ -8,6 +8,7 @@ import dev.danlu.launch.eval.EvalCommand;
 import dev.danlu.launch.eval.McCommand;
 import dev.danlu.launch.eval.PplCommand;
 import dev.danlu.launch.eval.SparkRunner;
+import dev.danlu.jobs.vocab.VocabCli;
 import dev.danlu.train.checkpoint.MergeCli;
 import dev.danlu.train.cli.GenerateCli;
 import dev.danlu.train.cli.TrainLocalCli;
@@ -43,6 +44,7 @@ final class Commands {
         new CommandLine(new EvalCommand())
             .addSubcommand(new PplCommand(out, err, SparkRunner.SESSION))
             .addSubcommand(new McCommand(out, err, SparkRunner.SESSION)));
+    danlu.addSubcommand(VocabCli.commandLine(out));
     danlu.addSubcommand(new DemoCommand(out));
     return CliSupport.configure(danlu, out, err);
   }

@@ -34,6 +34,7 @@ class CliTest {
           "export-gguf",
           "inspect",
           "eval",
+          "vocab",
           "demo");
 
   /** Every runnable command line, nested ones as "parent child". */
@@ -52,6 +53,8 @@ class CliTest {
           "inspect",
           "eval ppl",
           "eval mc",
+          "vocab train",
+          "vocab merge",
           "demo");
 
   record Run(int code, String out, String err) {}

@@ -1,0 +1,171 @@
+package dev.danlu.jobs.vocab;
+
+import dev.danlu.data.vocab.BpeSpec;
+import dev.danlu.data.vocab.BpeTrainer;
+import dev.danlu.data.vocab.CorpusReader;
+import dev.danlu.data.vocab.SpmModelWriter;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.Serializable;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.util.LongAccumulator;
+import scala.Tuple2;
+
+/**
+ * {@code vocab train} on Spark: executors read the corpus files, normalize the lines as spm_train
+ * does and count words (and, with --input-sentence-size, pick the sampled lines by their seeded
+ * keys); the counts are summed by word across tasks, and the driver runs the BPE merges over the
+ * word table ({@link BpeTrainer}, incremental: no corpus pass per merge). Sums and the sorted word
+ * table do not depend on the task count, so 1, 2 or 4 tasks write the same file.
+ */
+public final class VocabTrainJob {
+  private VocabTrainJob() {}
+
+  /** A corpus file: its path and its name relative to the input root (the sampling key). */
+  record CorpusFile(String path, String key) implements Serializable {}
+
+  /** What was read and trained. */
+  public record Result(
+      CorpusReader.Counts counts, int files, BpeTrainer.Stats stats, byte[] model) {}
+
+  /** Expands inputs: files as they are, directories searched recursively for *.txt. */
+  static List<CorpusFile> list(List<String> inputs) throws IOException {
+    List<CorpusFile> out = new ArrayList<>();
+    for (String in : inputs) {
+      Path p = Path.of(in);
+      if (Files.isRegularFile(p)) {
+        out.add(new CorpusFile(p.toAbsolutePath().toString(), p.getFileName().toString()));
+      } else if (Files.isDirectory(p)) {
+        try (Stream<Path> s = Files.walk(p)) {
+          s.filter(Files::isRegularFile)
+              .filter(f -> f.getFileName().toString().endsWith(".txt"))
+              .filter(f -> !f.getFileName().toString().startsWith("."))
+              .sorted()
+              .forEach(
+                  f ->
+                      out.add(
+                          new CorpusFile(
+                              f.toAbsolutePath().toString(), p.relativize(f).toString())));
+        }
+      } else {
+        throw new IOException("--input " + in + ": no such file or directory");
+      }
+    }
+    if (out.isEmpty()) {
+      throw new IOException("--input " + String.join(",", inputs) + ": no *.txt files found");
+    }
+    return out;
+  }
+
+  public static Result run(
+      JavaSparkContext sc, List<String> inputs, BpeSpec spec, int tasks, PrintStream out)
+      throws IOException {
+    List<CorpusFile> files = list(inputs);
+    int slices = Math.max(1, Math.min(tasks, files.size()));
+    long threshold = Long.MAX_VALUE;
+    try {
+      if (spec.inputSentenceSize() > 0) {
+        List<Long> keys =
+            sc.parallelize(files, slices)
+                .mapPartitions(it -> keysOf(it, spec))
+                .takeOrdered((int) Math.min(Integer.MAX_VALUE - 8, spec.inputSentenceSize()));
+        if (keys.size() == spec.inputSentenceSize()) {
+          threshold = keys.get(keys.size() - 1);
+        }
+      }
+      LongAccumulator lines = sc.sc().longAccumulator("lines");
+      LongAccumulator tooLong = sc.sc().longAccumulator("too long");
+      LongAccumulator reserved = sc.sc().longAccumulator("reserved");
+      LongAccumulator kept = sc.sc().longAccumulator("kept");
+      final long cut = threshold;
+      Map<String, Long> words =
+          sc.parallelize(files, slices)
+              .mapPartitionsToPair(
+                  it -> {
+                    CorpusReader reader = new CorpusReader(spec);
+                    Map<String, Long> local = new HashMap<>();
+                    CorpusReader.Counts c = new CorpusReader.Counts();
+                    while (it.hasNext()) {
+                      CorpusFile f = it.next();
+                      c.add(
+                          reader.read(
+                              Path.of(f.path()),
+                              f.key(),
+                              (line, key) -> {
+                                if (key <= cut) {
+                                  reader.countWords(line, local);
+                                }
+                              }));
+                    }
+                    lines.add(c.lines);
+                    tooLong.add(c.tooLong);
+                    reserved.add(c.reserved);
+                    kept.add(c.kept);
+                    List<Tuple2<String, Long>> pairs = new ArrayList<>(local.size());
+                    local.forEach((w, n) -> pairs.add(new Tuple2<>(w, n)));
+                    return pairs.iterator();
+                  })
+              .reduceByKey(Long::sum, slices)
+              .collectAsMap();
+      CorpusReader.Counts counts = new CorpusReader.Counts();
+      counts.lines = lines.value();
+      counts.tooLong = tooLong.value();
+      counts.reserved = reserved.value();
+      counts.kept = kept.value();
+      out.printf(
+          "vocab train: %d files, %d lines (%d longer than --max-sentence-length %d skipped, %d with"
+              + " U+2585 skipped), %d distinct words%n",
+          files.size(),
+          counts.lines,
+          counts.tooLong,
+          spec.maxSentenceLength(),
+          counts.reserved,
+          words.size());
+      BpeTrainer trainer = new BpeTrainer(spec);
+      List<BpeTrainer.Piece> pieces = trainer.train(new HashMap<>(words));
+      return new Result(counts, files.size(), trainer.stats(), SpmModelWriter.write(pieces, spec));
+    } catch (Exception e) { // Spark rethrows executor failures as a checked SparkException
+      if (e instanceof BpeTrainer.TrainingError t) {
+        throw t;
+      }
+      if (e instanceof IOException io) {
+        throw io;
+      }
+      throw userError(e);
+    }
+  }
+
+  private static Iterator<Long> keysOf(Iterator<CorpusFile> it, BpeSpec spec) throws IOException {
+    CorpusReader reader = new CorpusReader(spec);
+    List<Long> keys = new ArrayList<>();
+    while (it.hasNext()) {
+      CorpusFile f = it.next();
+      reader.keys(Path.of(f.path()), f.key(), keys::add);
+    }
+    return keys.iterator();
+  }
+
+  /** An executor's NotUtf8Exception (or other IOException) as the one line it carries. */
+  private static IOException userError(Exception e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof CorpusReader.NotUtf8Exception n) {
+        return n;
+      }
+    }
+    String m = String.valueOf(e.getMessage());
+    int i = m.indexOf("NotUtf8Exception: ");
+    if (i >= 0) {
+      String line = m.substring(i + "NotUtf8Exception: ".length()).split("\n", 2)[0];
+      return new IOException(line, e);
+    }
+    return new IOException("the Spark job failed: " + m.split("\n", 2)[0], e);
+  }
+}
