@@ -21,7 +21,8 @@ public final class Generator {
   private final LlamaWeights w;
   private final LlamaConfig c;
   private final int maxLen;
-  private final INDArray[] keys; // per layer (maxLen, kvDim), rotated
+  private final boolean storeKvBeforeRope;
+  private final INDArray[] keys; // per layer (maxLen, kvDim), rotated (or not: storeKvBeforeRope)
   private final INDArray[] values; // per layer (maxLen, kvDim)
   private final INDArray x; // (1, dim) residual stream
   private final INDArray xn; // (1, dim)
@@ -37,13 +38,32 @@ public final class Generator {
   private final INDArray up; // (1, ffn)
   private final INDArray h; // (1, ffn)
   private final INDArray logits; // (1, vocab)
-  private final double[] scores;
+  private final double[] scores; // (heads, maxLen)
+  private final double[] keyRow; // (kvDim)
+  private final double[] accRow; // (dim)
   private Rope rope;
 
+  /**
+   * A cache of {@code maxLen} positions; keys are stored before rotary when the rotary base can
+   * change with the length ({@link #defaultStoreKvBeforeRope}).
+   */
   public Generator(LlamaWeights w, int maxLen) {
+    this(w, maxLen, defaultStoreKvBeforeRope(w.config()));
+  }
+
+  /**
+   * @param storeKvBeforeRope the reference's {@code store_kv_before_rope}
+   *     (attn_and_long_ctx_patches.py): cache keys before rotary and rotate every cached key with
+   *     the current tables on read, so that when the tables change with the length (NTK alpha auto,
+   *     dynamic NTK) all keys use the current base, as a full forward over the sequence would;
+   *     false keeps each key rotated with the tables of the step that wrote it (what HF's
+   *     generate() does with dynamic NTK)
+   */
+  public Generator(LlamaWeights w, int maxLen, boolean storeKvBeforeRope) {
     this.w = w;
     this.c = w.config();
     this.maxLen = maxLen;
+    this.storeKvBeforeRope = storeKvBeforeRope;
     DataType dt = w.dataType();
     keys = new INDArray[c.numLayers()];
     values = new INDArray[c.numLayers()];
@@ -65,16 +85,31 @@ public final class Generator {
     up = Nd4j.create(dt, 1, c.intermediateSize());
     h = Nd4j.create(dt, 1, c.intermediateSize());
     logits = Nd4j.create(dt, 1, c.vocabSize());
-    scores = new double[maxLen];
-    boolean dynamic =
-        c.ropeScaling() != null && c.ropeScaling().type() == LlamaConfig.RopeScaling.Type.DYNAMIC;
-    // only dynamic NTK tables depend on the sequence length; they grow in step()
+    scores = new double[c.numHeads() * maxLen];
+    keyRow = new double[c.kvDim()];
+    accRow = new double[c.hiddenSize()];
+    // only dynamic NTK and NTK alpha auto tables depend on the sequence length; they grow in step()
+    boolean dynamic = c.ropeDependsOnLength();
     int tableLen = dynamic ? Math.min(maxLen, c.maxPositionEmbeddings()) : maxLen;
     rope = Rope.forLength(c, tableLen, dt == DataType.FLOAT);
   }
 
   public int maxLen() {
     return maxLen;
+  }
+
+  /**
+   * On when the rotary tables depend on the sequence length through NTK alpha auto: the reference's
+   * recommended pairing, and what makes step logits equal a full forward's. Off for dynamic NTK,
+   * matching HF 4.35's generate().
+   */
+  public static boolean defaultStoreKvBeforeRope(LlamaConfig c) {
+    return c.ntk() != null && c.ntk().auto();
+  }
+
+  /** Whether keys are cached before rotary (see the constructor). */
+  public boolean storeKvBeforeRope() {
+    return storeKvBeforeRope;
   }
 
   /**
@@ -100,8 +135,12 @@ public final class Generator {
       Nd4j.gemm(xn, w.linear(l, LoraModule.V), v, false, true, 1.0, 0.0);
       // with batch = seq = 1 the head-major layout equals the row layout
       Kernels.ropePermute(q, 1, 1, c.numHeads(), hd, rope.cos, rope.sin, pos, qRot);
-      Kernels.ropePermute(k, 1, 1, c.numKvHeads(), hd, rope.cos, rope.sin, pos, kRot);
-      keys[l].getRow(pos).assign(kRot);
+      if (storeKvBeforeRope) {
+        keys[l].getRow(pos).assign(k); // rotated on read, with the tables of the current length
+      } else {
+        Kernels.ropePermute(k, 1, 1, c.numKvHeads(), hd, rope.cos, rope.sin, pos, kRot);
+        keys[l].getRow(pos).assign(kRot);
+      }
       values[l].getRow(pos).assign(v);
       attend(l, pos);
       Nd4j.gemm(att, w.linear(l, LoraModule.O), tmp, false, true, 1.0, 0.0);
@@ -161,40 +200,80 @@ public final class Generator {
     return out;
   }
 
-  /** att = softmax(q k^T / sqrt(hd)) v over cached positions 0..pos, per query head. */
+  /**
+   * att = softmax(q k^T / sqrt(hd)) v over cached positions 0..pos, per query head; cached keys are
+   * rotated here when stored before rotary.
+   */
   private void attend(int l, int pos) {
     int hd = c.headDim();
+    int half = hd / 2;
     int kvDim = c.kvDim();
-    int group = c.numHeads() / c.numKvHeads();
+    int heads = c.numHeads();
+    int group = heads / c.numKvHeads();
     double scale = 1.0 / Math.sqrt(hd);
     Buf qb = Buf.of(qRot);
     Buf kb = Buf.of(keys[l]);
     Buf vb = Buf.of(values[l]);
-    Buf ob = Buf.of(att);
-    for (int head = 0; head < c.numHeads(); head++) {
-      int kvOff = (head / group) * hd;
-      int qOff = head * hd;
-      double max = Double.NEGATIVE_INFINITY;
-      for (int t = 0; t <= pos; t++) {
+    double[] qv = accRow;
+    qb.read(0, qv, c.hiddenSize());
+    double[] kr = keyRow;
+    for (int t = 0; t <= pos; t++) {
+      kb.read(t * kvDim, kr, kvDim);
+      if (storeKvBeforeRope) {
+        int p = t * half;
+        for (int kvOff = 0; kvOff < kvDim; kvOff += hd) {
+          for (int i = 0; i < half; i++) {
+            double x1 = kr[kvOff + i];
+            double x2 = kr[kvOff + half + i];
+            double cs = rope.cos[p + i];
+            double sn = rope.sin[p + i];
+            kr[kvOff + i] = kb.round(x1 * cs - x2 * sn); // rounded as a stored rotated key is
+            kr[kvOff + half + i] = kb.round(x2 * cs + x1 * sn);
+          }
+        }
+      }
+      for (int head = 0; head < heads; head++) {
+        int kvOff = (head / group) * hd;
+        int qOff = head * hd;
         double dot = 0;
         for (int i = 0; i < hd; i++) {
-          dot += qb.get(qOff + i) * kb.get(t * kvDim + kvOff + i);
+          dot += qv[qOff + i] * kr[kvOff + i];
         }
-        scores[t] = dot * scale;
-        max = Math.max(max, scores[t]);
+        scores[head * maxLen + t] = dot * scale;
+      }
+    }
+    double[] sums = new double[heads];
+    for (int head = 0; head < heads; head++) {
+      int base = head * maxLen;
+      double max = Double.NEGATIVE_INFINITY;
+      for (int t = 0; t <= pos; t++) {
+        max = Math.max(max, scores[base + t]);
       }
       double sum = 0;
       for (int t = 0; t <= pos; t++) {
-        scores[t] = Math.exp(scores[t] - max);
-        sum += scores[t];
+        scores[base + t] = Math.exp(scores[base + t] - max);
+        sum += scores[base + t];
       }
-      for (int i = 0; i < hd; i++) {
-        double acc = 0;
-        for (int t = 0; t <= pos; t++) {
-          acc += scores[t] * vb.get(t * kvDim + kvOff + i);
+      sums[head] = sum;
+    }
+    double[] acc = accRow; // q is no longer needed
+    java.util.Arrays.fill(acc, 0.0);
+    for (int t = 0; t <= pos; t++) {
+      vb.read(t * kvDim, kr, kvDim);
+      for (int head = 0; head < heads; head++) {
+        double p = scores[head * maxLen + t];
+        int kvOff = (head / group) * hd;
+        int qOff = head * hd;
+        for (int i = 0; i < hd; i++) {
+          acc[qOff + i] += p * kr[kvOff + i];
         }
-        ob.set(qOff + i, acc / sum);
       }
     }
+    for (int head = 0; head < heads; head++) {
+      for (int i = 0; i < hd; i++) {
+        acc[head * hd + i] /= sums[head];
+      }
+    }
+    Buf.of(att).write(0, acc, c.hiddenSize());
   }
 }
