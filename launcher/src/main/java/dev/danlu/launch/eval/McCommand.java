@@ -61,6 +61,14 @@ public final class McCommand implements Callable<Integer> {
   private Path adapter;
 
   @Option(
+      names = "--ntk-alpha",
+      paramLabel = "auto|<float>",
+      description =
+          "Rotary NTK scaling as the reference's patches (docs/long-context.md): a fixed alpha, or"
+              + " auto (alpha from the sequence length beyond max_position_embeddings).")
+  private String ntkAlpha;
+
+  @Option(
       names = "--tokenizer",
       paramLabel = "<tokenizer.model>",
       description = "Default: the adapter's tokenizer.model if it has one, else the model's.")
@@ -150,7 +158,12 @@ public final class McCommand implements Callable<Integer> {
     if (shots > 0 && dev == null) {
       throw CliSupport.usageError(spec, "--shots " + shots + " needs --dev <dir of dev CSVs>");
     }
-    EvalModel m = EvalModel.resolve(model, adapter, tokenizer);
+    EvalModel m;
+    try {
+      m = EvalModel.resolve(model, adapter, tokenizer, ntkAlpha);
+    } catch (IllegalArgumentException e) {
+      throw CliSupport.usageError(spec, e.getMessage());
+    }
     McSuite.Options o = new McSuite.Options(b, data, dev, shots, withPrompt, noTruncate);
     List<McSuite.Subject> subjects;
     ChoiceScorer.Choices choices;

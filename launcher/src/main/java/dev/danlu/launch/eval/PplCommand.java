@@ -61,6 +61,14 @@ public final class PplCommand implements Callable<Integer> {
   private Path adapter;
 
   @Option(
+      names = "--ntk-alpha",
+      paramLabel = "auto|<float>",
+      description =
+          "Rotary NTK scaling as the reference's patches (docs/long-context.md): a fixed alpha, or"
+              + " auto (alpha from the sequence length beyond max_position_embeddings).")
+  private String ntkAlpha;
+
+  @Option(
       names = "--tokenizer",
       paramLabel = "<tokenizer.model>",
       description = "Default: the adapter's tokenizer.model if it has one, else the model's.")
@@ -139,7 +147,12 @@ public final class PplCommand implements Callable<Integer> {
     if (!which.equals("validation") && !which.equals("train")) {
       throw CliSupport.usageError(spec, "--split: validation or train, not '" + which + "'");
     }
-    EvalModel m = EvalModel.resolve(model, adapter, tokenizer);
+    EvalModel m;
+    try {
+      m = EvalModel.resolve(model, adapter, tokenizer, ntkAlpha);
+    } catch (IllegalArgumentException e) {
+      throw CliSupport.usageError(spec, e.getMessage());
+    }
     ObjectNode json = new ObjectMapper().createObjectNode();
     if (data != null) {
       EvalModel.Loaded l = ModelCache.get(m);

@@ -19,6 +19,7 @@ import dev.danlu.train.model.HfLlama;
 import dev.danlu.train.model.Llama;
 import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.model.LlamaWeights;
+import dev.danlu.train.model.NtkAlpha;
 import dev.danlu.train.recipe.Evaluator;
 import dev.danlu.train.recipe.Objective;
 import dev.danlu.train.recipe.RecipeTestSupport;
@@ -214,6 +215,33 @@ class EvalCommandTest {
       assertEquals(direct.perplexity(), results.get(0).get("perplexity").asDouble(), 0.0);
       assertEquals(direct.nll(), results.get(0).get("nll").asDouble(), 0.0);
       assertEquals(direct.tokens(), results.get(0).get("tokens").asLong());
+
+      // --ntk-alpha 4: the weights' rotary base scaled as the reference's fixed alpha
+      Path ntkOut = tmp.resolve("ppl-ntk.json");
+      Run r =
+          eval(
+              "ppl",
+              "--model",
+              stories.toString(),
+              "--text",
+              text.toString(),
+              "--ctx",
+              "64",
+              "--ntk-alpha",
+              "4",
+              "--output",
+              ntkOut.toString());
+      assertEquals(0, r.code(), r.err());
+      JsonNode ntk = new ObjectMapper().readTree(ntkOut.toFile());
+      ChunkPerplexity.Result scaled =
+          ChunkPerplexity.run(
+              w.withNtk(NtkAlpha.parse("4", "alpha")), null, tokens, 64, tok.bosId());
+      assertEquals(scaled.perplexity(), ntk.get("perplexity").asDouble(), 0.0);
+      assertTrue(Math.abs(scaled.perplexity() - direct.perplexity()) > 1e-3 * direct.perplexity());
+      Run bad =
+          eval("ppl", "--model", stories.toString(), "--text", text.toString(), "--ntk-alpha", "x");
+      assertEquals(2, bad.code(), bad.err());
+      assertTrue(bad.err().contains("--ntk-alpha"), bad.err());
     }
   }
 

@@ -9,6 +9,7 @@ import dev.danlu.train.lora.PeftBridge;
 import dev.danlu.train.model.Generator;
 import dev.danlu.train.model.HfLlama;
 import dev.danlu.train.model.LlamaWeights;
+import dev.danlu.train.model.NtkAlpha;
 import dev.danlu.train.model.Sampler;
 import dev.danlu.train.tensor.Backend;
 import dev.danlu.train.tensor.TorchDtype;
@@ -66,6 +67,13 @@ public final class GenerateCli implements Callable<Integer> {
 
   @Spec private CommandSpec spec;
 
+  /** --store-kv-before-rope, or its default for the model's rotary settings. */
+  private boolean storeKv(LlamaWeights w) {
+    return storeKvBeforeRope != null
+        ? storeKvBeforeRope
+        : Generator.defaultStoreKvBeforeRope(w.config());
+  }
+
   @Option(
       names = "--model",
       required = true,
@@ -112,6 +120,24 @@ public final class GenerateCli implements Callable<Integer> {
       description =
           "--chat: prompt tokens to keep; older turns are dropped beyond it (default 1024).")
   private int maxMemory = ChatPrompt.DEFAULT_MAX_MEMORY;
+
+  @Option(
+      names = "--ntk-alpha",
+      paramLabel = "auto|<alpha>",
+      description =
+          "The reference's NTK rotary scaling for contexts past max_position_embeddings: auto"
+              + " (alpha from the current length) or a fixed alpha such as 2.0; combined with the"
+              + " model's linear rope_scaling (docs/long-context.md). Default: none.")
+  private String ntkAlpha;
+
+  @Option(
+      names = "--store-kv-before-rope",
+      negatable = true,
+      description =
+          "Cache keys before rotary and rotate them on read with the current length's tables"
+              + " (the reference's store_kv_before_rope). Default: on with --ntk-alpha auto, off"
+              + " otherwise.")
+  private Boolean storeKvBeforeRope;
 
   @Option(
       names = "--show-prompt",
@@ -238,9 +264,24 @@ public final class GenerateCli implements Callable<Integer> {
           "danlu generate: " + tokFile + " not found (the model directory needs its tokenizer)");
       return CliSupport.FAILED;
     }
+    NtkAlpha ntk;
+    try {
+      ntk = NtkAlpha.parse(ntkAlpha, "--ntk-alpha");
+    } catch (IllegalArgumentException e) {
+      throw CliSupport.usageError(spec, e.getMessage());
+    }
     Backend.Kind backend = Backend.select();
     long t0 = System.nanoTime();
     LlamaWeights w = HfLlama.load(model, torchDtype, backend);
+    if (!ntk.isNone()) {
+      try {
+        w = w.withNtk(ntk);
+      } catch (IllegalArgumentException e) {
+        err.println("danlu generate: " + model.resolve("config.json") + ": " + e.getMessage());
+        return CliSupport.FAILED;
+      }
+      err.printf("danlu generate: NTK alpha %s%n", ntk);
+    }
     if (adapter != null) {
       LoraAdapter ad = PeftBridge.load(adapter, w.config(), DataType.FLOAT);
       w = LoraMerge.merge(w, ad);
@@ -353,7 +394,7 @@ public final class GenerateCli implements Callable<Integer> {
   private int[] generate(
       LlamaWeights w, Sampler sampler, int[] ids, int maxNewTokens, int... stop) {
     long t1 = System.nanoTime();
-    Generator g = new Generator(w, ids.length + Math.max(0, maxNewTokens - 1));
+    Generator g = new Generator(w, ids.length + Math.max(0, maxNewTokens - 1), storeKv(w));
     int[] gen = g.generate(ids, maxNewTokens, sampler, stop);
     double secs = (System.nanoTime() - t1) / 1e9;
     err.printf(

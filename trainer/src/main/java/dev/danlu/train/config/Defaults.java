@@ -75,6 +75,9 @@ final class Defaults {
     d.put("fp16", false);
     d.put("bf16", false);
     d.put("gradient_checkpointing", false);
+    d.put("attn_implementation", "auto");
+    d.putNull("rope_scaling");
+    d.put("ntk_alpha", "none");
     d.put("initial_scale_power", 16);
     d.put("loss_scale_window", 100);
     d.put("hysteresis", 2);

@@ -59,6 +59,15 @@ public record TrainConfig(
     @JsonProperty("fp16") boolean fp16,
     @JsonProperty("bf16") boolean bf16,
     @JsonProperty("gradient_checkpointing") boolean gradientCheckpointing,
+    // HF's key: auto (tiled above 1024 tokens), eager (naive, [seq, seq] per head), tiled
+    // (FlashAttention-style, memory linear in seq); docs/long-context.md
+    @JsonProperty("attn_implementation") String attnImplementation,
+    // --- long context (docs/long-context.md) ---
+    // LLaMA-Factory's key: linear = position interpolation to the training length (factor =
+    // ceil(length / max_position_embeddings)); null = the model's own rope_scaling
+    @JsonProperty("rope_scaling") String ropeScaling,
+    // the reference's NTK alpha (attn_and_long_ctx_patches.py): none, auto or a number
+    @JsonProperty("ntk_alpha") String ntkAlpha,
     @JsonProperty("initial_scale_power") int initialScalePower,
     @JsonProperty("loss_scale_window") int lossScaleWindow,
     @JsonProperty("hysteresis") int hysteresis,
@@ -114,6 +123,18 @@ public record TrainConfig(
   @JsonIgnore
   public TorchDtype torchDtypeSetting() {
     return TorchDtype.parse(torchDtype);
+  }
+
+  /** The attention kernel {@code attn_implementation} names. */
+  @JsonIgnore
+  public dev.danlu.train.model.AttentionImpl attention() {
+    return dev.danlu.train.model.AttentionImpl.parse(attnImplementation);
+  }
+
+  /** The NTK scaling {@code ntk_alpha} names (NONE when unset). */
+  @JsonIgnore
+  public dev.danlu.train.model.NtkAlpha ntk() {
+    return dev.danlu.train.model.NtkAlpha.parse(ntkAlpha, "ntk_alpha");
   }
 
   /** LoRA scaling applied to {@code B·A}: {@code alpha / r}, as PEFT. */

@@ -75,6 +75,23 @@ final class Validation {
     } catch (IllegalArgumentException e) {
       p.add(e.getMessage() + " (auto = the checkpoint's dtype on CUDA, float32 on CPU)");
     }
+    try {
+      c.attention();
+    } catch (IllegalArgumentException e) {
+      p.add(e.getMessage());
+    }
+    try {
+      c.ntk();
+    } catch (IllegalArgumentException e) {
+      p.add(e.getMessage());
+    }
+    if (c.ropeScaling() != null && !"linear".equals(c.ropeScaling())) {
+      p.add(
+          "rope_scaling '"
+              + c.ropeScaling()
+              + "' is not supported in training: use linear (position interpolation) or leave"
+              + " it unset");
+    }
     if (c.fp16() && c.bf16()) {
       p.add("fp16 and bf16 are both true: choose one");
     }

@@ -9,6 +9,7 @@ import dev.danlu.train.lora.PeftBridge;
 import dev.danlu.train.model.HfLlama;
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaWeights;
+import dev.danlu.train.model.NtkAlpha;
 import dev.danlu.train.tensor.Backend;
 import java.io.IOException;
 import java.io.Serializable;
@@ -22,12 +23,30 @@ import org.nd4j.linalg.api.buffer.DataType;
  * {@code tokenizer.model} when it ships one (Chinese-LLaMA-Alpaca-2's adapters do, for the resized
  * vocabulary), else the model's, unless given. Paths are strings so a spec travels to executors.
  */
-public record EvalModel(String model, String adapter, String tokenizer) implements Serializable {
+public record EvalModel(String model, String adapter, String tokenizer, String ntkAlpha)
+    implements Serializable {
+  /** Without NTK scaling. */
+  public EvalModel(String model, String adapter, String tokenizer) {
+    this(model, adapter, tokenizer, null);
+  }
+
   /**
    * The spec with the tokenizer path resolved (the file is only needed, and checked, by the modes
    * that tokenize).
    */
   public static EvalModel resolve(Path model, Path adapter, Path tokenizer) throws IOException {
+    return resolve(model, adapter, tokenizer, null);
+  }
+
+  /**
+   * As {@link #resolve(Path, Path, Path)}, with the reference's NTK scaling of rotary ({@code
+   * --ntk-alpha auto|<float>}, docs/long-context.md; null = none), checked here.
+   */
+  public static EvalModel resolve(Path model, Path adapter, Path tokenizer, String ntkAlpha)
+      throws IOException {
+    if (ntkAlpha != null) {
+      NtkAlpha.parse(ntkAlpha, "--ntk-alpha"); // fails on a bad value before anything loads
+    }
     if (!Files.isRegularFile(model.resolve("config.json"))) {
       throw new IOException(model + ": no config.json (pass a Hugging Face LLaMA directory)");
     }
@@ -43,7 +62,7 @@ public record EvalModel(String model, String adapter, String tokenizer) implemen
               : model.resolve("tokenizer.model");
     }
     return new EvalModel(
-        model.toString(), adapter == null ? null : adapter.toString(), tok.toString());
+        model.toString(), adapter == null ? null : adapter.toString(), tok.toString(), ntkAlpha);
   }
 
   /**
@@ -95,6 +114,16 @@ public record EvalModel(String model, String adapter, String tokenizer) implemen
   public Loaded load() throws IOException {
     Backend.select();
     LlamaWeights w = HfLlama.load(Path.of(model), DataType.FLOAT);
+    if (ntkAlpha != null) {
+      NtkAlpha ntk = NtkAlpha.parse(ntkAlpha, "--ntk-alpha");
+      if (!ntk.isNone()) {
+        try {
+          w = w.withNtk(ntk);
+        } catch (IllegalArgumentException e) {
+          throw new IOException(Path.of(model).resolve("config.json") + ": " + e.getMessage());
+        }
+      }
+    }
     LoraAdapter ad =
         adapter == null ? null : PeftBridge.load(Path.of(adapter), w.config(), DataType.FLOAT);
     return new Loaded(w, ad);

@@ -70,7 +70,8 @@ public final class LoraMerge {
             c.ropeTheta(),
             c.ropeScaling(),
             tied,
-            c.maxPositionEmbeddings());
+            c.maxPositionEmbeddings(),
+            c.ntk());
     return new LlamaWeights(merged, embed, layers, base.norm(), head);
   }
 }

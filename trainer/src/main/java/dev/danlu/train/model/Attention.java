@@ -14,7 +14,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * <p>One batched ND4J matmul replaces a Java loop of per-head gemm calls: 1.5x faster at LLaMA-7B
  * shapes (32 x [512 x 128]) and 3-4x at stories260K's tiny heads, where call overhead dominated.
  */
-final class Attention {
+public final class Attention {
   private Attention() {}
 
   /**
@@ -24,7 +24,7 @@ final class Attention {
    * @param attentionMask (batch * seq) 1 = real token, null = all real
    * @param segments (batch * seq) example of each token in a packed row, null = one per row
    */
-  static void forward(
+  public static void forward(
       LlamaConfig c,
       int seq,
       int[] attentionMask,
@@ -41,7 +41,7 @@ final class Attention {
   }
 
   /** From dOut, the gradients of q, k, v (k and v summed over the query heads of their group). */
-  static void backward(
+  public static void backward(
       LlamaConfig c,
       int seq,
       INDArray q,

@@ -22,7 +22,8 @@ public final class Generator {
   private final LlamaWeights w;
   private final LlamaConfig c;
   private final int maxLen;
-  private final INDArray[] keys; // per layer (maxLen, kvDim), rotated
+  private final boolean storeKvBeforeRope;
+  private final INDArray[] keys; // per layer (maxLen, kvDim), rotated (or not: storeKvBeforeRope)
   private final INDArray[] values; // per layer (maxLen, kvDim)
   private final INDArray x; // (1, dim) residual stream
   private final INDArray xn; // (1, dim)
@@ -38,13 +39,32 @@ public final class Generator {
   private final INDArray up; // (1, ffn)
   private final INDArray h; // (1, ffn)
   private final INDArray logits; // (1, vocab)
-  private final double[] scores;
+  private final double[] scores; // (heads, maxLen)
+  private final double[] keyRow; // (kvDim)
+  private final double[] accRow; // (dim)
   private Rope rope;
 
+  /**
+   * A cache of {@code maxLen} positions; keys are stored before rotary when the rotary base can
+   * change with the length ({@link #defaultStoreKvBeforeRope}).
+   */
   public Generator(LlamaWeights w, int maxLen) {
+    this(w, maxLen, defaultStoreKvBeforeRope(w.config()));
+  }
+
+  /**
+   * @param storeKvBeforeRope the reference's {@code store_kv_before_rope}
+   *     (attn_and_long_ctx_patches.py): cache keys before rotary and rotate every cached key with
+   *     the current tables on read, so that when the tables change with the length (NTK alpha auto,
+   *     dynamic NTK) all keys use the current base, as a full forward over the sequence would;
+   *     false keeps each key rotated with the tables of the step that wrote it (what HF's
+   *     generate() does with dynamic NTK)
+   */
+  public Generator(LlamaWeights w, int maxLen, boolean storeKvBeforeRope) {
     this.w = w;
     this.c = w.config();
     this.maxLen = maxLen;
+    this.storeKvBeforeRope = storeKvBeforeRope;
     DataType dt = w.dataType();
     keys = new INDArray[c.numLayers()];
     values = new INDArray[c.numLayers()];
@@ -66,16 +86,31 @@ public final class Generator {
     up = Nd4j.create(dt, 1, c.intermediateSize());
     h = Nd4j.create(dt, 1, c.intermediateSize());
     logits = Nd4j.create(dt, 1, c.vocabSize());
-    scores = new double[maxLen];
-    boolean dynamic =
-        c.ropeScaling() != null && c.ropeScaling().type() == LlamaConfig.RopeScaling.Type.DYNAMIC;
-    // only dynamic NTK tables depend on the sequence length; they grow in step()
+    scores = new double[c.numHeads() * maxLen];
+    keyRow = new double[c.kvDim()];
+    accRow = new double[c.hiddenSize()];
+    // only dynamic NTK and NTK alpha auto tables depend on the sequence length; they grow in step()
+    boolean dynamic = c.ropeDependsOnLength();
     int tableLen = dynamic ? Math.min(maxLen, c.maxPositionEmbeddings()) : maxLen;
     rope = Rope.forLength(c, tableLen, dt == DataType.FLOAT);
   }
 
   public int maxLen() {
     return maxLen;
+  }
+
+  /**
+   * On when the rotary tables depend on the sequence length through NTK alpha auto: the reference's
+   * recommended pairing, and what makes step logits equal a full forward's. Off for dynamic NTK,
+   * matching HF 4.35's generate().
+   */
+  public static boolean defaultStoreKvBeforeRope(LlamaConfig c) {
+    return c.ntk() != null && c.ntk().auto();
+  }
+
+  /** Whether keys are cached before rotary (see the constructor). */
+  public boolean storeKvBeforeRope() {
+    return storeKvBeforeRope;
   }
 
   /**
@@ -101,8 +136,12 @@ public final class Generator {
       Nd4j.gemm(xn, w.linear(l, LoraModule.V), v, false, true, 1.0, 0.0);
       // with batch = seq = 1 the head-major layout equals the row layout
       Kernels.ropePermute(q, 1, 1, c.numHeads(), hd, rope.cos, rope.sin, pos, qRot);
-      Kernels.ropePermute(k, 1, 1, c.numKvHeads(), hd, rope.cos, rope.sin, pos, kRot);
-      keys[l].getRow(pos).assign(kRot);
+      if (storeKvBeforeRope) {
+        keys[l].getRow(pos).assign(k); // rotated on read, with the tables of the current length
+      } else {
+        Kernels.ropePermute(k, 1, 1, c.numKvHeads(), hd, rope.cos, rope.sin, pos, kRot);
+        keys[l].getRow(pos).assign(kRot);
+      }
       values[l].getRow(pos).assign(v);
       attend(l, pos);
       Nd4j.gemm(att, w.linear(l, LoraModule.O), tmp, false, true, 1.0, 0.0);
@@ -174,7 +213,9 @@ public final class Generator {
       Kernels.unpermuteRope(qHeads, 1, n, c.numHeads(), hd, null, null, 0, qRotb);
       Kernels.ropePermute(kb, 1, n, c.numKvHeads(), hd, rope.cos, rope.sin, pos0, kHeads);
       Kernels.unpermuteRope(kHeads, 1, n, c.numKvHeads(), hd, null, null, 0, kRotb);
-      keys[l].get(NDArrayIndex.interval(pos0, pos0 + n), NDArrayIndex.all()).assign(kRotb);
+      keys[l]
+          .get(NDArrayIndex.interval(pos0, pos0 + n), NDArrayIndex.all())
+          .assign(storeKvBeforeRope ? kb : kRotb); // before rotary: rotated on read
       values[l].get(NDArrayIndex.interval(pos0, pos0 + n), NDArrayIndex.all()).assign(vb);
       attendBlock(l, pos0, n, qRotb, attb);
       Nd4j.gemm(attb, w.linear(l, LoraModule.O), tmpb, false, true, 1.0, 0.0);
@@ -253,14 +294,16 @@ public final class Generator {
         i -> {
           int pos = pos0 + i;
           double[] sc = new double[pos + 1];
+          double[] kr = new double[kvDim];
           for (int head = 0; head < c.numHeads(); head++) {
             int kvOff = (head / group) * hd;
             int qOff = i * dim + head * hd;
             double max = Double.NEGATIVE_INFINITY;
             for (int t = 0; t <= pos; t++) {
+              cachedKey(kb, t, kr);
               double dot = 0;
               for (int e = 0; e < hd; e++) {
-                dot += qb.get(qOff + e) * kb.get(t * kvDim + kvOff + e);
+                dot += qb.get(qOff + e) * kr[kvOff + e];
               }
               sc[t] = dot * scale;
               max = Math.max(max, sc[t]);
@@ -281,40 +324,91 @@ public final class Generator {
         });
   }
 
-  /** att = softmax(q k^T / sqrt(hd)) v over cached positions 0..pos, per query head. */
+  /**
+   * att = softmax(q k^T / sqrt(hd)) v over cached positions 0..pos, per query head; cached keys are
+   * rotated here when stored before rotary.
+   */
+  /**
+   * Cached key of position {@code t}, rotated: as stored, or (storeKvBeforeRope) rotated now with
+   * the current length's tables and rounded as a stored rotated key is.
+   */
+  private void cachedKey(Buf kb, int t, double[] kr) {
+    int kvDim = c.kvDim();
+    kb.read(t * kvDim, kr, kvDim);
+    if (!storeKvBeforeRope) {
+      return;
+    }
+    int hd = c.headDim();
+    int half = hd / 2;
+    int p = t * half;
+    for (int kvOff = 0; kvOff < kvDim; kvOff += hd) {
+      for (int i = 0; i < half; i++) {
+        double x1 = kr[kvOff + i];
+        double x2 = kr[kvOff + half + i];
+        double cs = rope.cos[p + i];
+        double sn = rope.sin[p + i];
+        kr[kvOff + i] = kb.round(x1 * cs - x2 * sn);
+        kr[kvOff + half + i] = kb.round(x2 * cs + x1 * sn);
+      }
+    }
+  }
+
   private void attend(int l, int pos) {
     int hd = c.headDim();
     int kvDim = c.kvDim();
-    int group = c.numHeads() / c.numKvHeads();
+    int heads = c.numHeads();
+    int group = heads / c.numKvHeads();
     double scale = 1.0 / Math.sqrt(hd);
     Buf qb = Buf.of(qRot);
     Buf kb = Buf.of(keys[l]);
     Buf vb = Buf.of(values[l]);
-    Buf ob = Buf.of(att);
-    for (int head = 0; head < c.numHeads(); head++) {
-      int kvOff = (head / group) * hd;
-      int qOff = head * hd;
-      double max = Double.NEGATIVE_INFINITY;
-      for (int t = 0; t <= pos; t++) {
+    double[] qv = accRow;
+    qb.read(0, qv, c.hiddenSize());
+    double[] kr = keyRow;
+    for (int t = 0; t <= pos; t++) {
+      cachedKey(kb, t, kr);
+      for (int head = 0; head < heads; head++) {
+        int kvOff = (head / group) * hd;
+        int qOff = head * hd;
         double dot = 0;
         for (int i = 0; i < hd; i++) {
-          dot += qb.get(qOff + i) * kb.get(t * kvDim + kvOff + i);
+          dot += qv[qOff + i] * kr[kvOff + i];
         }
-        scores[t] = dot * scale;
-        max = Math.max(max, scores[t]);
+        scores[head * maxLen + t] = dot * scale;
+      }
+    }
+    double[] sums = new double[heads];
+    for (int head = 0; head < heads; head++) {
+      int base = head * maxLen;
+      double max = Double.NEGATIVE_INFINITY;
+      for (int t = 0; t <= pos; t++) {
+        max = Math.max(max, scores[base + t]);
       }
       double sum = 0;
       for (int t = 0; t <= pos; t++) {
-        scores[t] = Math.exp(scores[t] - max);
-        sum += scores[t];
+        scores[base + t] = Math.exp(scores[base + t] - max);
+        sum += scores[base + t];
       }
-      for (int i = 0; i < hd; i++) {
-        double acc = 0;
-        for (int t = 0; t <= pos; t++) {
-          acc += scores[t] * vb.get(t * kvDim + kvOff + i);
+      sums[head] = sum;
+    }
+    double[] acc = accRow; // q is no longer needed
+    java.util.Arrays.fill(acc, 0.0);
+    for (int t = 0; t <= pos; t++) {
+      vb.read(t * kvDim, kr, kvDim);
+      for (int head = 0; head < heads; head++) {
+        double p = scores[head * maxLen + t];
+        int kvOff = (head / group) * hd;
+        int qOff = head * hd;
+        for (int i = 0; i < hd; i++) {
+          acc[qOff + i] += p * kr[kvOff + i];
         }
-        ob.set(qOff + i, acc / sum);
       }
     }
+    for (int head = 0; head < heads; head++) {
+      for (int i = 0; i < hd; i++) {
+        acc[head * hd + i] /= sums[head];
+      }
+    }
+    Buf.of(att).write(0, acc, c.hiddenSize());
   }
 }

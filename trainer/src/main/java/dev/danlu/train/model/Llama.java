@@ -195,11 +195,19 @@ public final class Llama {
         "rope/permute",
         () ->
             Kernels.ropePermute(s.vRows, s.batch, s.seq, c.numKvHeads(), hd, null, null, 0, a.vh));
-    time(
-        "attention",
-        () ->
-            Attention.forward(
-                c, s.seq, s.attentionMask, s.segments, a.q3, a.kh, a.vh, a.probs3, a.o3));
+    if (s.tiled) {
+      time(
+          "attention",
+          () ->
+              TiledAttention.forward(
+                  c, s.batch, s.seq, s.attentionMask, s.segments, a.q3, a.kh, a.vh, a.o3, a.lse));
+    } else {
+      time(
+          "attention",
+          () ->
+              Attention.forward(
+                  c, s.seq, s.attentionMask, s.segments, a.q3, a.kh, a.vh, a.probs3, a.o3));
+    }
     time(
         "rope/permute",
         () ->
@@ -237,11 +245,33 @@ public final class Llama {
     time(
         "rope/permute",
         () -> Kernels.ropePermute(s.tmp, s.batch, s.seq, c.numHeads(), hd, null, null, 0, s.dOh));
-    time(
-        "attention",
-        () ->
-            Attention.backward(
-                c, s.seq, a.q3, a.kh, a.vh, a.probs3, s.dO3, s.dProbs3, s.dQ3, s.dKh, s.dVh));
+    if (s.tiled) {
+      time(
+          "attention",
+          () ->
+              TiledAttention.backward(
+                  c,
+                  s.batch,
+                  s.seq,
+                  s.attentionMask,
+                  s.segments,
+                  a.q3,
+                  a.kh,
+                  a.vh,
+                  a.o3,
+                  a.lse,
+                  s.dO3,
+                  s.attnD,
+                  s.dQ3,
+                  s.dKh,
+                  s.dVh));
+    } else {
+      time(
+          "attention",
+          () ->
+              Attention.backward(
+                  c, s.seq, a.q3, a.kh, a.vh, a.probs3, s.dO3, s.dProbs3, s.dQ3, s.dKh, s.dVh));
+    }
     Rope r = s.rope;
     time(
         "rope/permute",

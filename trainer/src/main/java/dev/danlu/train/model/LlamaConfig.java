@@ -12,6 +12,8 @@ import java.nio.file.Path;
  * change the math. Missing required keys are errors naming the file and key.
  *
  * @param ropeScaling null when the config has no (or a null) {@code rope_scaling}
+ * @param ntk the reference's NTK scaling (not a config.json key: a loading option, see {@link
+ *     #withNtk}); null = none
  */
 public record LlamaConfig(
     int hiddenSize,
@@ -24,7 +26,36 @@ public record LlamaConfig(
     double ropeTheta,
     RopeScaling ropeScaling,
     boolean tieWordEmbeddings,
-    int maxPositionEmbeddings) {
+    int maxPositionEmbeddings,
+    NtkAlpha ntk) {
+
+  /** A config without NTK scaling (what config.json describes). */
+  public LlamaConfig(
+      int hiddenSize,
+      int intermediateSize,
+      int numLayers,
+      int numHeads,
+      int numKvHeads,
+      int vocabSize,
+      double rmsNormEps,
+      double ropeTheta,
+      RopeScaling ropeScaling,
+      boolean tieWordEmbeddings,
+      int maxPositionEmbeddings) {
+    this(
+        hiddenSize,
+        intermediateSize,
+        numLayers,
+        numHeads,
+        numKvHeads,
+        vocabSize,
+        rmsNormEps,
+        ropeTheta,
+        ropeScaling,
+        tieWordEmbeddings,
+        maxPositionEmbeddings,
+        null);
+  }
 
   /** HF transformers 4.35 rope_scaling: {@code {"type": "linear"|"dynamic", "factor": f}}. */
   public record RopeScaling(Type type, double factor) {
@@ -50,6 +81,71 @@ public record LlamaConfig(
     if ((hiddenSize / numHeads) % 2 != 0) {
       throw new IllegalArgumentException("head dim " + hiddenSize / numHeads + " must be even");
     }
+    if (ntk != null
+        && ropeScaling != null
+        && ropeScaling.type() == RopeScaling.Type.DYNAMIC
+        && !ntk.isNone()) {
+      throw new IllegalArgumentException(
+          "ntk_alpha "
+              + ntk
+              + " cannot be combined with rope_scaling type dynamic (both rescale the rotary"
+              + " base); use one of them");
+    }
+  }
+
+  /**
+   * The same config with the reference's NTK scaling (Chinese-LLaMA-Alpaca-2
+   * scripts/attn_and_long_ctx_patches.py); null or {@link NtkAlpha#NONE} removes it. This is the
+   * hook a command uses after loading a model (see {@link LlamaWeights#withNtk}).
+   */
+  public LlamaConfig withNtk(NtkAlpha n) {
+    return new LlamaConfig(
+        hiddenSize,
+        intermediateSize,
+        numLayers,
+        numHeads,
+        numKvHeads,
+        vocabSize,
+        rmsNormEps,
+        ropeTheta,
+        ropeScaling,
+        tieWordEmbeddings,
+        maxPositionEmbeddings,
+        n == null || n.isNone() ? null : n);
+  }
+
+  /**
+   * The same config with another rope_scaling and max_position_embeddings (position interpolation:
+   * the reference's 16K models are LLaMA-2 with {@code {type: linear, factor: 4}} and
+   * max_position_embeddings 16384).
+   */
+  public LlamaConfig withRopeScaling(RopeScaling rs, int maxPos) {
+    return new LlamaConfig(
+        hiddenSize,
+        intermediateSize,
+        numLayers,
+        numHeads,
+        numKvHeads,
+        vocabSize,
+        rmsNormEps,
+        ropeTheta,
+        rs,
+        tieWordEmbeddings,
+        maxPos,
+        ntk);
+  }
+
+  /** The linear position-interpolation factor (positions are divided by it); 1 without PI. */
+  public double piFactor() {
+    return ropeScaling != null && ropeScaling.type() == RopeScaling.Type.LINEAR
+        ? ropeScaling.factor()
+        : 1.0;
+  }
+
+  /** Whether the rotary tables depend on the sequence length (dynamic NTK or NTK alpha auto). */
+  public boolean ropeDependsOnLength() {
+    return (ropeScaling != null && ropeScaling.type() == RopeScaling.Type.DYNAMIC)
+        || (ntk != null && ntk.auto());
   }
 
   public int headDim() {
@@ -111,7 +207,8 @@ public record LlamaConfig(
         ropeTheta,
         ropeScaling,
         tieWordEmbeddings,
-        maxPositionEmbeddings);
+        maxPositionEmbeddings,
+        ntk);
   }
 
   private static RopeScaling ropeScaling(JsonNode node, String source) {

@@ -20,7 +20,8 @@ public final class LlamaState {
     final INDArray qh; // (batch*heads, seq, headDim) after rotary
     final INDArray kh; // (batch*kvHeads, seq, headDim) after rotary
     final INDArray vh; // (batch*kvHeads, seq, headDim)
-    final INDArray probs; // (batch*heads, seq, seq) attention weights
+    final INDArray probs; // (batch*heads, seq, seq) attention weights; null when tiled
+    final double[] lse; // (batch*heads*seq) tiled: log-sum-exp per query row; null when eager
     final INDArray oh; // (batch*heads, seq, headDim) attention output
     final INDArray oRows; // (rows, dim) o_proj input
     final INDArray mid; // (rows, dim) residual after attention
@@ -31,10 +32,10 @@ public final class LlamaState {
     final INDArray h; // (rows, ffn) silu(gate) * up, down_proj input
     final INDArray[] loraH; // per module (rows, r): A dropout(x), or null
     final INDArray q3; // qh viewed (batch*kvHeads, group*seq, headDim), see Attention
-    final INDArray probs3; // probs viewed (batch*kvHeads, group*seq, seq)
+    final INDArray probs3; // probs viewed (batch*kvHeads, group*seq, seq), or null
     final INDArray o3; // oh viewed (batch*kvHeads, group*seq, headDim)
 
-    LayerActs(LlamaConfig c, int batch, int seq, LoraConfig lora, DataType dt) {
+    LayerActs(LlamaConfig c, int batch, int seq, LoraConfig lora, DataType dt, boolean tiled) {
       int rows = batch * seq;
       int hd = c.headDim();
       xn1 = Nd4j.create(dt, rows, c.hiddenSize());
@@ -42,7 +43,8 @@ public final class LlamaState {
       qh = Nd4j.create(dt, (long) batch * c.numHeads(), seq, hd);
       kh = Nd4j.create(dt, (long) batch * c.numKvHeads(), seq, hd);
       vh = Nd4j.create(dt, (long) batch * c.numKvHeads(), seq, hd);
-      probs = Nd4j.create(dt, (long) batch * c.numHeads(), seq, seq);
+      probs = tiled ? null : Nd4j.create(dt, (long) batch * c.numHeads(), seq, seq);
+      lse = tiled ? new double[batch * c.numHeads() * seq] : null;
       oh = Nd4j.create(dt, (long) batch * c.numHeads(), seq, hd);
       oRows = Nd4j.create(dt, rows, c.hiddenSize());
       mid = Nd4j.create(dt, rows, c.hiddenSize());
@@ -52,7 +54,7 @@ public final class LlamaState {
       up = Nd4j.create(dt, rows, c.intermediateSize());
       h = Nd4j.create(dt, rows, c.intermediateSize());
       q3 = grouped(c, batch, qh);
-      probs3 = grouped(c, batch, probs);
+      probs3 = tiled ? null : grouped(c, batch, probs);
       o3 = grouped(c, batch, oh);
       loraH = new INDArray[LoraModule.values().length];
       if (lora != null) {
@@ -68,6 +70,10 @@ public final class LlamaState {
   public final int seq;
   public final int rows;
   public final boolean checkpointing;
+
+  /** Whether attention runs the tiled kernel (no [seq, seq] arrays), see {@link AttentionImpl}. */
+  public final boolean tiled;
+
   final DataType dt;
 
   final INDArray[] resid; // numLayers + 1 of (rows, dim): input of layer l, final hidden state
@@ -97,7 +103,8 @@ public final class LlamaState {
   final INDArray dVh; // (batch*kvHeads, seq, headDim)
   final INDArray dO3; // dOh viewed (batch*kvHeads, group*seq, headDim)
   final INDArray dQ3; // dQh viewed likewise
-  final INDArray dProbs3; // (batch*kvHeads, group*seq, seq)
+  final INDArray dProbs3; // (batch*kvHeads, group*seq, seq); null when tiled
+  final double[] attnD; // (batch*heads*seq) tiled: rowsum(dOut * out) per query row
   final INDArray dLoraH; // (rows, r) or null
   final INDArray[] dropScratch; // (rows, dim), (rows, ffn) x2 each, only with LoRA dropout
   final byte[] dropMask; // (rows, max(dim, ffn)) keep flags of the current module's dropout
@@ -118,9 +125,22 @@ public final class LlamaState {
   int tokenCount;
   Rope rope;
 
+  /** A state whose attention kernel {@link AttentionImpl#AUTO} picks by {@code seq}. */
   public LlamaState(
       LlamaConfig c, int batch, int seq, LoraConfig lora, boolean checkpointing, DataType dt) {
+    this(c, batch, seq, lora, checkpointing, dt, AttentionImpl.AUTO);
+  }
+
+  public LlamaState(
+      LlamaConfig c,
+      int batch,
+      int seq,
+      LoraConfig lora,
+      boolean checkpointing,
+      DataType dt,
+      AttentionImpl attention) {
     this.config = c;
+    this.tiled = attention.tiled(seq);
     this.batch = batch;
     this.seq = seq;
     this.rows = batch * seq;
@@ -134,7 +154,7 @@ public final class LlamaState {
     }
     acts = new LayerActs[checkpointing ? 1 : c.numLayers()];
     for (int i = 0; i < acts.length; i++) {
-      acts[i] = new LayerActs(c, batch, seq, lora, dt);
+      acts[i] = new LayerActs(c, batch, seq, lora, dt, tiled);
     }
     qRows = Nd4j.create(dt, rows, dim);
     kRows = Nd4j.create(dt, rows, c.kvDim());
@@ -156,7 +176,9 @@ public final class LlamaState {
     dVh = Nd4j.create(dt, (long) batch * c.numKvHeads(), seq, c.headDim());
     dO3 = grouped(c, batch, dOh);
     dQ3 = grouped(c, batch, dQh);
-    dProbs3 = Nd4j.create(dt, (long) batch * c.numKvHeads(), (long) group(c) * seq, seq);
+    dProbs3 =
+        tiled ? null : Nd4j.create(dt, (long) batch * c.numKvHeads(), (long) group(c) * seq, seq);
+    attnD = tiled ? new double[batch * c.numHeads() * seq] : null;
     dLoraH = lora == null ? null : Nd4j.create(dt, rows, lora.rank());
     if (lora != null && lora.dropout() > 0) {
       dropScratch =
@@ -178,7 +200,7 @@ public final class LlamaState {
   }
 
   /** [batch*heads, seq, x] viewed as [batch*kvHeads, group*seq, x] (no copy: c-order). */
-  static INDArray grouped(LlamaConfig c, int batch, INDArray headMajor) {
+  public static INDArray grouped(LlamaConfig c, int batch, INDArray headMajor) {
     return headMajor.reshape(
         'c', (long) batch * c.numKvHeads(), group(c) * headMajor.size(1), headMajor.size(2));
   }

@@ -49,6 +49,30 @@ public final class LlamaWeights {
     return config;
   }
 
+  /**
+   * These weights (the same arrays, no copy) under the reference's NTK scaling {@code ntk} (null or
+   * NONE: none) — the hook generate / eval / serve call after loading a model with {@code
+   * --ntk-alpha}. The returned instance has its own float32 widening scratch; use it instead of
+   * this one.
+   */
+  public LlamaWeights withNtk(NtkAlpha ntk) {
+    return new LlamaWeights(config.withNtk(ntk), embedTokens, layers, norm, lmHead);
+  }
+
+  /**
+   * These weights (no copy) under a config that differs from theirs only in its rotary settings
+   * (rope_scaling, max_position_embeddings, NTK); anything else is an error.
+   */
+  public LlamaWeights withRope(LlamaConfig c) {
+    if (!c.withRopeScaling(config.ropeScaling(), config.maxPositionEmbeddings())
+        .withNtk(config.ntk())
+        .equals(config)) {
+      throw new IllegalArgumentException(
+          "withRope: " + c + " differs from the weights' " + config + " beyond rotary settings");
+    }
+    return new LlamaWeights(c, embedTokens, layers, norm, lmHead);
+  }
+
   /** The stored (vocab, dim) embedding table, in the storage dtype. */
   public INDArray embedTokens() {
     return embedTokens;

@@ -2,8 +2,9 @@ package dev.danlu.train.model;
 
 /**
  * Rotary-embedding tables in Hugging Face's convention (transformers 4.35 LlamaRotaryEmbedding and
- * its linear / dynamic-NTK subclasses): inv_freq[i] = 1 / base^(2i/headDim), angle = t * inv_freq,
- * and the same angle serves both halves of a head (rotate_half).
+ * its linear / dynamic-NTK subclasses, and the reference's NTK alpha patch, see {@link NtkAlpha}):
+ * inv_freq[i] = 1 / base^(2i/headDim), angle = t / piFactor * inv_freq, and the same angle serves
+ * both halves of a head (rotate_half).
  *
  * <p>In float32 mode the angles are computed with float32 rounding at the same steps as PyTorch
  * does, because at position 500 a one-ulp difference in the angle is already a 3e-5 relative error
@@ -31,10 +32,11 @@ public final class Rope {
     int dim = c.headDim();
     int half = dim / 2;
     double base = c.ropeTheta();
-    double positionScale = 1.0;
+    double positionScale = c.piFactor();
     LlamaConfig.RopeScaling rs = c.ropeScaling();
-    if (rs != null && rs.type() == LlamaConfig.RopeScaling.Type.LINEAR) {
-      positionScale = rs.factor();
+    if (c.ntk() != null) {
+      // the reference's NTK patch: a larger base, positions still divided by the PI factor
+      base = c.ntk().base(base, dim, length, c.maxPositionEmbeddings());
     } else if (rs != null
         && rs.type() == LlamaConfig.RopeScaling.Type.DYNAMIC
         && length > c.maxPositionEmbeddings()) {

@@ -4,6 +4,7 @@ import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.comm.ReduceOp;
 import dev.danlu.train.data.TrainData;
 import dev.danlu.train.lora.LoraAdapter;
+import dev.danlu.train.model.AttentionImpl;
 import dev.danlu.train.model.Batch;
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaState;
@@ -30,7 +31,18 @@ public final class Evaluator {
 
   public Evaluator(
       ModelSetup model, TrainData data, Objective objective, int batch, Communicator comm) {
-    this(model.config(), model.weights(), model.adapter(), data, objective, batch, comm);
+    this(model, data, objective, batch, comm, AttentionImpl.AUTO);
+  }
+
+  /** As above, running the {@code attention} kernel (attn_implementation). */
+  public Evaluator(
+      ModelSetup model,
+      TrainData data,
+      Objective objective,
+      int batch,
+      Communicator comm,
+      AttentionImpl attention) {
+    this(model.config(), model.weights(), model.adapter(), data, objective, batch, comm, attention);
   }
 
   /**
@@ -45,7 +57,20 @@ public final class Evaluator {
       Objective objective,
       int batch,
       Communicator comm) {
-    this.states = new StateCache(config, adapter == null ? null : adapter.config, false);
+    this(config, weights, adapter, data, objective, batch, comm, AttentionImpl.AUTO);
+  }
+
+  /** As above, running the {@code attention} kernel. */
+  public Evaluator(
+      LlamaConfig config,
+      LlamaWeights weights,
+      LoraAdapter adapter,
+      TrainData data,
+      Objective objective,
+      int batch,
+      Communicator comm,
+      AttentionImpl attention) {
+    this.states = new StateCache(config, adapter == null ? null : adapter.config, false, attention);
     this.weights = weights;
     this.adapter = adapter;
     this.data = data;

@@ -52,7 +52,7 @@ public record ModelSetup(
     Path dir = Path.of(cfg.modelNameOrPath());
     // frozen weights in torch_dtype (auto: the checkpoint's on CUDA, float32 on CPU); the
     // adapter, its gradients and the optimizer are float32 whatever this is
-    LlamaWeights w = HfLlama.load(dir, cfg.torchDtypeSetting(), Backend.loaded());
+    LlamaWeights w = longContext(cfg, HfLlama.load(dir, cfg.torchDtypeSetting(), Backend.loaded()));
     LlamaConfig mc = w.config();
     EnumSet<LoraModule> targets = EnumSet.noneOf(LoraModule.class);
     for (String t : cfg.trainable()) {
@@ -93,6 +93,55 @@ public record ModelSetup(
                 ? VocabResize.Init.MEAN
                 : VocabResize.Init.NORMAL);
     return new ModelSetup(mc.withVocabSize(vocab), w, ad, fingerprint(dir), resizedFrom);
+  }
+
+  /**
+   * The weights under the run's long-context keys: {@code rope_scaling: linear} (position
+   * interpolation as LLaMA-Factory applies it: factor = ceil(length / max_position_embeddings),
+   * max_position_embeddings × factor, so LLaMA-2's 4096 trained at 16384 becomes the reference's
+   * 16K config {@code {type: linear, factor: 4}, 16384}) and {@code ntk_alpha}.
+   */
+  static LlamaWeights longContext(TrainConfig cfg, LlamaWeights w) {
+    LlamaConfig c = w.config();
+    if ("linear".equals(cfg.ropeScaling())) {
+      boolean sft = "sft".equals(cfg.stage());
+      int length = sft ? cfg.maxSeqLength() : cfg.blockSize();
+      String key = sft ? "max_seq_length" : "block_size";
+      if (length <= 0) {
+        throw new IllegalArgumentException(
+            "rope_scaling linear: set "
+                + key
+                + " to the training length (the factor is ceil("
+                + key
+                + " / max_position_embeddings))");
+      }
+      if (c.ropeScaling() != null) {
+        throw new IllegalArgumentException(
+            "rope_scaling linear: the model "
+                + cfg.modelNameOrPath()
+                + " already has rope_scaling "
+                + c.ropeScaling()
+                + " in its config.json; remove the rope_scaling key");
+      }
+      int maxPos = c.maxPositionEmbeddings();
+      if (length <= maxPos) {
+        throw new IllegalArgumentException(
+            "rope_scaling linear: "
+                + key
+                + " "
+                + length
+                + " is not longer than the model's max_position_embeddings "
+                + maxPos
+                + "; interpolation is for training past it (remove rope_scaling)");
+      }
+      int factor = (length + maxPos - 1) / maxPos;
+      c =
+          c.withRopeScaling(
+              new LlamaConfig.RopeScaling(LlamaConfig.RopeScaling.Type.LINEAR, factor),
+              maxPos * factor);
+    }
+    c = c.withNtk(cfg.ntk());
+    return c.equals(w.config()) ? w : w.withRope(c);
   }
 
   /**

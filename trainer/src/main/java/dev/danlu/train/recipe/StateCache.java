@@ -1,6 +1,7 @@
 package dev.danlu.train.recipe;
 
 import dev.danlu.train.lora.LoraConfig;
+import dev.danlu.train.model.AttentionImpl;
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaState;
 import java.util.LinkedHashMap;
@@ -19,6 +20,7 @@ final class StateCache {
   private final LlamaConfig config;
   private final LoraConfig lora;
   private final boolean checkpointing;
+  private final AttentionImpl attention;
   private final Map<Long, LlamaState> states =
       new LinkedHashMap<>(4, 0.75f, true) {
         private static final long serialVersionUID = 1L;
@@ -34,16 +36,22 @@ final class StateCache {
    * @param lora the adapter's config (null: base model only)
    */
   StateCache(LlamaConfig config, LoraConfig lora, boolean checkpointing) {
+    this(config, lora, checkpointing, AttentionImpl.AUTO);
+  }
+
+  /** As above, states running the {@code attention} kernel (attn_implementation). */
+  StateCache(LlamaConfig config, LoraConfig lora, boolean checkpointing, AttentionImpl attention) {
     this.config = config;
     this.lora = lora;
     this.checkpointing = checkpointing;
+    this.attention = attention;
   }
 
   /** The state for [batch, seq], reused while the shape recurs. */
   LlamaState get(int batch, int seq) {
     return states.computeIfAbsent(
         ((long) batch << 32) | seq,
-        k -> new LlamaState(config, batch, seq, lora, checkpointing, DataType.FLOAT));
+        k -> new LlamaState(config, batch, seq, lora, checkpointing, DataType.FLOAT, attention));
   }
 
   /** How many states are held (tests). */

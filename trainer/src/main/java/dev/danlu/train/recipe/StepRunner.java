@@ -2,6 +2,7 @@ package dev.danlu.train.recipe;
 
 import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.lora.LoraAdapter;
+import dev.danlu.train.model.AttentionImpl;
 import dev.danlu.train.model.Batch;
 import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaState;
@@ -44,12 +45,7 @@ public final class StepRunner implements AutoCloseable {
   private boolean overlap;
   private final StateCache states;
 
-  /**
-   * @param config the model's config with the effective vocabulary (the adapter's embed_tokens /
-   *     lm_head rows, which a vocabulary resize makes larger than the frozen weights')
-   * @param overlap reduce-scatter finished gradient regions during the last micro-batch's backward
-   * @param checkpointing recompute each layer's activations in backward (gradient_checkpointing)
-   */
+  /** As below with {@link AttentionImpl#AUTO}. */
   public StepRunner(
       Communicator comm,
       LlamaConfig config,
@@ -60,13 +56,44 @@ public final class StepRunner implements AutoCloseable {
       DynamicLossScaler scaler,
       boolean overlap,
       boolean checkpointing) {
+    this(
+        comm,
+        config,
+        weights,
+        adapter,
+        objective,
+        optimizer,
+        scaler,
+        overlap,
+        checkpointing,
+        AttentionImpl.AUTO);
+  }
+
+  /**
+   * @param config the model's config with the effective vocabulary (the adapter's embed_tokens /
+   *     lm_head rows, which a vocabulary resize makes larger than the frozen weights')
+   * @param overlap reduce-scatter finished gradient regions during the last micro-batch's backward
+   * @param checkpointing recompute each layer's activations in backward (gradient_checkpointing)
+   * @param attention the attention kernel (attn_implementation)
+   */
+  public StepRunner(
+      Communicator comm,
+      LlamaConfig config,
+      LlamaWeights weights,
+      LoraAdapter adapter,
+      Objective objective,
+      Zero2Optimizer.Config optimizer,
+      DynamicLossScaler scaler,
+      boolean overlap,
+      boolean checkpointing,
+      AttentionImpl attention) {
     this.weights = weights;
     this.adapter = adapter;
     this.objective = objective;
     this.flat = new AdapterFlat(adapter, comm.worldSize(), ALIGNMENT, comm.zeroCopyBuffers());
     this.opt = new Zero2Optimizer(comm, flat.flat(), optimizer, scaler);
     this.overlap = overlap;
-    this.states = new StateCache(config, adapter.config, checkpointing);
+    this.states = new StateCache(config, adapter.config, checkpointing, attention);
   }
 
   /**

@@ -118,7 +118,8 @@ public final class TrainLoop {
             optCfg,
             scaler,
             cfg.overlapComm(),
-            cfg.gradientCheckpointing())) {
+            cfg.gradientCheckpointing(),
+            cfg.attention())) {
       Zero2Optimizer opt = runner.optimizer();
       ResumeCheck check = ResumeCheck.of(cfg, model, data, plan, world);
       info(
@@ -159,7 +160,9 @@ public final class TrainLoop {
                   progress.onResume(step, dir);
                 }
               });
-      Evaluator eval = new Evaluator(model, data, objective, cfg.perDeviceEvalBatchSize(), comm);
+      Evaluator eval =
+          new Evaluator(
+              model, data, objective, cfg.perDeviceEvalBatchSize(), comm, cfg.attention());
       StepLog stepLog =
           new StepLog(
               log, rank, world, total, start, cfg.loggingSteps(), cfg.loggingFirstStep(), scaler);

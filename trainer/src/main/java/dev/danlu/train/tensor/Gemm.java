@@ -107,6 +107,64 @@ public final class Gemm {
     }
   }
 
+  /**
+   * One product on sub-blocks of contiguous c-order arrays, addressed by element offset and leading
+   * dimension: c[offC + i·ldc + j] = alpha Σ op(a)[i, l] op(b)[l, j] + beta c[...], with op(a) m×k
+   * (stored k×m when {@code transA}) and op(b) k×n. The tiled attention calls this per tile: it
+   * needs no INDArray view per call. Not recorded (tiles are many and tiny next to the step's
+   * products); float32/float64 on the CPU backend go to OpenBLAS directly, anything else through
+   * ND4J views.
+   */
+  public static void tile(
+      INDArray a,
+      long offA,
+      int lda,
+      boolean transA,
+      INDArray b,
+      long offB,
+      int ldb,
+      boolean transB,
+      INDArray c,
+      long offC,
+      int ldc,
+      int m,
+      int n,
+      int k,
+      double alpha,
+      double beta) {
+    if (m == 0 || n == 0) {
+      return;
+    }
+    if (direct && Blas.usable(a, b, c) && a.offset() == 0 && b.offset() == 0 && c.offset() == 0) {
+      Blas.raw(a, offA, lda, transA, b, offB, ldb, transB, c, offC, ldc, m, n, k, alpha, beta);
+      return;
+    }
+    INDArray va = view(a, offA, transA ? k : m, transA ? m : k, lda);
+    INDArray vb = view(b, offB, transB ? n : k, transB ? k : n, ldb);
+    INDArray vc = view(c, offC, m, n, ldc);
+    Nd4j.gemm(va, vb, vc, transA, transB, alpha, beta);
+  }
+
+  private static INDArray view(INDArray x, long off, int rows, int cols, int ld) {
+    return Nd4j.create(
+        x.data(), new long[] {rows, cols}, new long[] {ld, 1}, x.offset() + off, 'c', x.dataType());
+  }
+
+  /**
+   * Sets the number of threads OpenBLAS uses per call and returns the previous setting. Callers
+   * that issue many small products from several Java threads at once (the tiled attention) turn it
+   * down to 1 for their duration: OpenBLAS's own pool, shared by concurrent callers, otherwise
+   * spins and serialises them (measured 10x slower than one thread per caller on 2 cores).
+   */
+  public static int blasThreads(int n) {
+    org.nd4j.linalg.api.blas.Blas b = Nd4j.factory().blas();
+    int was = b.getMaxThreads();
+    if (was != n) {
+      b.setMaxThreads(n);
+    }
+    return was;
+  }
+
   /** Whether float32 products of these operands take the direct OpenBLAS path (tests). */
   static boolean directFor(INDArray a, INDArray b, INDArray c) {
     return direct && Blas.usable(a, b, c);
@@ -268,6 +326,67 @@ public final class Gemm {
         throw new IllegalStateException(e);
       }
       return true;
+    }
+
+    /** cblas_?gemm on explicit sub-blocks (see {@link Gemm#tile}); operands already usable. */
+    static void raw(
+        INDArray a,
+        long offA,
+        int lda,
+        boolean transA,
+        INDArray b,
+        long offB,
+        int ldb,
+        boolean transB,
+        INDArray c,
+        long offC,
+        int ldc,
+        int m,
+        int n,
+        int k,
+        double alpha,
+        double beta) {
+      int ta = transA ? TRANS : NO_TRANS;
+      int tb = transB ? TRANS : NO_TRANS;
+      try {
+        if (c.dataType() == DataType.FLOAT) {
+          SGEMM.invokeExact(
+              ROW_MAJOR,
+              ta,
+              tb,
+              m,
+              n,
+              k,
+              (float) alpha,
+              floats(a, offA),
+              lda,
+              floats(b, offB),
+              ldb,
+              (float) beta,
+              floats(c, offC),
+              ldc);
+        } else {
+          DGEMM.invokeExact(
+              ROW_MAJOR,
+              ta,
+              tb,
+              m,
+              n,
+              k,
+              alpha,
+              doubles(a, offA),
+              lda,
+              doubles(b, offB),
+              ldb,
+              beta,
+              doubles(c, offC),
+              ldc);
+        }
+      } catch (RuntimeException | Error e) {
+        throw e;
+      } catch (Throwable e) {
+        throw new IllegalStateException(e);
+      }
     }
 
     /**

@@ -151,7 +151,12 @@ class ConfigLoaderTest {
 
   @Test
   void shippedConfigsLoad() throws Exception {
-    for (String name : List.of("tiny-pretrain.yaml", "llama2-7b-pretrain.yaml", "tiny-sft.yaml")) {
+    for (String name :
+        List.of(
+            "tiny-pretrain.yaml",
+            "llama2-7b-pretrain.yaml",
+            "tiny-sft.yaml",
+            "llama2-7b-pt-16k.yaml")) {
       Path file = repo().resolve("conf").resolve(name);
       ConfigLoader.Loaded loaded = ConfigLoader.load(file, List.of());
       assertFalse(loaded.config().outputDir().isBlank());
@@ -163,6 +168,32 @@ class ConfigLoaderTest {
     assertEquals(64, big.loraRank());
     assertEquals(8, big.globalBatchSize(1));
     assertEquals(50, big.warmupStepsFor(1000));
+    TrainConfig longCtx =
+        ConfigLoader.load(repo().resolve("conf/llama2-7b-pt-16k.yaml"), List.of()).config();
+    assertEquals("linear", longCtx.ropeScaling());
+    assertEquals(dev.danlu.train.model.AttentionImpl.TILED, longCtx.attention());
+    assertTrue(longCtx.ntk().isNone());
+  }
+
+  @Test
+  void longContextKeysAreValidated() {
+    ConfigException e =
+        assertThrows(
+            ConfigException.class,
+            () ->
+                ConfigLoader.load(
+                    MINIMAL, "t.yaml", List.of("attn_implementation=flash", "ntk_alpha=-2")));
+    assertTrue(e.getMessage().contains("attn_implementation 'flash'"), e.getMessage());
+    assertTrue(e.getMessage().contains("ntk_alpha '-2'"), e.getMessage());
+    assertEquals(
+        dev.danlu.train.model.NtkAlpha.AUTO,
+        ConfigLoader.load(MINIMAL, "t.yaml", List.of("ntk_alpha=auto")).config().ntk());
+    assertEquals(
+        2.0,
+        ConfigLoader.load(MINIMAL + "ntk_alpha: 2.0\n", "t.yaml", List.of())
+            .config()
+            .ntk()
+            .alpha());
   }
 
   @Test
