@@ -94,4 +94,26 @@ class GeneratorNtkTest {
       }
     }
   }
+
+  @Test
+  void blockFeedEqualsStepsWithKeysStoredBeforeRope() {
+    // eval mc's prefix cache feeds blocks (Generator.feed): with store_kv_before_rope the block
+    // stores keys unrotated and rotates them on read, like step; a 20-token prefix block crossing
+    // nothing, then an 8-token block past max_position_embeddings where NTK auto moves the base
+    LlamaConfig oneLayer =
+        new LlamaConfig(16, 24, 1, 4, 2, 40, 1e-5, 10000.0, null, false, MAX_POS);
+    LlamaWeights w = peaked(oneLayer).withNtk(NtkAlpha.AUTO);
+    int[] ids = tokens();
+    Generator stepped = new Generator(w, LEN, true);
+    float[] byStep = null;
+    for (int pos = 0; pos < LEN; pos++) {
+      byStep = stepped.step(ids[pos], pos);
+    }
+    Generator fed = new Generator(w, LEN, true);
+    fed.feed(ids, 0, 20, 0);
+    float[] byBlock = fed.feed(ids, 20, LEN, 20);
+    // the block's gemm sums over other shapes than the steps (float32, ≤ 28 terms)
+    double err = Floats.maxAbsDiff(byBlock, byStep) / Floats.maxAbs(byStep);
+    assertTrue(err <= 1e-5, "block feed vs steps: " + err);
+  }
 }
