@@ -21,6 +21,7 @@ import java.util.concurrent.Callable;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -50,29 +51,7 @@ public final class McCommand implements Callable<Integer> {
       description = "Which evaluator's prompts and categories.")
   private String benchmark;
 
-  @Option(
-      names = "--model",
-      required = true,
-      paramLabel = "<hf dir>",
-      description = "Hugging Face LLaMA directory (merged, or the base of --adapter).")
-  private Path model;
-
-  @Option(names = "--adapter", paramLabel = "<peft dir>", description = "PEFT LoRA adapter.")
-  private Path adapter;
-
-  @Option(
-      names = "--ntk-alpha",
-      paramLabel = "auto|<float>",
-      description =
-          "Rotary NTK scaling as the reference's patches (docs/long-context.md): a fixed alpha, or"
-              + " auto (alpha from the sequence length beyond max_position_embeddings).")
-  private String ntkAlpha;
-
-  @Option(
-      names = "--tokenizer",
-      paramLabel = "<tokenizer.model>",
-      description = "Default: the adapter's tokenizer.model if it has one, else the model's.")
-  private Path tokenizer;
+  @Mixin private ModelOptions models;
 
   @Option(
       names = "--data",
@@ -158,16 +137,11 @@ public final class McCommand implements Callable<Integer> {
     if (shots > 0 && dev == null) {
       throw CliSupport.usageError(spec, "--shots " + shots + " needs --dev <dir of dev CSVs>");
     }
-    EvalModel m;
-    try {
-      m = EvalModel.resolve(model, adapter, tokenizer, ntkAlpha);
-    } catch (IllegalArgumentException e) {
-      throw CliSupport.usageError(spec, e.getMessage());
-    }
+    EvalModel m = models.resolve(spec);
     McSuite.Options o = new McSuite.Options(b, data, dev, shots, withPrompt, noTruncate);
     List<McSuite.Subject> subjects;
     ChoiceScorer.Choices choices;
-    int maxLen = LlamaConfig.load(model).maxPositionEmbeddings();
+    int maxLen = LlamaConfig.load(models.model).maxPositionEmbeddings();
     try (TextTokenizer tok = TextTokenizer.load(Path.of(m.tokenizer()))) {
       m.checkVocabulary(tok);
       subjects = McSuite.load(o, tok, maxLen);

@@ -25,6 +25,7 @@ import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.broadcast.Broadcast;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -50,29 +51,7 @@ import picocli.CommandLine.Spec;
 public final class PplCommand implements Callable<Integer> {
   @Spec private CommandSpec spec;
 
-  @Option(
-      names = "--model",
-      required = true,
-      paramLabel = "<hf dir>",
-      description = "Hugging Face LLaMA directory (merged, or the base of --adapter).")
-  private Path model;
-
-  @Option(names = "--adapter", paramLabel = "<peft dir>", description = "PEFT LoRA adapter.")
-  private Path adapter;
-
-  @Option(
-      names = "--ntk-alpha",
-      paramLabel = "auto|<float>",
-      description =
-          "Rotary NTK scaling as the reference's patches (docs/long-context.md): a fixed alpha, or"
-              + " auto (alpha from the sequence length beyond max_position_embeddings).")
-  private String ntkAlpha;
-
-  @Option(
-      names = "--tokenizer",
-      paramLabel = "<tokenizer.model>",
-      description = "Default: the adapter's tokenizer.model if it has one, else the model's.")
-  private Path tokenizer;
+  @Mixin private ModelOptions models;
 
   @Option(
       names = "--data",
@@ -147,12 +126,7 @@ public final class PplCommand implements Callable<Integer> {
     if (!which.equals("validation") && !which.equals("train")) {
       throw CliSupport.usageError(spec, "--split: validation or train, not '" + which + "'");
     }
-    EvalModel m;
-    try {
-      m = EvalModel.resolve(model, adapter, tokenizer, ntkAlpha);
-    } catch (IllegalArgumentException e) {
-      throw CliSupport.usageError(spec, e.getMessage());
-    }
+    EvalModel m = models.resolve(spec);
     ObjectNode json = new ObjectMapper().createObjectNode();
     if (data != null) {
       EvalModel.Loaded l = ModelCache.get(m);
