@@ -9,6 +9,7 @@ import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.model.LlamaWeights;
 import dev.danlu.train.model.NtkAlpha;
+import dev.danlu.train.model.RandomInit;
 import dev.danlu.train.tensor.Backend;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -24,7 +25,9 @@ import org.nd4j.linalg.api.buffer.DataType;
  * rope_scaling linear 4 as the 16K PI recipe sets it).
  *
  * <p>Run: {@code /usr/bin/time -v bench/run.sh LongContextBench eval|train [seq=16384] [steps=2]}
- * (with {@code DANLU_JAVA_OPTS=-Xmx1g}: the arrays live off-heap).
+ * (with {@code DANLU_JAVA_OPTS=-Xmx1g}: the arrays live off-heap). {@code LongContextBench
+ * write-model DIR TOKENIZER} writes the same model as a Hugging Face directory (with that
+ * 32000-piece tokenizer), for the real {@code danlu eval ppl --ctx 16384} (docs/long-context.md).
  */
 public final class LongContextBench {
   private LongContextBench() {}
@@ -32,9 +35,14 @@ public final class LongContextBench {
   public static void main(String[] args) throws Exception {
     Backend.select();
     String mode = args.length > 0 ? args[0] : "eval";
-    int seq = args.length > 1 ? Integer.parseInt(args[1]) : 16384;
-    int steps = args.length > 2 ? Integer.parseInt(args[2]) : 2;
+    int seq = args.length > 1 && !mode.equals("write-model") ? Integer.parseInt(args[1]) : 16384;
+    int steps = args.length > 2 && !mode.equals("write-model") ? Integer.parseInt(args[2]) : 2;
     LlamaConfig c = new LlamaConfig(256, 688, 1, 32, 32, 32000, 1e-5, 10000.0, null, false, 4096);
+    if (mode.equals("write-model")) {
+      RandomInit.writeHfDir(Path.of(args[1]), c, 1, Path.of(args[2]));
+      System.out.println("wrote " + args[1]);
+      return;
+    }
     LlamaWeights w = LlamaWeights.random(c, 1, DataType.FLOAT);
     SplittableRandom r = new SplittableRandom(1);
     int[] ids = new int[seq];
