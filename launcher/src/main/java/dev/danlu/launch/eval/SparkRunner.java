@@ -1,5 +1,6 @@
 package dev.danlu.launch.eval;
 
+import dev.danlu.jobs.SparkSessions;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
@@ -20,11 +21,11 @@ public interface SparkRunner {
       new SparkRunner() {
         @Override
         public JavaSparkContext open(SparkConf conf) {
-          if (!conf.contains("spark.master")) {
-            conf.setMaster("local[*]");
-          }
           return JavaSparkContext.fromSparkContext(
-              SparkSession.builder().config(conf).getOrCreate().sparkContext());
+              SparkSession.builder()
+                  .config(SparkSessions.withMaster(conf, null))
+                  .getOrCreate()
+                  .sparkContext());
         }
 
         @Override

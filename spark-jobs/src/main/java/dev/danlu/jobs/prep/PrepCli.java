@@ -4,15 +4,15 @@ import dev.danlu.data.chunk.ChunkingMode;
 import dev.danlu.data.chunk.LineRules;
 import dev.danlu.data.chunk.ValidationSplit;
 import dev.danlu.data.cli.CliSupport;
+import dev.danlu.jobs.SparkSessions;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.concurrent.Callable;
-import org.apache.hadoop.conf.Configuration;
-import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -41,12 +41,7 @@ public final class PrepCli implements Callable<Integer> {
       description = "A directory (searched recursively for --pattern), a file, or a glob.")
   private String input;
 
-  @Option(
-      names = "--tokenizer",
-      required = true,
-      paramLabel = "<tokenizer.model|tokenizer.json>",
-      description = "The tokenizer (a local or Hadoop path).")
-  private String tokenizer;
+  @Mixin private DatasetOptions dataset;
 
   @Option(
       names = "--block-size",
@@ -55,19 +50,6 @@ public final class PrepCli implements Callable<Integer> {
       converter = CliSupport.PositiveInt.class,
       description = "Tokens per training block.")
   private int blockSize;
-
-  @Option(
-      names = "--output",
-      required = true,
-      paramLabel = "<dir>",
-      description = "The dataset directory (manifest versions and shards).")
-  private String output;
-
-  @Option(
-      names = "--master",
-      paramLabel = "<url>",
-      description = "Spark master (default: spark-submit's, else local[*]).")
-  private String master;
 
   @Option(
       names = "--validation-fraction",
@@ -82,13 +64,6 @@ public final class PrepCli implements Callable<Integer> {
       converter = Chunking.class,
       description = "Reference group_texts (default) or whole-file concatenation.")
   private ChunkingMode chunking = ChunkingMode.GROUP1000;
-
-  @Option(
-      names = "--shard-size-mb",
-      paramLabel = "<n>",
-      converter = CliSupport.PositiveNumber.class,
-      description = "Largest shard file (default 256); a task rolls to a new part beyond it.")
-  private double shardMb = 256;
 
   @Option(
       names = "--split-size-mb",
@@ -135,13 +110,6 @@ public final class PrepCli implements Callable<Integer> {
       paramLabel = "<glob>",
       description = "File names to take from directories (default *.txt).")
   private String pattern = "*.txt";
-
-  @Option(
-      names = "--keep-versions",
-      paramLabel = "<n>",
-      converter = CliSupport.PositiveInt.class,
-      description = "Manifest versions whose shards are kept (default 5).")
-  private int keepVersions = 5;
 
   @Option(
       names = "--progress-seconds",
@@ -209,13 +177,13 @@ public final class PrepCli implements Callable<Integer> {
     }
     return new PrepOptions(
         input,
-        tokenizer,
+        dataset.tokenizer,
         blockSize,
-        output,
-        master,
+        dataset.output,
+        dataset.master,
         validationFraction,
         chunking,
-        Math.max(1, (long) (shardMb * (1 << 20))),
+        dataset.shardBytes(),
         Math.max(1, (long) (splitMb * (1 << 20))),
         Math.max(1, (long) (groupMb * (1 << 20))),
         taskMb == 0 ? 0 : Math.max(1, (long) (taskMb * (1 << 20))),
@@ -225,29 +193,18 @@ public final class PrepCli implements Callable<Integer> {
         utf8,
         (int) (maxLineMb * (1 << 20)),
         pattern,
-        keepVersions,
+        dataset.keepVersions,
         progressSeconds);
   }
 
   @Override
   public Integer call() throws IOException {
     PrepOptions o = options();
-    TokenizerInfo tok;
-    try {
-      tok = TokenizerInfo.load(o.tokenizer(), new Configuration());
-    } catch (IOException e) {
-      throw new IOException("--tokenizer " + o.tokenizer() + ": " + e.getMessage(), e);
-    }
+    TokenizerInfo tok = DatasetOptions.loadTokenizer(o.tokenizer());
     out.printf(
         "prep: tokenizer %s (sha256 %s, %d pieces, bos %d, eos %d)%n",
         o.tokenizer(), tok.sha256(), tok.vocabSize(), tok.bosId(), tok.eosId());
-    SparkConf conf = new SparkConf().setAppName("danlu prep");
-    if (o.master() != null) {
-      conf.setMaster(o.master());
-    } else if (!conf.contains("spark.master")) {
-      conf.setMaster("local[*]");
-    }
-    SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
+    SparkSession spark = SparkSessions.open("danlu prep", o.master());
     try {
       // our IOExceptions name the file and what to do: reported as one line, exit 1
       PrepJob.run(JavaSparkContext.fromSparkContext(spark.sparkContext()), o, tok, out);

@@ -1,14 +1,14 @@
 package dev.danlu.jobs.prep;
 
 import dev.danlu.data.cli.CliSupport;
+import dev.danlu.jobs.SparkSessions;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.concurrent.Callable;
-import org.apache.hadoop.conf.Configuration;
-import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -36,12 +36,7 @@ public final class PrepSftCli implements Callable<Integer> {
       description = "A *.json (array) or *.jsonl file, or a directory searched recursively.")
   private String input;
 
-  @Option(
-      names = "--tokenizer",
-      required = true,
-      paramLabel = "<tokenizer.model|tokenizer.json>",
-      description = "The tokenizer (a local or Hadoop path).")
-  private String tokenizer;
+  @Mixin private DatasetOptions dataset;
 
   @Option(
       names = "--max-seq-length",
@@ -50,19 +45,6 @@ public final class PrepSftCli implements Callable<Integer> {
       converter = CliSupport.PositiveInt.class,
       description = "Examples are cut to L tokens (the reference uses 512).")
   private int maxSeqLength;
-
-  @Option(
-      names = "--output",
-      required = true,
-      paramLabel = "<dir>",
-      description = "The dataset directory (manifest versions and shards).")
-  private String output;
-
-  @Option(
-      names = "--master",
-      paramLabel = "<url>",
-      description = "Spark master (default: spark-submit's, else local[*]).")
-  private String master;
 
   @Option(
       names = "--validation-file",
@@ -86,20 +68,6 @@ public final class PrepSftCli implements Callable<Integer> {
       names = "--rebuild",
       description = "Allow a different tokenizer/max length/params: re-tokenize everything.")
   private boolean rebuild;
-
-  @Option(
-      names = "--shard-size-mb",
-      paramLabel = "<n>",
-      converter = CliSupport.PositiveNumber.class,
-      description = "Target shard file size (default 256).")
-  private double shardMb = 256;
-
-  @Option(
-      names = "--keep-versions",
-      paramLabel = "<n>",
-      converter = CliSupport.PositiveInt.class,
-      description = "Manifest versions whose shards are kept (default 5).")
-  private int keepVersions = 5;
 
   @Spec private CommandSpec spec;
 
@@ -143,37 +111,26 @@ public final class PrepSftCli implements Callable<Integer> {
     }
     return new PrepSftJob.Options(
         input,
-        tokenizer,
+        dataset.tokenizer,
         maxSeqLength,
-        output,
-        master,
+        dataset.output,
+        dataset.master,
         validationFile,
         validationFraction,
         skipBadRecords,
         rebuild,
-        Math.max(1, (long) (shardMb * (1 << 20))),
-        keepVersions);
+        dataset.shardBytes(),
+        dataset.keepVersions);
   }
 
   @Override
   public Integer call() throws IOException {
     PrepSftJob.Options o = options();
-    TokenizerInfo tok;
-    try {
-      tok = TokenizerInfo.load(o.tokenizer(), new Configuration());
-    } catch (IOException e) {
-      throw new IOException("--tokenizer " + o.tokenizer() + ": " + e.getMessage(), e);
-    }
+    TokenizerInfo tok = DatasetOptions.loadTokenizer(o.tokenizer());
     out.printf(
         "prep-sft: tokenizer %s (sha256 %s, %d pieces, bos %d, eos %d, pad %d)%n",
         o.tokenizer(), tok.sha256(), tok.vocabSize(), tok.bosId(), tok.eosId(), tok.padId());
-    SparkConf conf = new SparkConf().setAppName("danlu prep-sft");
-    if (o.master() != null) {
-      conf.setMaster(o.master());
-    } else if (!conf.contains("spark.master")) {
-      conf.setMaster("local[*]");
-    }
-    SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
+    SparkSession spark = SparkSessions.open("danlu prep-sft", o.master());
     try {
       PrepSftJob.run(JavaSparkContext.fromSparkContext(spark.sparkContext()), o, tok, out);
       return CliSupport.OK;

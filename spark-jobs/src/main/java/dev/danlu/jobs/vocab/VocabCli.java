@@ -4,6 +4,7 @@ import dev.danlu.data.cli.CliSupport;
 import dev.danlu.data.vocab.BpeSpec;
 import dev.danlu.data.vocab.MergeCheck;
 import dev.danlu.data.vocab.VocabMerge;
+import dev.danlu.jobs.SparkSessions;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -13,7 +14,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
-import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine;
@@ -261,13 +261,7 @@ public final class VocabCli {
     @Override
     public Integer call() throws IOException {
       BpeSpec spec = spec();
-      SparkConf conf = new SparkConf().setAppName("danlu vocab train");
-      if (master != null) {
-        conf.setMaster(master);
-      } else if (!conf.contains("spark.master")) {
-        conf.setMaster("local[*]");
-      }
-      SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
+      SparkSession spark = SparkSessions.open("danlu vocab train", master);
       try {
         JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         long t0 = System.nanoTime();
