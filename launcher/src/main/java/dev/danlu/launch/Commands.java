@@ -3,6 +3,7 @@ package dev.danlu.launch;
 import dev.danlu.data.cli.CliSupport;
 import dev.danlu.data.tokenizer.TokenizeCli;
 import dev.danlu.jobs.prep.PrepCli;
+import dev.danlu.jobs.prep.PrepPairsCli;
 import dev.danlu.jobs.prep.PrepSftCli;
 import dev.danlu.jobs.vocab.VocabCli;
 import dev.danlu.launch.eval.EvalCommand;
@@ -33,6 +34,7 @@ final class Commands {
     danlu.addSubcommand(new TokenizeCli(System.in, out, err));
     danlu.addSubcommand(new PrepCli(out));
     danlu.addSubcommand(new PrepSftCli(out));
+    danlu.addSubcommand(new PrepPairsCli(out));
     danlu.addSubcommand(new TrainCommand(out, err, JavaSparkContext::new));
     danlu.addSubcommand(new TrainLocalCli(Map.of(), err));
     danlu.addSubcommand(new WorkerCli(System.getenv(), err));

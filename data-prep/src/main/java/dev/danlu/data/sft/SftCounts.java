@@ -38,6 +38,27 @@ public record SftCounts(long read, long kept, long truncated, long droppedFullyM
       return b.example();
     }
 
+    /**
+     * Counts a preference pair built as two examples over one prompt (prep-pairs: rows chosen,
+     * rejected); returns them, or null when the pair was dropped: the prompt fills L (both fully
+     * masked), or the cut made both responses equal (nothing left to prefer).
+     */
+    public SftExamples.Example[] addPair(
+        SftExampleBuilder.Built chosen, SftExampleBuilder.Built rejected, int maxSeqLength) {
+      read++;
+      if (chosen.fullyMasked()
+          || rejected.fullyMasked()
+          || java.util.Arrays.equals(chosen.example().inputIds(), rejected.example().inputIds())) {
+        dropped++;
+        return null;
+      }
+      kept++;
+      if (chosen.truncated(maxSeqLength) || rejected.truncated(maxSeqLength)) {
+        truncated++;
+      }
+      return new SftExamples.Example[] {chosen.example(), rejected.example()};
+    }
+
     public void bad() {
       read++;
       bad++;

@@ -43,21 +43,27 @@ public final class SftRecordReader implements Closeable {
    * @param record null for a bad record
    * @param error why the record is bad, naming file and position; null for a good record
    */
-  public record Item(long index, SftRecord record, String error) {
+  public record Item(long index, SftRecord record, String error, PairRecord pair) {
+    public Item(long index, SftRecord record, String error) {
+      this(index, record, error, null);
+    }
+
     public boolean bad() {
       return error != null;
     }
   }
 
   private final String name;
+  private final boolean pairs; // preference pairs (prep-pairs) instead of instruction records
   private final boolean array;
   private final JsonParser parser; // array layout
   private final BufferedReader lines; // JSON lines layout
   private long index = -1;
   private boolean done;
 
-  private SftRecordReader(String name, InputStream in) throws IOException {
+  private SftRecordReader(String name, InputStream in, boolean pairs) throws IOException {
     this.name = name;
+    this.pairs = pairs;
     PushbackInputStream pin = new PushbackInputStream(in, 4096);
     int first = firstNonBlank(pin);
     this.array = first == '[';
@@ -77,8 +83,24 @@ public final class SftRecordReader implements Closeable {
 
   /** Reads records from {@code in} (closed with the reader); {@code name} is used in messages. */
   public static SftRecordReader open(InputStream in, String name) throws IOException {
+    return open(in, name, false);
+  }
+
+  /**
+   * Reads preference pairs ({@link Item#pair()}): {@code {instruction, input, chosen, rejected}} or
+   * LLaMA-Factory's {@code {instruction, input, output: [chosen, rejected]}}. A pair is bad,
+   * besides the instruction record's rules, when a response is missing or not a string, when {@code
+   * output} is not an array of exactly two strings, or when chosen equals rejected (nothing to
+   * prefer).
+   */
+  public static SftRecordReader openPairs(InputStream in, String name) throws IOException {
+    return open(in, name, true);
+  }
+
+  private static SftRecordReader open(InputStream in, String name, boolean pairs)
+      throws IOException {
     try {
-      return new SftRecordReader(name, in);
+      return new SftRecordReader(name, in, pairs);
     } catch (IOException | RuntimeException e) {
       in.close();
       throw e;
@@ -159,6 +181,9 @@ public final class SftRecordReader implements Closeable {
       return new Item(
           i, null, where + "expected a JSON object, found " + kind(node) + " (record skipped)");
     }
+    if (pairs) {
+      return checkPair(node, i, where);
+    }
     String instruction = node.has("instruction") ? null : "missing \"instruction\"";
     String output = node.has("output") ? null : "missing \"output\"";
     if (instruction != null || output != null) {
@@ -180,6 +205,69 @@ public final class SftRecordReader implements Closeable {
             input == null || input.isNull() ? "" : input.textValue(),
             node.get("output").textValue()),
         null);
+  }
+
+  private Item checkPair(JsonNode node, long i, String where) {
+    if (!node.has("instruction")) {
+      return new Item(i, null, where + "missing \"instruction\" " + keys(node));
+    }
+    for (String field : new String[] {"instruction", "input", "chosen", "rejected"}) {
+      JsonNode v = node.get(field);
+      boolean ok = v == null || v.isTextual() || (field.equals("input") && v.isNull());
+      if (!ok) {
+        return new Item(i, null, where + "\"" + field + "\" is " + kind(v) + ", not a string");
+      }
+    }
+    String chosen;
+    String rejected;
+    if (node.has("chosen") || node.has("rejected")) {
+      if (!node.has("chosen") || !node.has("rejected")) {
+        return new Item(
+            i,
+            null,
+            where
+                + "missing \""
+                + (node.has("chosen") ? "rejected" : "chosen")
+                + "\": a pair needs both responses "
+                + keys(node));
+      }
+      chosen = node.get("chosen").textValue();
+      rejected = node.get("rejected").textValue();
+    } else {
+      JsonNode out = node.get("output");
+      if (out == null) {
+        return new Item(
+            i,
+            null,
+            where
+                + "missing \"chosen\"/\"rejected\" (or LLaMA-Factory's \"output\": [chosen,"
+                + " rejected]) "
+                + keys(node));
+      }
+      if (!out.isArray() || out.size() != 2 || !out.get(0).isTextual() || !out.get(1).isTextual()) {
+        return new Item(
+            i,
+            null,
+            where
+                + "\"output\" must be an array of two strings [chosen, rejected], found "
+                + (out.isArray() ? "an array of " + out.size() : kind(out)));
+      }
+      chosen = out.get(0).textValue();
+      rejected = out.get(1).textValue();
+    }
+    if (chosen.equals(rejected)) {
+      return new Item(i, null, where + "chosen and rejected are identical: nothing to prefer");
+    }
+    JsonNode input = node.get("input");
+    return new Item(
+        i,
+        null,
+        null,
+        new PairRecord(
+            node.get("instruction").textValue(),
+            input == null || input.isNull() ? "" : input.textValue(),
+            chosen,
+            rejected));
   }
 
   private static String keys(JsonNode node) {

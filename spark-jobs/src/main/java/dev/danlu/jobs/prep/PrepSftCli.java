@@ -28,7 +28,7 @@ import picocli.CommandLine.Spec;
           + " --skip-bad-records. Unchanged files are reused from the committed version.",
       ""
     })
-public final class PrepSftCli implements Callable<Integer> {
+public class PrepSftCli implements Callable<Integer> {
   @Option(
       names = "--input",
       required = true,
@@ -72,13 +72,20 @@ public final class PrepSftCli implements Callable<Integer> {
   @Spec private CommandSpec spec;
 
   private final PrintStream out;
+  private final boolean pairs;
 
   public PrepSftCli() {
     this(System.out);
   }
 
   public PrepSftCli(PrintStream out) {
+    this(out, false);
+  }
+
+  /** {@code pairs}: preference pairs (prep-pairs, {@link PrepPairsCli}) instead of instructions. */
+  PrepSftCli(PrintStream out, boolean pairs) {
     this.out = out;
+    this.pairs = pairs;
   }
 
   public static void main(String[] args) {
@@ -120,7 +127,8 @@ public final class PrepSftCli implements Callable<Integer> {
         skipBadRecords,
         rebuild,
         dataset.shardBytes(),
-        dataset.keepVersions);
+        dataset.keepVersions,
+        pairs);
   }
 
   @Override
@@ -128,9 +136,14 @@ public final class PrepSftCli implements Callable<Integer> {
     PrepSftJob.Options o = options();
     TokenizerInfo tok = DatasetOptions.loadTokenizer(o.tokenizer());
     out.printf(
-        "prep-sft: tokenizer %s (sha256 %s, %d pieces, bos %d, eos %d, pad %d)%n",
-        o.tokenizer(), tok.sha256(), tok.vocabSize(), tok.bosId(), tok.eosId(), tok.padId());
-    SparkSession spark = SparkSessions.open("danlu prep-sft", o.master());
+        o.command() + ": tokenizer %s (sha256 %s, %d pieces, bos %d, eos %d, pad %d)%n",
+        o.tokenizer(),
+        tok.sha256(),
+        tok.vocabSize(),
+        tok.bosId(),
+        tok.eosId(),
+        tok.padId());
+    SparkSession spark = SparkSessions.open("danlu " + o.command(), o.master());
     try {
       PrepSftJob.run(JavaSparkContext.fromSparkContext(spark.sparkContext()), o, tok, out);
       return CliSupport.OK;

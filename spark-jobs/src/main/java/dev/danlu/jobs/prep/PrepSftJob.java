@@ -2,6 +2,7 @@ package dev.danlu.jobs.prep;
 
 import dev.danlu.data.manifest.Manifest;
 import dev.danlu.data.manifest.ManifestIo;
+import dev.danlu.data.sft.PairRecord;
 import dev.danlu.data.sft.SftCounts;
 import dev.danlu.data.sft.SftManifest;
 import java.io.FileNotFoundException;
@@ -35,6 +36,9 @@ public final class PrepSftJob {
   static final String PATTERN = "*.{json,jsonl}";
   static final String TEMPLATE = "alpaca2";
 
+  /** The template of preference-pair datasets (prep-pairs): see {@link PairRecord#TEMPLATE}. */
+  public static final String PAIRS_TEMPLATE = PairRecord.TEMPLATE;
+
   /**
    * The options of one run.
    *
@@ -51,7 +55,13 @@ public final class PrepSftJob {
       boolean skipBadRecords,
       boolean rebuild,
       long shardBytes,
-      int keepVersions) {}
+      int keepVersions,
+      boolean pairs) {
+    /** The command, for messages. */
+    String command() {
+      return pairs ? "prep-pairs" : "prep-sft";
+    }
+  }
 
   /** What a run did. */
   public record Report(boolean committed, SftManifest manifest, String text) {}
@@ -72,7 +82,7 @@ public final class PrepSftJob {
             tok.eosId(),
             tok.padId() >= 0 ? tok.padId() : 0,
             o.maxSeqLength(),
-            TEMPLATE,
+            o.pairs() ? PAIRS_TEMPLATE : TEMPLATE,
             o.validationFraction());
     Optional<SftManifest> prevCommitted = current(fs, root);
     if (prevCommitted.isPresent()
@@ -117,7 +127,8 @@ public final class PrepSftJob {
     }
     console.printf(
         Locale.ROOT,
-        "prep-sft: %d files (%d unchanged, reused; %d to tokenize), max_seq_length %d%n",
+        "%s: %d files (%d unchanged, reused; %d to tokenize), max_seq_length %d%n",
+        o.command(),
         all.size(),
         all.size() - todo.size(),
         todo.size(),
@@ -138,12 +149,13 @@ public final class PrepSftJob {
                   o.maxSeqLength(),
                   o.validationFraction(),
                   o.skipBadRecords(),
-                  dev.danlu.data.sft.SftShardMeta.rowsForTargetBytes(
-                      o.shardBytes(), o.maxSeqLength())));
+                  shardRows(o),
+                  o.pairs()));
       SerializableConfiguration sconf = new SerializableConfiguration(conf);
       List<SftFileTask.Unit> sorted = new ArrayList<>(todo);
       sorted.sort(Comparator.comparingLong(SftFileTask.Unit::size).reversed());
-      jsc.setJobGroup("danlu-prep-sft", "danlu prep-sft: " + todo.size() + " files", true);
+      jsc.setJobGroup(
+          "danlu-" + o.command(), "danlu " + o.command() + ": " + todo.size() + " files", true);
       List<SftFileTask.Result> rs =
           jsc.parallelize(sorted, sorted.size()).map(u -> task.run(u, sconf.value())).collect();
       jsc.clearJobGroup();
@@ -225,7 +237,8 @@ public final class PrepSftJob {
     console.print(text);
     if (prevCommitted.isPresent() && candidate.equals(prevCommitted.get().withoutTimestamps())) {
       console.println(
-          "prep-sft: "
+          o.command()
+              + ": "
               + o.output()
               + " is up to date at version "
               + prevVersion
@@ -250,26 +263,37 @@ public final class PrepSftJob {
     HadoopFs.writeAtomically(fs, new Path(root, ManifestIo.CURRENT), json);
     console.printf(
         Locale.ROOT,
-        "prep-sft: committed version %d: %d examples (%d train, %d validation) -> %s%n",
+        "%s: committed version %d: %d %s (%d train, %d validation) -> %s%n",
+        o.command(),
         committed.version(),
         totals.kept(),
+        o.pairs() ? "pairs" : "examples",
         trainRows,
         valRows,
         o.output());
     int gc = collectGarbage(fs, root, committed, o.keepVersions());
     if (gc > 0) {
-      console.printf(Locale.ROOT, "prep-sft: garbage collected %d unreferenced files%n", gc);
+      console.printf(Locale.ROOT, "%s: garbage collected %d unreferenced files%n", o.command(), gc);
     }
     return new Report(true, committed, text);
   }
 
+  /** Rows per shard; even for pairs so that no pair straddles two shards. */
+  private static long shardRows(Options o) {
+    long rows =
+        dev.danlu.data.sft.SftShardMeta.rowsForTargetBytes(o.shardBytes(), o.maxSeqLength());
+    return o.pairs() ? Math.max(2, rows & ~1L) : rows;
+  }
+
   /** The per-file report: read, kept, truncated, dropped fully masked, bad. */
   static String report(SftManifest m) {
+    String cmd = PAIRS_TEMPLATE.equals(m.params().template()) ? "prep-pairs" : "prep-sft";
     StringBuilder sb = new StringBuilder();
     sb.append(
         String.format(
             Locale.ROOT,
-            "prep-sft: %-10s %8s %8s %8s %8s %8s %8s %8s  %s%n",
+            "%s: %-10s %8s %8s %8s %8s %8s %8s %8s  %s%n",
+            cmd,
             "role",
             "read",
             "kept",
@@ -284,7 +308,8 @@ public final class PrepSftJob {
       sb.append(
           String.format(
               Locale.ROOT,
-              "prep-sft: %-10s %8d %8d %8d %8d %8d %8d %8d  %s%n",
+              "%s: %-10s %8d %8d %8d %8d %8d %8d %8d  %s%n",
+              cmd,
               s.role(),
               c.read(),
               c.kept(),
@@ -295,15 +320,16 @@ public final class PrepSftJob {
               c.bad(),
               s.path()));
       for (String b : s.badRecords()) {
-        sb.append("prep-sft:   skipped bad record: ").append(b).append('\n');
+        sb.append(cmd).append(":   skipped bad record: ").append(b).append('\n');
       }
     }
     SftCounts t = m.totals();
     sb.append(
         String.format(
             Locale.ROOT,
-            "prep-sft: total: %d records read, %d kept (%d train, %d validation), %d truncated,"
-                + " %d dropped fully masked (prompt >= max_seq_length %d), %d bad%n",
+            "%s: total: %d records read, %d kept (%d train, %d validation), %d truncated,"
+                + " %d dropped fully masked (prompt >= max_seq_length %d%s), %d bad%n",
+            cmd,
             t.read(),
             t.kept(),
             m.trainRows(),
@@ -311,6 +337,7 @@ public final class PrepSftJob {
             t.truncated(),
             t.droppedFullyMasked(),
             m.params().maxSeqLength(),
+            cmd.equals("prep-pairs") ? ", or responses equal after the cut" : "",
             t.bad()));
     return sb.toString();
   }

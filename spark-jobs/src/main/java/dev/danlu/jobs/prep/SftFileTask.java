@@ -50,7 +50,8 @@ final class SftFileTask implements Serializable {
       int maxSeqLength,
       double validationFraction,
       boolean skipBadRecords,
-      long shardRows)
+      long shardRows,
+      boolean pairs)
       implements Serializable {}
 
   /** One file to prepare; {@code role} {@code train} or {@code validation}. */
@@ -102,7 +103,10 @@ final class SftFileTask implements Serializable {
         Out trainOut = new Out(alloc, outFs, conf, root, Manifest.TRAIN, prefix, extra, attempt);
         Out valOut =
             new Out(alloc, outFs, conf, root, Manifest.VALIDATION, prefix, extra, attempt);
-        SftRecordReader in = SftRecordReader.open(inFs.open(src), u.path())) {
+        SftRecordReader in =
+            cfg.pairs()
+                ? SftRecordReader.openPairs(inFs.open(src), u.path())
+                : SftRecordReader.open(inFs.open(src), u.path())) {
       boolean allValidation = u.role().equals(Manifest.VALIDATION);
       for (SftRecordReader.Item item = in.next(); item != null; item = in.next()) {
         if (item.bad()) {
@@ -115,16 +119,26 @@ final class SftFileTask implements Serializable {
           }
           continue;
         }
-        SftExamples.Example e = tally.add(builder.build(item.record()), cfg.maxSeqLength());
-        if (e == null) {
+        // a pair is two consecutive rows, chosen then rejected, in the same split (prep-pairs)
+        SftExamples.Example[] rows =
+            cfg.pairs()
+                ? tally.addPair(
+                    builder.build(item.pair().as(item.pair().chosen())),
+                    builder.build(item.pair().as(item.pair().rejected())),
+                    cfg.maxSeqLength())
+                : one(tally.add(builder.build(item.record()), cfg.maxSeqLength()));
+        if (rows == null) {
           continue;
         }
-        if (allValidation
-            || ValidationSplit.isValidation(sha, item.index(), cfg.validationFraction())) {
-          valOut.write(e);
+        boolean toValidation =
+            allValidation
+                || ValidationSplit.isValidation(sha, item.index(), cfg.validationFraction());
+        for (SftExamples.Example e : rows) {
+          (toValidation ? valOut : trainOut).write(e);
+        }
+        if (toValidation) {
           val++;
         } else {
-          trainOut.write(e);
           train++;
         }
       }
@@ -134,6 +148,10 @@ final class SftFileTask implements Serializable {
       return failed(u, sha, e.getMessage());
     }
     return new Result(u, sha, tally.counts(), train, val, shards, bad, null);
+  }
+
+  private static SftExamples.Example[] one(SftExamples.Example e) {
+    return e == null ? null : new SftExamples.Example[] {e};
   }
 
   private static Result failed(Unit u, String sha, String error) {

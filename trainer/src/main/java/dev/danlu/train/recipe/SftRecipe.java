@@ -40,6 +40,13 @@ public final class SftRecipe implements Recipe {
     TrainLoop.require(cfg.outputDir(), "output_dir");
     Path root = Path.of(cfg.datasetDir());
     SftManifest m = SftManifest.readCurrent(root);
+    if (dev.danlu.data.sft.PairRecord.TEMPLATE.equals(m.params().template())) {
+      throw new IllegalArgumentException(
+          "dataset_dir "
+              + root
+              + " holds preference pairs (prep-pairs); train it with stage: dpo or rm, or prepare"
+              + " instruction data with prep-sft");
+    }
     String tokSha = null;
     if (cfg.tokenizerNameOrPath() != null) {
       Path t = Path.of(cfg.tokenizerNameOrPath());
