@@ -22,7 +22,8 @@ final class Defaults {
   static ObjectNode tree(String stage) {
     ObjectNode d = base();
     d.put("stage", stage);
-    if ("sft".equals(stage)) {
+    // the preference stages continue from an instruction-tuned model: run_sft.sh's defaults
+    if ("sft".equals(stage) || "dpo".equals(stage)) {
       d.put("learning_rate", 1e-4);
       d.put("warmup_ratio", 0.03);
       d.put("weight_decay", 0.0);
@@ -37,6 +38,9 @@ final class Defaults {
     d.put("max_seq_length", 0); // 0: the prepared examples as they are (prep-sft's length)
     d.put("group_by_length", false);
     d.put("packing", false);
+    d.put("beta", 0.1);
+    d.put("pref_loss", "sigmoid");
+    d.put("dpo_label_smoothing", 0.0);
     d.putNull("model_name_or_path");
     d.putNull("tokenizer_name_or_path");
     d.putNull("dataset_dir");

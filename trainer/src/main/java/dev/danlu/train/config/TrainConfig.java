@@ -13,7 +13,8 @@ import java.util.List;
  * <p>Defaults are the reference scripts' values (see REFERENCE.md "Hyperparameters").
  */
 public record TrainConfig(
-    // --- which recipe (LLaMA-Factory's key): pt (pretraining), sft (instruction fine-tuning) ---
+    // --- which recipe (LLaMA-Factory's key): pt (pretraining), sft (instruction fine-tuning),
+    // dpo (preference optimisation) ---
     @JsonProperty("stage") String stage,
     // --- sft (run_sft.sh's keys): an adapter to continue, and a cut of the prepared examples ---
     @JsonProperty("peft_path") String peftPath,
@@ -23,6 +24,13 @@ public record TrainConfig(
     // LLaMA-Factory's / TRL's key: several examples per row of max_seq_length, each attending only
     // to itself (danlu never cuts an example across rows)
     @JsonProperty("packing") boolean packing,
+    // --- preference alignment (LLaMA-Factory's / TRL's keys; docs/alignment.md) ---
+    // DPO's temperature β (TRL's default 0.1)
+    @JsonProperty("beta") double beta,
+    // DPO's loss: sigmoid (the paper's; the only one danlu implements)
+    @JsonProperty("pref_loss") String prefLoss,
+    // conservative DPO's ε: the preference labels are flipped with this probability
+    @JsonProperty("dpo_label_smoothing") double dpoLabelSmoothing,
     // --- where things are ---
     @JsonProperty("model_name_or_path") String modelNameOrPath,
     @JsonProperty("tokenizer_name_or_path") String tokenizerNameOrPath,

@@ -37,6 +37,18 @@ final class Validation {
               + c.stage()
               + " trains on full rows already: remove packing");
     }
+    if (!(c.beta() > 0)) {
+      p.add("beta must be > 0 (DPO's temperature; TRL's default 0.1), got " + c.beta());
+    }
+    if (!"sigmoid".equals(c.prefLoss())) {
+      p.add(
+          "pref_loss "
+              + c.prefLoss()
+              + " is not implemented; danlu's DPO has the sigmoid loss (pref_loss: sigmoid)");
+    }
+    if (c.dpoLabelSmoothing() < 0 || c.dpoLabelSmoothing() > 0.5) {
+      p.add("dpo_label_smoothing must be in [0, 0.5], got " + c.dpoLabelSmoothing());
+    }
     if (c.blockSize() < 0) {
       p.add("block_size must be ≥ 0 (0 = the prepared dataset's), got " + c.blockSize());
     }

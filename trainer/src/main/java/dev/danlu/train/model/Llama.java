@@ -105,6 +105,51 @@ public final class Llama {
   }
 
   /**
+   * The log-probability of each row's labelled tokens under the logits of the last forward: {@code
+   * out[b] = Σ_t log softmax(logits[b, t])[labels[b, t+1]]} over labels[b, t+1] != -100 (TRL's
+   * {@code get_batch_logps} with {@code average_log_prob=False}: a sum, not a mean). Keeps what
+   * {@link #sequenceLogProbsBackward} needs; {@code s.tokenCount()} becomes the number of rows with
+   * at least one labelled token (the evaluator's weight: sequences, not tokens).
+   */
+  public static void sequenceLogProbs(LlamaState s, int[] labels, double[] out) {
+    if (labels == null) {
+      throw new IllegalArgumentException("sequence log-probabilities need labels");
+    }
+    causalLmLoss(s, labels); // fills targets and lse; the mean it returns is not used
+    int vocab = (int) s.logits.size(1);
+    dev.danlu.train.tensor.Buf l = dev.danlu.train.tensor.Buf.of(s.logits);
+    int rowsWithTargets = 0;
+    for (int b = 0; b < s.batch; b++) {
+      double sum = 0;
+      boolean any = false;
+      for (int t = 0; t < s.seq; t++) {
+        int n = b * s.seq + t;
+        if (s.targets[n] != Kernels.IGNORE_INDEX) {
+          sum += l.get(n * vocab + s.targets[n]) - s.lse[n];
+          any = true;
+        }
+      }
+      out[b] = sum;
+      rowsWithTargets += any ? 1 : 0;
+    }
+    s.tokenCount = rowsWithTargets;
+  }
+
+  /**
+   * Writes dLoss/dLogits into {@code s.logits} for a loss of the rows' log-probabilities from the
+   * last {@link #sequenceLogProbs}, given {@code dLogp[b]} = dLoss/d out[b] (already times the loss
+   * scale); follow with {@link #backwardFromLogitGrads}. d log p(y_t) / d logits_t = onehot −
+   * softmax.
+   */
+  public static void sequenceLogProbsBackward(LlamaState s, double[] dLogp) {
+    double[] perRow = new double[s.rows];
+    for (int n = 0; n < s.rows; n++) {
+      perRow[n] = -dLogp[n / s.seq];
+    }
+    time("loss", () -> Kernels.crossEntropyBackwardRows(s.logits, s.targets, s.lse, perRow));
+  }
+
+  /**
    * Back-propagates {@code dLoss} (1 for plain training, the loss scale under fp16 loss scaling)
    * from the loss of the last forward, accumulating into the adapter's gradient buffers. Destroys
    * {@code s.logits}.

@@ -213,8 +213,15 @@ public final class TrainLoop {
             o.forwardBackwardNanos() / 1e9,
             o.afterBackwardNanos() / 1e9,
             progress);
+        if (objective instanceof ObjectiveMetrics om
+            && ((cfg.loggingSteps() > 0 && done % cfg.loggingSteps() == 0) || done == total)) {
+          ObjectiveMetrics.logMeans(comm, om, true, "step " + done, log);
+        }
         if (cfg.evalSteps() > 0 && done % cfg.evalSteps() == 0) {
           evalLoss = evaluate(eval, rank, done, progress);
+          if (objective instanceof ObjectiveMetrics om) {
+            ObjectiveMetrics.logMeans(comm, om, false, "eval step " + done, log);
+          }
         }
         if ((cfg.saveSteps() > 0 && done % cfg.saveSteps() == 0) || done == total) {
           Path dir = ckpt.save(opt, done, lastLoss);

@@ -472,6 +472,34 @@ public final class Kernels {
         });
   }
 
+  /**
+   * {@link #crossEntropyBackward} with a scale per row instead of one per token: row n gets dLogits
+   * = {@code perRow[n]} * (softmax - onehot) where it has a target, 0 where ignored. A
+   * sequence-level loss (DPO's log-probability sums) scales each sequence's tokens alike.
+   */
+  public static void crossEntropyBackwardRows(
+      INDArray logits, int[] targets, double[] lse, double[] perRow) {
+    int vocab = (int) logits.size(1);
+    Buf l = Buf.of(logits);
+    Par.rows(
+        targets.length,
+        vocab,
+        n -> {
+          int base = n * vocab;
+          if (targets[n] == IGNORE_INDEX) {
+            for (int i = 0; i < vocab; i++) {
+              l.set(base + i, 0);
+            }
+            return;
+          }
+          double g = perRow[n];
+          for (int i = 0; i < vocab; i++) {
+            double p = Math.exp(l.get(base + i) - lse[n]);
+            l.set(base + i, g * (i == targets[n] ? p - 1.0 : p));
+          }
+        });
+  }
+
   /** acc += x, element-wise over equal-shaped contiguous arrays. */
   public static void addInPlace(INDArray acc, INDArray x) {
     add(acc, x, acc); // add reads each chunk of both inputs before writing it: aliasing is safe

@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""Reference fixtures for danlu's preference objectives (reward model, DPO), in plain PyTorch.
+
+Reuses make_reference.py's re-implementation of Hugging Face LlamaForCausalLM + PEFT LoRA and the
+committed tiny model and adapter it wrote (reference/tiny-llama, reference/tiny-adapter), without
+TRL: the losses below are written from the papers / TRL's documented formulas.
+
+- policy = tiny-llama + tiny-adapter's LoRA (B non-zero) + its embed_tokens / lm_head copies cut to
+  the base vocabulary (131 rows: "adapter off" must be able to score every token);
+- reference = tiny-llama alone (the adapter switched off: base embed_tokens / lm_head, no LoRA);
+- a micro-batch of 2 pairs: rows [chosen0, chosen1, rejected0, rejected1], right-padded, prompt
+  tokens labelled -100 (prep-pairs' layout).
+
+DPO (TRL loss_type="sigmoid"): logp = sum over labelled tokens of log softmax; z = (pc - pr) -
+(rc - rr); loss = mean(-(1-eps) logsigmoid(beta z) - eps logsigmoid(-beta z)), beta 0.1, eps 0.1.
+Reward model (TRL RewardTrainer / LLaMA-Factory): r = v_head(final normed hidden state at the last
+non-pad token); loss = mean(-logsigmoid(r_chosen - r_rejected)).
+
+Float64 from float32-exact parameters, stored as F32. Run from the repository root:
+    /usr/bin/python3 trainer/src/test/python/alignment_reference.py
+Output: trainer/src/test/resources/reference/alignment/ (or --out DIR).
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_reference as mr  # noqa: E402
+from read_safetensors import read  # noqa: E402
+
+DT = torch.float64
+BETA, EPS = 0.1, 0.1
+
+
+def load(path):
+    _, ts = read(path)
+    return {k: torch.from_numpy(a.astype(np.float64)) for k, (_, _, a, _) in ts.items()}
+
+
+def seq_logps(logits, labels):
+    """Sum over t with labels[t+1] != -100 of log softmax(logits[t])[labels[t+1]], per row."""
+    lp = torch.log_softmax(logits[:, :-1, :], dim=-1)
+    tgt = labels[:, 1:]
+    mask = tgt != -100
+    picked = lp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (picked * mask).sum(-1)
+
+
+def main(out_dir):
+    ref_dir = mr.OUT
+    p = load(os.path.join(ref_dir, "tiny-llama", "model.safetensors"))
+    ad = load(os.path.join(ref_dir, "tiny-adapter", "adapter_model.safetensors"))
+    pre = mr.PREFIX
+    V = mr.BASE_VOCAB
+
+    def fresh():
+        lora = {k[len(pre):]: v.clone().requires_grad_() for k, v in ad.items() if ".lora_" in k}
+        embed = ad[pre + "model.embed_tokens.weight"][:V].clone().requires_grad_()
+        head = ad[pre + "lm_head.weight"][:V].clone().requires_grad_()
+        return lora, embed, head
+
+    # 2 pairs, prompts of 4 and 3 tokens; rows: chosen0, chosen1, rejected0, rejected1
+    P = mr.PAD_ID
+    input_ids = torch.tensor([[1, 17, 40, 9, 55, 99, 2, P],
+                              [1, 64, 8, 3, 7, 12, 30, 2],
+                              [1, 17, 40, 9, 77, 2, P, P],
+                              [1, 64, 8, 120, 2, P, P, P]], dtype=torch.int64)
+    attention_mask = (input_ids != P).to(torch.int64)
+    labels = input_ids.clone()
+    labels[0:3:2, :4] = -100
+    labels[1:4:2, :3] = -100
+    labels[attention_mask == 0] = -100
+    cfg = mr.Cfg(mr.hf_config(V))
+
+    # ---- DPO ----
+    lora, embed, head = fresh()
+    pa = dict(p)
+    pa["model.embed_tokens.weight"] = embed
+    pa["lm_head.weight"] = head
+    pol = seq_logps(mr.forward(cfg, pa, input_ids, attention_mask, lora), labels)
+    with torch.no_grad():
+        ref = seq_logps(mr.forward(cfg, p, input_ids, attention_mask), labels)
+    z = (pol[:2] - pol[2:]) - (ref[:2] - ref[2:])
+    lsg = torch.nn.functional.logsigmoid
+    dpo_loss = (-(1 - EPS) * lsg(BETA * z) - EPS * lsg(-BETA * z)).mean()
+    dpo_loss.backward()
+    dpo_grads = [(pre + k, mr.stored(v.grad)) for k, v in lora.items()]
+    dpo_grads += [(pre + "model.embed_tokens.weight", mr.stored(embed.grad)),
+                  (pre + "lm_head.weight", mr.stored(head.grad))]
+
+    # ---- reward model ----
+    gen = torch.Generator().manual_seed(20261202)
+    v_w = mr.f32(torch.randn(1, mr.HIDDEN, generator=gen, dtype=DT) / mr.HIDDEN ** 0.5).requires_grad_()
+    v_b = mr.f32(0.1 * torch.randn(1, generator=gen, dtype=DT)).requires_grad_()
+    lora2, embed2, head2 = fresh()
+    pr = dict(p)
+    pr["model.embed_tokens.weight"] = embed2
+    pr["lm_head.weight"] = torch.eye(mr.HIDDEN, dtype=DT)  # the forward then returns the normed hidden state
+    hidden = mr.forward(mr.Cfg(mr.hf_config(mr.HIDDEN)), pr, input_ids, attention_mask, lora2)
+    last = attention_mask.sum(-1) - 1  # right padding: the last non-pad token
+    values = (hidden @ v_w.T + v_b).squeeze(-1)  # [rows, seq]
+    rewards = values[torch.arange(4), last]
+    rm_loss = -lsg(rewards[:2] - rewards[2:]).mean()
+    rm_loss.backward()
+    rm_grads = [(pre + k, mr.stored(v.grad)) for k, v in lora2.items()]
+    rm_grads += [(pre + "model.embed_tokens.weight", mr.stored(embed2.grad)),
+                 ("v_head.summary.weight", mr.stored(v_w.grad)),
+                 ("v_head.summary.bias", mr.stored(v_b.grad))]
+
+    os.makedirs(out_dir, exist_ok=True)
+    adapter = [(pre + k, mr.stored(v)) for k, v in lora.items()]
+    adapter += [(pre + "model.embed_tokens.weight", mr.stored(embed)),
+                (pre + "lm_head.weight", mr.stored(head))]
+    mr.write_safetensors(os.path.join(out_dir, "policy-adapter.safetensors"), adapter)
+    mr.write_safetensors(os.path.join(out_dir, "value_head.safetensors"),
+                         [("v_head.summary.bias", mr.stored(v_b)), ("v_head.summary.weight", mr.stored(v_w))])
+    mr.write_safetensors(os.path.join(out_dir, "io.safetensors"), [
+        ("input_ids", input_ids), ("attention_mask", attention_mask), ("labels", labels),
+        ("policy_logps", mr.stored(pol)), ("reference_logps", mr.stored(ref)),
+        ("dpo_loss", mr.stored(dpo_loss)), ("rm_rewards", mr.stored(rewards)), ("rm_loss", mr.stored(rm_loss)),
+    ])
+    mr.write_safetensors(os.path.join(out_dir, "dpo-grads.safetensors"), dpo_grads)
+    mr.write_safetensors(os.path.join(out_dir, "rm-grads.safetensors"), rm_grads)
+    print("dpo loss %.10f rm loss %.10f; wrote %s" % (dpo_loss.item(), rm_loss.item(), os.path.normpath(out_dir)),
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    out = os.path.join(mr.OUT, "alignment")
+    if len(sys.argv) == 3 and sys.argv[1] == "--out":
+        out = sys.argv[2]
+    main(out)
