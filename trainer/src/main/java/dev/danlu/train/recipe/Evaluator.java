@@ -79,6 +79,11 @@ public final class Evaluator {
     this.comm = comm;
   }
 
+  /** The objective evaluated. */
+  Objective objective() {
+    return objective;
+  }
+
   /** Evaluates the split (collective: every rank calls it). */
   public Result run() throws IOException {
     long rows = data.validationRows();

@@ -248,7 +248,17 @@ public final class TrainLoop {
     if (e.tokens() > 0 && rank == 0) {
       progress.onEval(step, e.loss(), e.tokens());
     }
-    if (e.tokens() > 0) {
+    if (e.tokens() > 0 && eval.objective() instanceof ObjectiveMetrics) {
+      // a preference loss is per sequence, not per token: no perplexity
+      info(
+          rank,
+          String.format(
+              Locale.ROOT,
+              "eval step %d: eval_loss %.4f (%d sequences)",
+              step,
+              e.loss(),
+              e.tokens()));
+    } else if (e.tokens() > 0) {
       info(
           rank,
           String.format(
