@@ -23,7 +23,7 @@ final class Defaults {
     ObjectNode d = base();
     d.put("stage", stage);
     // the preference stages continue from an instruction-tuned model: run_sft.sh's defaults
-    if ("sft".equals(stage) || "dpo".equals(stage)) {
+    if ("sft".equals(stage) || "dpo".equals(stage) || "rm".equals(stage)) {
       d.put("learning_rate", 1e-4);
       d.put("warmup_ratio", 0.03);
       d.put("weight_decay", 0.0);

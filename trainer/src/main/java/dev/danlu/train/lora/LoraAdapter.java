@@ -302,7 +302,32 @@ public final class LoraAdapter {
     if (lmHead != null) {
       out.add(new NamedParam(LM_HEAD_KEY, lmHead, dLmHead));
     }
+    out.addAll(heads);
     return out;
+  }
+
+  private final List<NamedParam> heads = new ArrayList<>();
+
+  /**
+   * Adds a trainable head on the model's final hidden state (a reward model's or PPO's value head,
+   * TRL's {@code v_head.summary.*}): trained, checkpointed and resumed with the adapter's other
+   * tensors, but not part of the PEFT adapter file (its owner saves it, e.g. as {@code
+   * value_head.safetensors}). Call before training starts. Returns the gradient buffer.
+   */
+  public INDArray addHead(String name, INDArray value) {
+    for (NamedParam p : trainable()) {
+      if (p.name().equals(name)) {
+        throw new IllegalArgumentException("the adapter already has a trainable " + name);
+      }
+    }
+    INDArray grad = Nd4j.zeros(value.dataType(), value.shape());
+    heads.add(new NamedParam(name, value, grad));
+    return grad;
+  }
+
+  /** The heads {@link #addHead} added, in order. */
+  public List<NamedParam> heads() {
+    return List.copyOf(heads);
   }
 
   /** Number of trainable scalars. */

@@ -110,7 +110,12 @@ public final class PeftBridge {
             "CAUSAL_LM",
             true);
     Map<String, FloatTensor> tensors = new LinkedHashMap<>();
+    java.util.Set<String> heads = new java.util.HashSet<>();
+    ad.heads().forEach(h -> heads.add(h.name()));
     for (LoraAdapter.NamedParam p : ad.trainable()) {
+      if (heads.contains(p.name())) {
+        continue; // a value head is not PEFT's: its owner writes it (value_head.safetensors)
+      }
       tensors.put(
           p.name(),
           FloatTensor.of(

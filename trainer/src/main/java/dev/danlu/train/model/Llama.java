@@ -39,7 +39,19 @@ public final class Llama {
    * them, writes dLoss/dLogits in their place and calls {@link #backwardFromLogitGrads}.
    */
   public static void forwardLogits(LlamaWeights w, LoraAdapter ad, LlamaState s, Batch in) {
+    forwardHidden(w, ad, s, in);
+    time("lm head gemm", () -> Gemm.mm(s.xf, lmHead(w, ad), s.logits, false, true, 1.0, 0.0));
+  }
+
+  /**
+   * Runs the model on a batch up to the final norm: {@code s.normedHidden()} ([batch·seq, dim]) is
+   * the last hidden state as Hugging Face's {@code hidden_states[-1]} gives it (after {@code
+   * model.norm}), what a value or reward head reads; no LM head. Backward from a loss on it: {@link
+   * #backwardFromHiddenGrads}.
+   */
+  public static void forwardHidden(LlamaWeights w, LoraAdapter ad, LlamaState s, Batch in) {
     LlamaConfig c = w.config();
+    s.tokenCount = in.batch(); // rows, until a loss counts its tokens
     if (in.batch() != s.batch || in.seq() != s.seq) {
       throw new IllegalArgumentException(
           "batch shape ["
@@ -75,7 +87,6 @@ public final class Llama {
         () ->
             Kernels.rmsnormForward(
                 s.resid[c.numLayers()], w.norm(), c.rmsNormEps(), s.xf, s.rstdF));
-    time("lm head gemm", () -> Gemm.mm(s.xf, lmHead(w, ad), s.logits, false, true, 1.0, 0.0));
   }
 
   /**
@@ -188,6 +199,28 @@ public final class Llama {
       time("lm head gemm", () -> Gemm.mm(dLogits, s.xf, ad.dLmHead, true, false, 1.0, 1.0));
     }
     done.accept(c.numLayers());
+    backwardFromNormGrads(w, ad, s, done);
+  }
+
+  /**
+   * Back-propagates the gradient of a loss with respect to the normed last hidden state of the last
+   * {@link #forwardHidden} (a value head's loss): {@code dNormed} [batch·seq, dim], accumulating
+   * into the adapter's gradient buffers; the head's own gradients are the caller's, and final when
+   * this is called ({@code gradsFinal} hears {@code numLayers} first, as in {@link
+   * #backwardFromLogitGrads}).
+   */
+  public static void backwardFromHiddenGrads(
+      LlamaWeights w, LoraAdapter ad, LlamaState s, INDArray dNormed, IntConsumer gradsFinal) {
+    IntConsumer done = gradsFinal != null ? gradsFinal : p -> {};
+    s.dXn.assign(dNormed);
+    done.accept(w.config().numLayers());
+    backwardFromNormGrads(w, ad, s, done);
+  }
+
+  /** From {@code s.dXn} (dLoss/d normed hidden) down to the embeddings. */
+  private static void backwardFromNormGrads(
+      LlamaWeights w, LoraAdapter ad, LlamaState s, IntConsumer done) {
+    LlamaConfig c = w.config();
     s.dResid.assign(0);
     time(
         "norm",

@@ -205,6 +205,14 @@ public final class LlamaState {
         'c', (long) batch * c.numKvHeads(), group(c) * headMajor.size(1), headMajor.size(2));
   }
 
+  /**
+   * The last hidden state after the final norm (rows, dim), as HF's {@code hidden_states[-1]}; what
+   * a value head reads after {@link Llama#forwardHidden}.
+   */
+  public INDArray normedHidden() {
+    return xf;
+  }
+
   /** The final hidden state (rows, dim) after the last forward (before the final norm). */
   public INDArray lastHidden() {
     return resid[resid.length - 1];

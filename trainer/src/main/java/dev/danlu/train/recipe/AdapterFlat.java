@@ -61,11 +61,14 @@ public final class AdapterFlat {
     if (adapter.lmHead != null) {
       depthOf.put(adapter.lmHead, layers);
     }
+    for (LoraAdapter.NamedParam h : adapter.heads()) {
+      depthOf.put(h.value(), layers); // on the final hidden state: final with lm_head
+    }
     List<LoraAdapter.NamedParam> ordered = new ArrayList<>(adapter.trainable());
     for (LoraAdapter.NamedParam p : ordered) {
       if (!depthOf.containsKey(p.value())) {
         throw new IllegalStateException(
-            "trainable " + p.name() + " is neither LoRA, embed_tokens nor lm_head");
+            "trainable " + p.name() + " is neither LoRA, embed_tokens, lm_head nor a head");
       }
     }
     ordered.sort(Comparator.comparingInt(p -> depthOf.get(p.value()))); // stable

@@ -80,6 +80,38 @@ class AlignmentReferenceTest {
   }
 
   @Test
+  void rewardModelLossRewardsAndGradientsMatchPyTorch() throws IOException {
+    Setup u = setup();
+    ValueHead head = ValueHead.load(DIR, 32);
+    RewardObjective rm = new RewardObjective(head, head.attachTo(u.ad()));
+    double loss = rm.forward(u.w(), u.ad(), u.s(), u.b());
+    try (SafeTensors io = SafeTensors.open(DIR.resolve("io.safetensors"));
+        SafeTensors grads = SafeTensors.open(DIR.resolve("rm-grads.safetensors"))) {
+      float ref = io.readFloats("rm_loss")[0];
+      assertEquals(ref, loss, TOL * Math.abs(ref), "rm loss");
+      assertClose("rewards", io.readFloats("rm_rewards"), rm.rewards(u.w(), u.ad(), u.s(), u.b()));
+      rm.forward(u.w(), u.ad(), u.s(), u.b()); // rewards() replaced what backward needs
+      rm.backward(u.w(), u.ad(), u.s(), 1.0, null);
+      int n = 0;
+      for (LoraAdapter.NamedParam p : u.ad().trainable()) {
+        if (p.name().equals(ValueHead.BIAS)) {
+          // the bias cancels in r_chosen − r_rejected: its gradient is 0, up to rounding in both
+          assertTrue(Math.abs(grads.readFloats(p.name())[0]) < 1e-12, "reference bias gradient");
+          assertTrue(Math.abs(p.grad().getDouble(0)) < 1e-12, "bias gradient " + p.grad());
+          n++;
+        } else if (grads.contains(p.name())) {
+          assertClose(p.name(), grads.readFloats(p.name()), p.grad());
+          n++;
+        } else {
+          // the LM head takes no part in a reward
+          assertEquals(0.0, p.grad().norm1Number().doubleValue(), 0.0, p.name());
+        }
+      }
+      assertEquals(grads.names().size(), n, "every reference gradient checked");
+    }
+  }
+
+  @Test
   void freshAdapterIsTheReferenceSoTheLossIsLog2() throws IOException {
     Setup u = setup();
     LoraAdapter fresh = LoraAdapter.init(u.ad().config, u.w());
