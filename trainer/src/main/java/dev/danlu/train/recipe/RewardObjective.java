@@ -96,7 +96,14 @@ public final class RewardObjective implements Objective, ObjectiveMetrics {
     INDArray dNormed = Nd4j.zeros(h.dataType(), h.shape());
     float[] vw = head.weight().reshape(-1).toFloatVector();
     float[] dw = new float[vw.length];
+    // dLoss/db = Σ over pairs of (d − d) = 0 exactly: the bias cancels in r_chosen − r_rejected.
+    // Summed row by row it would be rounding noise, which Adam scales to ±lr steps that differ
+    // between world sizes; so it is exactly zero (the head's bias keeps its initial value)
     double db = 0;
+    int pairs = lastToken.length / 2;
+    for (int p = 0; p < pairs; p++) {
+      db += dReward[p] * scale + dReward[pairs + p] * scale;
+    }
     for (int row = 0; row < lastToken.length; row++) {
       double g = dReward[row] * scale;
       float[] x = h.getRow(lastToken[row]).toFloatVector();
@@ -105,7 +112,6 @@ public final class RewardObjective implements Objective, ObjectiveMetrics {
         dw[i] += (float) (g * x[i]);
         dx[i] = (float) (g * vw[i]);
       }
-      db += g;
       dNormed.putRow(lastToken[row], Nd4j.create(dx, new long[] {1, vw.length}, h.dataType()));
     }
     // the head's gradients first: backward reports depth numLayers (the head's) final at once
