@@ -12,6 +12,7 @@ import dev.danlu.launch.eval.PplCommand;
 import dev.danlu.launch.eval.SparkRunner;
 import dev.danlu.train.checkpoint.MergeCli;
 import dev.danlu.train.cli.GenerateCli;
+import dev.danlu.train.cli.ScoreCli;
 import dev.danlu.train.cli.TrainLocalCli;
 import dev.danlu.train.cli.WorkerCli;
 import dev.danlu.train.export.ExportGgufCli;
@@ -39,6 +40,7 @@ final class Commands {
     danlu.addSubcommand(new TrainLocalCli(Map.of(), err));
     danlu.addSubcommand(new WorkerCli(System.getenv(), err));
     danlu.addSubcommand(new GenerateCli(out, err));
+    danlu.addSubcommand(new ScoreCli(out, err));
     danlu.addSubcommand(new MergeCli(out));
     danlu.addSubcommand(new ExportGgufCli(out));
     danlu.addSubcommand(new InspectCli(out));

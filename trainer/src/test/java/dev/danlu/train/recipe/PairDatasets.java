@@ -69,10 +69,29 @@ final class PairDatasets {
 
   /** Writes {@code train} pairs (pairs 0..) and {@code validation} pairs (after them). */
   static Path write(Path root, long seed, int train, int validation) throws IOException {
+    List<SftExamples.Example[]> t = new ArrayList<>();
+    List<SftExamples.Example[]> v = new ArrayList<>();
+    for (int i = 0; i < train + validation; i++) {
+      (i < train ? t : v).add(pair(seed, i));
+    }
+    return write(root, t, v, 40, PAD, 16, TinyRun.TOKENIZER_SHA);
+  }
+
+  /** Writes given pairs ({chosen, rejected}) as a committed prep-pairs dataset. */
+  static Path write(
+      Path root,
+      List<SftExamples.Example[]> train,
+      List<SftExamples.Example[]> validation,
+      int vocab,
+      int pad,
+      int maxSeqLength,
+      String tokSha)
+      throws IOException {
     Files.createDirectories(root.resolve("shards"));
+    SftShardMeta meta = new SftShardMeta(maxSeqLength, tokSha, 1, 2, pad, 64, Map.of());
     List<Manifest.ShardEntry> entries = new ArrayList<>();
-    entries.add(shard(root, "shards/train-p000.arrow", "train", seed, 0, train));
-    entries.add(shard(root, "shards/validation-p000.arrow", "validation", seed, train, validation));
+    entries.add(shard(root, "shards/train-p000.arrow", "train", meta, train));
+    entries.add(shard(root, "shards/validation-p000.arrow", "validation", meta, validation));
     SftManifest m =
         new SftManifest(
             SftManifest.FORMAT_VERSION,
@@ -80,18 +99,19 @@ final class PairDatasets {
             1,
             "2026-12-02T00:00:00Z",
             new SftManifest.Params(
-                TinyRun.TOKENIZER_SHA,
+                tokSha,
                 "tokenizer.model",
-                40,
+                vocab,
                 1,
                 2,
-                PAD,
-                16,
+                pad,
+                maxSeqLength,
                 PairRecord.TEMPLATE,
                 0.0),
-            new SftCounts(train + validation, train + validation, 0, 0, 0),
-            train,
-            validation,
+            new SftCounts(
+                train.size() + validation.size(), train.size() + validation.size(), 0, 0, 0),
+            train.size(),
+            validation.size(),
             entries,
             List.of());
     Files.write(root.resolve(ManifestIo.CURRENT), SftManifest.toJson(m));
@@ -99,7 +119,8 @@ final class PairDatasets {
   }
 
   private static Manifest.ShardEntry shard(
-      Path root, String rel, String split, long seed, int first, int count) throws IOException {
+      Path root, String rel, String split, SftShardMeta meta, List<SftExamples.Example[]> pairs)
+      throws IOException {
     Path f = root.resolve(rel);
     try (BufferAllocator a = new RootAllocator();
         FileChannel ch =
@@ -108,11 +129,9 @@ final class PairDatasets {
                 StandardOpenOption.CREATE,
                 StandardOpenOption.WRITE,
                 StandardOpenOption.TRUNCATE_EXISTING);
-        SftShardWriter w =
-            new SftShardWriter(
-                a, new SftShardMeta(16, TinyRun.TOKENIZER_SHA, 1, 2, PAD, 64, Map.of()), ch)) {
-      for (int i = first; i < first + count; i++) {
-        for (SftExamples.Example e : pair(seed, i)) {
+        SftShardWriter w = new SftShardWriter(a, meta, ch)) {
+      for (SftExamples.Example[] p : pairs) {
+        for (SftExamples.Example e : p) {
           w.write(e);
         }
       }
@@ -120,7 +139,8 @@ final class PairDatasets {
     byte[] bytes = Files.readAllBytes(f);
     try {
       String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
-      return new Manifest.ShardEntry(rel, split, 2L * count, bytes.length, sha, "file:/test/pairs");
+      return new Manifest.ShardEntry(
+          rel, split, 2L * pairs.size(), bytes.length, sha, "file:/test/pairs");
     } catch (java.security.NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }

@@ -1,0 +1,162 @@
+package dev.danlu.train.recipe;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.danlu.data.sft.PairRecord;
+import dev.danlu.data.sft.SftExampleBuilder;
+import dev.danlu.data.sft.SftExamples;
+import dev.danlu.data.tokenizer.TextTokenizer;
+import dev.danlu.testkit.Prereq;
+import dev.danlu.train.cli.ScoreCli;
+import dev.danlu.train.config.TrainConfig;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The issue's end-to-end check on the real stories260K model (skipped without {@code ../shared}): a
+ * synthetic but real preference — the chosen story ends "was very happy", the rejected one another
+ * feeling, the rest equal (scripts/synthetic-pairs.py's rule) — prepared as prep-pairs prepares it
+ * (Alpaca-2 prompt, the real tokenizer). The reward model must separate held-out pairs scored by
+ * {@code danlu score}, and DPO must raise the chosen-minus-rejected margin over the reference on
+ * held-out pairs. Train, validation and scored pairs come from different seeds.
+ */
+class AlignmentStories260kTest {
+  static final String[] NAMES = {"Lily", "Tom", "Ben", "Sue", "Max", "Mia", "Sam", "Anna"};
+  static final String[] THINGS = {"ball", "dog", "cat", "box", "tree", "car", "cake", "bird"};
+  static final String[] ADJS = {"big", "red", "little", "blue", "soft", "shiny"};
+  static final String[] OTHER = {"sad", "tired", "angry", "scared", "bored", "sleepy"};
+
+  @TempDir static Path tmp;
+  static Path model;
+  static Path data;
+  static Path heldOut;
+
+  static List<PairRecord> records(long seed, int n) {
+    SplittableRandom r = new SplittableRandom(seed);
+    List<PairRecord> out = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      String name = NAMES[r.nextInt(NAMES.length)];
+      String thing = THINGS[r.nextInt(THINGS.length)];
+      String story =
+          String.format(
+              "%s had a %s %s. %s played with the %s all day. %s was very ",
+              name, ADJS[r.nextInt(ADJS.length)], thing, name, thing, name);
+      out.add(
+          new PairRecord(
+              "Tell a short story about " + name + " and a " + thing + ".",
+              "",
+              story + "happy.",
+              story + OTHER[r.nextInt(OTHER.length)] + "."));
+    }
+    return out;
+  }
+
+  @BeforeAll
+  static void setUp() throws Exception {
+    model = Prereq.shared("fixtures/stories260K");
+    Path tokFile = model.resolve("tokenizer.model");
+    try (TextTokenizer tok = TextTokenizer.load(tokFile)) {
+      SftExampleBuilder b = new SftExampleBuilder(tok, 256);
+      data =
+          PairDatasets.write(
+              tmp.resolve("pairs"),
+              build(b, records(1, 96)),
+              build(b, records(2, 24)),
+              tok.vocabSize(),
+              0,
+              256,
+              ModelSetup.sha256(tokFile));
+    }
+    heldOut = tmp.resolve("held-out.jsonl");
+    ObjectMapper json = new ObjectMapper();
+    StringBuilder sb = new StringBuilder();
+    for (PairRecord p : records(3, 40)) {
+      sb.append(json.writeValueAsString(p)).append('\n');
+    }
+    Files.writeString(heldOut, sb.toString());
+  }
+
+  static List<SftExamples.Example[]> build(SftExampleBuilder b, List<PairRecord> recs) {
+    List<SftExamples.Example[]> out = new ArrayList<>();
+    for (PairRecord p : recs) {
+      out.add(
+          new SftExamples.Example[] {
+            b.build(p.as(p.chosen())).example(), b.build(p.as(p.rejected())).example()
+          });
+    }
+    return out;
+  }
+
+  static TrainConfig cfg(Path out, String... extra) {
+    List<String> o =
+        new ArrayList<>(
+            List.of(
+                "tokenizer_name_or_path=" + model.resolve("tokenizer.model"),
+                "max_steps=20",
+                "per_device_train_batch_size=4",
+                "per_device_eval_batch_size=8",
+                "gradient_accumulation_steps=1",
+                "lora_rank=8",
+                "lora_alpha=16",
+                "lora_dropout=0.05",
+                "warmup_ratio=0.1",
+                "logging_steps=10",
+                "eval_steps=20"));
+    o.addAll(List.of(extra));
+    return TinyRun.config(model, data, out, o.toArray(String[]::new));
+  }
+
+  @Test
+  void rewardModelSeparatesHeldOutPairs() throws Exception {
+    Path out = tmp.resolve("rm");
+    String log = Ranks.run(1, cfg(out, "stage=rm", "learning_rate=2e-3"));
+    System.out.print(log);
+    Path scores = tmp.resolve("scores.json");
+    ByteArrayOutputStream o = new ByteArrayOutputStream();
+    ByteArrayOutputStream e = new ByteArrayOutputStream();
+    int code =
+        ScoreCli.run(
+            new String[] {
+              "--model", model.toString(),
+              "--adapter", out.resolve("rm_lora_model").toString(),
+              "--pairs", heldOut.toString(),
+              "--output", scores.toString(),
+              "--max-seq-length", "256"
+            },
+            new PrintStream(o, true, StandardCharsets.UTF_8),
+            new PrintStream(e, true, StandardCharsets.UTF_8));
+    assertEquals(0, code, e.toString(StandardCharsets.UTF_8));
+    System.out.print(o.toString(StandardCharsets.UTF_8));
+    JsonNode s = new ObjectMapper().readTree(scores.toFile());
+    assertEquals(40, s.get("count").asInt());
+    assertEquals(40, s.get("pairs").size());
+    double accuracy = s.get("accuracy").asDouble();
+    System.out.println("stories260K reward model, held-out accuracy " + accuracy);
+    assertTrue(accuracy >= 0.9, "held-out accuracy " + accuracy);
+  }
+
+  @Test
+  void dpoRaisesTheHeldOutMargin() throws Exception {
+    String log = Ranks.run(1, cfg(tmp.resolve("dpo"), "stage=dpo", "learning_rate=1e-3"));
+    System.out.print(log);
+    // eval_rewards/margins = β((log π(c) − log π(r)) − (log π_ref(c) − log π_ref(r))) on the
+    // validation pairs: how much the chosen-minus-rejected log-prob margin rose
+    double margin = DpoRecipeTest.metric(log, "eval_rewards/margins");
+    double accuracy = DpoRecipeTest.metric(log, "eval_rewards/accuracies");
+    System.out.println("stories260K DPO, held-out margin gain " + margin + " accuracy " + accuracy);
+    assertTrue(margin > 0.2, "held-out margin gain " + margin);
+    assertTrue(accuracy >= 0.9, "held-out accuracy " + accuracy);
+  }
+}
