@@ -18,7 +18,7 @@ non-pad token); loss = mean(-logsigmoid(r_chosen - r_rejected)).
 
 Float64 from float32-exact parameters, stored as F32. Run from the repository root:
     /usr/bin/python3 trainer/src/test/python/alignment_reference.py
-Output: trainer/src/test/resources/reference/alignment/ (or --out DIR).
+Output: trainer/src/test/resources/alignment-reference/ (or --out DIR).
 """
 import os
 import sys
@@ -128,7 +128,7 @@ def main(out_dir):
 
 
 if __name__ == "__main__":
-    out = os.path.join(mr.OUT, "alignment")
+    out = os.path.join(mr.OUT, "..", "alignment-reference")
     if len(sys.argv) == 3 and sys.argv[1] == "--out":
         out = sys.argv[2]
     main(out)

@@ -29,7 +29,7 @@ public final class RewardObjective implements Objective, ObjectiveMetrics {
   private double[] dReward; // dLoss/dr per row of the last forward (unscaled)
 
   /** For training: {@code grads} from {@link ValueHead#attachTo}. */
-  RewardObjective(ValueHead head, INDArray[] grads) {
+  public RewardObjective(ValueHead head, INDArray[] grads) {
     this.head = head;
     this.dWeight = grads == null ? null : grads[0];
     this.dBias = grads == null ? null : grads[1];

@@ -92,7 +92,7 @@ public record ValueHead(INDArray weight, INDArray bias) {
   }
 
   /** Makes the head trainable with the adapter; returns its gradients (weight, bias). */
-  INDArray[] attachTo(LoraAdapter ad) {
+  public INDArray[] attachTo(LoraAdapter ad) {
     return new INDArray[] {ad.addHead(WEIGHT, weight), ad.addHead(BIAS, bias)};
   }
 

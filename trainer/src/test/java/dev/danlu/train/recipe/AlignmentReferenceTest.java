@@ -21,14 +21,14 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * The preference objectives against the plain-PyTorch reference in {@code
- * src/test/resources/reference/alignment/} ({@code src/test/python/alignment_reference.py}, no
+ * src/test/resources/alignment-reference/} ({@code src/test/python/alignment_reference.py}, no
  * TRL): 2 pairs on the tiny LLaMA with a non-zero LoRA adapter, losses, per-row log-probabilities
  * of policy and adapter-off reference, and every gradient. Error measure: max |java − torch| / max
  * |torch| per tensor ≤ 1e-5 (float32 math over a few hundred terms against float64).
  */
 class AlignmentReferenceTest {
   static final Path REF = Path.of("src/test/resources/reference");
-  static final Path DIR = REF.resolve("alignment");
+  static final Path DIR = Path.of("src/test/resources/alignment-reference");
   static final double TOL = 1e-5;
 
   record Setup(LlamaWeights w, LoraAdapter ad, LlamaState s, Batch b) {}
