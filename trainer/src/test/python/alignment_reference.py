@@ -16,6 +16,13 @@ DPO (TRL loss_type="sigmoid"): logp = sum over labelled tokens of log softmax; z
 Reward model (TRL RewardTrainer / LLaMA-Factory): r = v_head(final normed hidden state at the last
 non-pad token); loss = mean(-logsigmoid(r_chosen - r_rejected)).
 
+PPO (TRL PPOTrainer 0.7's compute_rewards / compute_advantages / loss, written from their
+definitions): random rollouts of 3 samples x 6 response tokens with padding, the KL-penalised
+per-token rewards, GAE (gamma 1, lam 0.95), whitened advantages (unbiased masked variance),
+returns, the clipped policy loss and clipped value loss (cliprange 0.2, cliprange_value 0.2,
+vf_coef 0.1) of new log-probabilities and values some of which lie outside the clip ranges, their
+gradients by autograd, and the adaptive KL controller's update; all float64 (ppo.safetensors, F64).
+
 Float64 from float32-exact parameters, stored as F32. Run from the repository root:
     /usr/bin/python3 trainer/src/test/python/alignment_reference.py
 Output: trainer/src/test/resources/alignment-reference/ (or --out DIR).
@@ -123,8 +130,66 @@ def main(out_dir):
     ])
     mr.write_safetensors(os.path.join(out_dir, "dpo-grads.safetensors"), dpo_grads)
     mr.write_safetensors(os.path.join(out_dir, "rm-grads.safetensors"), rm_grads)
+    ppo_fixture(out_dir)
     print("dpo loss %.10f rm loss %.10f; wrote %s" % (dpo_loss.item(), rm_loss.item(), os.path.normpath(out_dir)),
           file=sys.stderr)
+
+
+def masked_mean(x, m):
+    return (x * m).sum() / m.sum()
+
+
+def ppo_fixture(out_dir):
+    gen = torch.Generator().manual_seed(20261203)
+    n, T = 3, 6
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]], dtype=DT)
+    old_lp = -torch.rand(n, T, generator=gen, dtype=DT) * 3
+    ref_lp = old_lp + 0.3 * torch.randn(n, T, generator=gen, dtype=DT)
+    old_v = torch.randn(n, T, generator=gen, dtype=DT)
+    scores = torch.randn(n, generator=gen, dtype=DT)
+    kl_coef, gamma, lam, clip, clip_v, vf_coef = 0.2, 1.0, 0.95, 0.2, 0.2, 0.1
+    # per-token rewards: -kl_coef * (logprob - ref) plus the score on the last response token
+    rewards = -kl_coef * (old_lp - ref_lp) * mask
+    for i in range(n):
+        last = int(mask[i].nonzero()[-1])
+        rewards[i, last] += scores[i]
+    # GAE with values and rewards masked
+    v, r = old_v * mask, rewards * mask
+    last, rev = torch.zeros(n, dtype=DT), []
+    for t in reversed(range(T)):
+        nxt = v[:, t + 1] if t < T - 1 else torch.zeros(n, dtype=DT)
+        delta = r[:, t] + gamma * nxt - v[:, t]
+        last = delta + gamma * lam * last
+        rev.append(last)
+    adv = torch.stack(rev[::-1], dim=1)
+    returns = adv + v
+    mean = masked_mean(adv, mask)
+    var = masked_mean((adv - mean) ** 2, mask) * (mask.sum() / (mask.sum() - 1))
+    white = (adv - mean) * torch.rsqrt(var + 1e-8)
+    # new log-probs and values: some ratios and values beyond the clip ranges
+    new_lp = (old_lp + 0.3 * torch.randn(n, T, generator=gen, dtype=DT)).requires_grad_()
+    new_v = (old_v + 0.3 * torch.randn(n, T, generator=gen, dtype=DT)).requires_grad_()
+    vclip = torch.max(torch.min(new_v, old_v + clip_v), old_v - clip_v)
+    vf_loss = 0.5 * masked_mean(torch.max((new_v - returns) ** 2, (vclip - returns) ** 2), mask)
+    ratio = torch.exp(new_lp - old_lp)
+    pg1 = -white * ratio
+    pg2 = -white * torch.clamp(ratio, 1 - clip, 1 + clip)
+    pg_loss = masked_mean(torch.max(pg1, pg2), mask)
+    clipfrac = masked_mean((pg2 > pg1).to(DT), mask)
+    approxkl = 0.5 * masked_mean((new_lp - old_lp) ** 2, mask)
+    loss = pg_loss + vf_coef * vf_loss
+    loss.backward()
+    # adaptive KL controller (init 0.2, target 6, horizon 10000) after a batch of 256 at KL 9
+    kl_value = 0.2 * (1 + max(-0.2, min(0.2, 9.0 / 6 - 1)) * 256 / 10000)
+    mr.write_safetensors(os.path.join(out_dir, "ppo.safetensors"), [
+        ("mask", mask), ("old_logprobs", old_lp), ("ref_logprobs", ref_lp), ("old_values", old_v),
+        ("scores", scores), ("rewards", rewards), ("advantages", white), ("returns", returns),
+        ("new_logprobs", new_lp.detach()), ("new_values", new_v.detach()),
+        ("loss", loss.detach()), ("pg_loss", pg_loss.detach()), ("vf_loss", vf_loss.detach()),
+        ("clipfrac", clipfrac), ("approxkl", approxkl.detach()),
+        ("d_logprobs", new_lp.grad), ("d_values", new_v.grad),
+        ("kl_coef_after", torch.tensor(kl_value, dtype=DT)),
+    ])
 
 
 if __name__ == "__main__":
