@@ -104,7 +104,8 @@ public record ModelSetup(
   static LlamaWeights longContext(TrainConfig cfg, LlamaWeights w) {
     LlamaConfig c = w.config();
     if ("linear".equals(cfg.ropeScaling())) {
-      boolean sft = "sft".equals(cfg.stage());
+      // the example-based stages train on max_seq_length, pretraining on block_size
+      boolean sft = java.util.Set.of("sft", "rm", "dpo").contains(cfg.stage());
       int length = sft ? cfg.maxSeqLength() : cfg.blockSize();
       String key = sft ? "max_seq_length" : "block_size";
       if (length <= 0) {
