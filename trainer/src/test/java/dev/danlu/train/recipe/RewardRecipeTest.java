@@ -64,6 +64,34 @@ class RewardRecipeTest {
   }
 
   @Test
+  void resumeRestoresTheHeadAndEqualsTheUninterruptedRun() throws Exception {
+    Path straight = tmp.resolve("straight");
+    Ranks.run(2, cfg(straight, "max_steps=6", "gradient_accumulation_steps=1"));
+    Path resumed = tmp.resolve("resumed");
+    TrainConfig c = cfg(resumed, "max_steps=6", "gradient_accumulation_steps=1", "save_steps=3");
+    ProgressListener crash =
+        (step, max, loss, tps, eta, secs) -> {
+          if (step == 4) {
+            throw new IllegalStateException("simulated crash at step 4");
+          }
+        };
+    Exception e =
+        org.junit.jupiter.api.Assertions.assertThrows(
+            Exception.class, () -> Ranks.run(2, c, crash));
+    assertTrue(e.getMessage().contains("simulated crash"), e.toString());
+    String log = Ranks.run(2, c);
+    assertTrue(log.contains("at step 3"), log);
+    // the head lives only in the checkpoint's optimizer state: a resume that lost it would
+    // restart it from its initial values and end elsewhere
+    for (String f : List.of("adapter_model.safetensors", ValueHead.FILE)) {
+      Map<String, float[]> a = Ranks.tensors(straight.resolve("rm_lora_model").resolve(f));
+      Map<String, float[]> b = Ranks.tensors(resumed.resolve("rm_lora_model").resolve(f));
+      double err = Ranks.relError(b, a);
+      assertTrue(err <= 1e-6, f + ": resumed vs uninterrupted " + err);
+    }
+  }
+
+  @Test
   void oneRankEqualsTwoHeadIncluded() throws Exception {
     Path one = tmp.resolve("one");
     Ranks.run(1, cfg(one, "max_steps=6", "gradient_accumulation_steps=2"));
