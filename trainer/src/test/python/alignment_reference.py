@@ -116,7 +116,51 @@ def main(out_dir):
                  ("v_head.summary.weight", mr.stored(v_w.grad)),
                  ("v_head.summary.bias", mr.stored(v_b.grad))]
 
+    # ---- one PPO mini-batch through the model: new log-probs (LM head) and values (v_head) ----
+    lora3, embed3, head3 = fresh()
+    v_w3 = v_w.detach().clone().requires_grad_()
+    v_b3 = v_b.detach().clone().requires_grad_()
+    q_ids = input_ids[:2]
+    q_mask = attention_mask[:2]
+    q_labels = labels[:2]
+    p3 = dict(p)
+    p3["model.embed_tokens.weight"] = embed3
+    p3["lm_head.weight"] = head3
+    logits3 = mr.forward(cfg, p3, q_ids, q_mask, lora3)
+    p3h = dict(p3)
+    p3h["lm_head.weight"] = torch.eye(mr.HIDDEN, dtype=DT)
+    hidden3 = mr.forward(mr.Cfg(mr.hf_config(mr.HIDDEN)), p3h, q_ids, q_mask, lora3)
+    values3 = (hidden3 @ v_w3.T + v_b3).squeeze(-1)  # [2, 8]: value at each position
+    lp_all = torch.log_softmax(logits3[:, :-1, :], dim=-1)
+    tgt = q_labels[:, 1:]
+    pmask = torch.zeros(2, 8, dtype=DT)
+    pmask[:, :-1] = (tgt != -100).to(DT)  # position p carries token p+1
+    new_lp = torch.zeros(2, 8, dtype=DT)
+    new_lp[:, :-1] = lp_all.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    g3 = torch.Generator().manual_seed(20261204)
+    old_lp3 = ((new_lp.detach() + 0.3 * torch.randn(2, 8, generator=g3, dtype=DT)) * pmask)
+    old_v3 = ((values3.detach() + 0.3 * torch.randn(2, 8, generator=g3, dtype=DT)) * pmask)
+    adv3 = torch.randn(2, 8, generator=g3, dtype=DT) * pmask
+    ret3 = torch.randn(2, 8, generator=g3, dtype=DT) * pmask
+    clip, clip_v, vf_coef = 0.2, 0.2, 0.1
+    vclip = torch.max(torch.min(values3, old_v3 + clip_v), old_v3 - clip_v)
+    vf3 = 0.5 * masked_mean(torch.max((values3 - ret3) ** 2, (vclip - ret3) ** 2), pmask)
+    ratio3 = torch.exp(new_lp - old_lp3)
+    pg3 = masked_mean(torch.max(-adv3 * ratio3, -adv3 * torch.clamp(ratio3, 1 - clip, 1 + clip)), pmask)
+    ppo_loss = pg3 + vf_coef * vf3
+    ppo_loss.backward()
+    ppo_grads = [(pre + k, mr.stored(v.grad)) for k, v in lora3.items()]
+    ppo_grads += [(pre + "model.embed_tokens.weight", mr.stored(embed3.grad)),
+                  (pre + "lm_head.weight", mr.stored(head3.grad)),
+                  ("v_head.summary.weight", mr.stored(v_w3.grad)),
+                  ("v_head.summary.bias", mr.stored(v_b3.grad))]
+
     os.makedirs(out_dir, exist_ok=True)
+    mr.write_safetensors(os.path.join(out_dir, "ppo-model.safetensors"), [
+        ("old_logprobs", old_lp3), ("old_values", old_v3), ("advantages", adv3), ("returns", ret3),
+        ("loss", ppo_loss.detach()), ("pg_loss", pg3.detach()), ("vf_loss", vf3.detach()),
+    ])
+    mr.write_safetensors(os.path.join(out_dir, "ppo-model-grads.safetensors"), ppo_grads)
     adapter = [(pre + k, mr.stored(v)) for k, v in lora.items()]
     adapter += [(pre + "model.embed_tokens.weight", mr.stored(embed)),
                 (pre + "lm_head.weight", mr.stored(head))]

@@ -161,6 +161,36 @@ public final class Llama {
   }
 
   /**
+   * The log-probability of each labelled token under the logits of the last forward, per position:
+   * {@code out[n] = log softmax(logits[n])[labels[n+1]]} where labels[n+1] != -100 in the same row
+   * (HF's shift), NaN elsewhere. Keeps what {@link #tokenLogProbsBackward} needs; sets {@code
+   * tokenCount} to the labelled positions.
+   */
+  public static void tokenLogProbs(LlamaState s, int[] labels, double[] out) {
+    causalLmLoss(s, labels);
+    int vocab = (int) s.logits.size(1);
+    dev.danlu.train.tensor.Buf l = dev.danlu.train.tensor.Buf.of(s.logits);
+    for (int n = 0; n < s.rows; n++) {
+      out[n] =
+          s.targets[n] == Kernels.IGNORE_INDEX
+              ? Double.NaN
+              : l.get(n * vocab + s.targets[n]) - s.lse[n];
+    }
+  }
+
+  /**
+   * Writes dLoss/dLogits into {@code s.logits} given {@code dLogp[n]} = dLoss/d log p at each
+   * position of the last {@link #tokenLogProbs} (0 where unlabelled).
+   */
+  public static void tokenLogProbsBackward(LlamaState s, double[] dLogp) {
+    double[] perRow = new double[s.rows];
+    for (int n = 0; n < s.rows; n++) {
+      perRow[n] = -dLogp[n];
+    }
+    time("loss", () -> Kernels.crossEntropyBackwardRows(s.logits, s.targets, s.lse, perRow));
+  }
+
+  /**
    * Back-propagates {@code dLoss} (1 for plain training, the loss scale under fp16 loss scaling)
    * from the loss of the last forward, accumulating into the adapter's gradient buffers. Destroys
    * {@code s.logits}.
@@ -199,6 +229,24 @@ public final class Llama {
       time("lm head gemm", () -> Gemm.mm(dLogits, s.xf, ad.dLmHead, true, false, 1.0, 1.0));
     }
     done.accept(c.numLayers());
+    backwardFromNormGrads(w, ad, s, done);
+  }
+
+  /**
+   * {@link #backwardFromLogitGrads} for a loss on both the logits (their gradient written into
+   * {@code s.logits}) and the normed last hidden state ({@code dNormed}, a value head's): the two
+   * gradients meet at the final norm's output.
+   */
+  public static void backwardFromLogitAndHiddenGrads(
+      LlamaWeights w, LoraAdapter ad, LlamaState s, INDArray dNormed, IntConsumer gradsFinal) {
+    IntConsumer done = gradsFinal != null ? gradsFinal : p -> {};
+    INDArray dLogits = s.logits;
+    time("lm head gemm", () -> Gemm.mm(dLogits, lmHead(w, ad), s.dXn, false, false, 1.0, 0.0));
+    if (ad != null && ad.lmHead != null) {
+      time("lm head gemm", () -> Gemm.mm(dLogits, s.xf, ad.dLmHead, true, false, 1.0, 1.0));
+    }
+    Kernels.addInPlace(s.dXn, dNormed);
+    done.accept(w.config().numLayers());
     backwardFromNormGrads(w, ad, s, done);
   }
 

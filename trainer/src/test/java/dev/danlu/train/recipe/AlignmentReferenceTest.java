@@ -112,6 +112,47 @@ class AlignmentReferenceTest {
   }
 
   @Test
+  void ppoMiniBatchThroughTheModelMatchesPyTorch() throws IOException {
+    Setup u = setup();
+    int seq = 8;
+    int[] ids = java.util.Arrays.copyOf(u.b().inputIds(), 2 * seq);
+    int[] mask = java.util.Arrays.copyOf(u.b().attentionMask(), 2 * seq);
+    int[] labels = java.util.Arrays.copyOf(u.b().labels(), 2 * seq);
+    Batch b = new Batch(2, seq, ids, mask, labels, null, 0, true);
+    LlamaState s = new LlamaState(u.w().config(), 2, seq, u.ad().config, false, DataType.FLOAT);
+    ValueHead head = ValueHead.load(DIR, 32);
+    try (SafeTensors io = SafeTensors.open(DIR.resolve("ppo-model.safetensors"));
+        SafeTensors grads = SafeTensors.open(DIR.resolve("ppo-model-grads.safetensors"))) {
+      double[][] oldLp = PpoMathReferenceTest.matrix(io, "old_logprobs");
+      double[][] oldV = PpoMathReferenceTest.matrix(io, "old_values");
+      double[][] adv = PpoMathReferenceTest.matrix(io, "advantages");
+      double[][] ret = PpoMathReferenceTest.matrix(io, "returns");
+      PpoObjective ppo =
+          new PpoObjective(
+              head,
+              head.attachTo(u.ad()),
+              id ->
+                  new PpoObjective.Rollout(
+                      oldLp[(int) id], oldV[(int) id], adv[(int) id], ret[(int) id]),
+              0.2,
+              0.2,
+              0.1);
+      double loss = ppo.forward(u.w(), u.ad(), s, b);
+      double ref = io.readDoubles("loss")[0];
+      assertEquals(ref, loss, TOL * Math.abs(ref), "ppo loss");
+      assertEquals(io.readDoubles("pg_loss")[0], ppo.lastLoss().policyLoss(), TOL, "pg loss");
+      assertEquals(io.readDoubles("vf_loss")[0], ppo.lastLoss().valueLoss(), TOL, "vf loss");
+      ppo.backward(u.w(), u.ad(), s, 1.0, null);
+      int n = 0;
+      for (LoraAdapter.NamedParam p : u.ad().trainable()) {
+        assertClose("ppo " + p.name(), grads.readFloats(p.name()), p.grad());
+        n++;
+      }
+      assertEquals(grads.names().size(), n, "every reference gradient checked");
+    }
+  }
+
+  @Test
   void freshAdapterIsTheReferenceSoTheLossIsLog2() throws IOException {
     Setup u = setup();
     LoraAdapter fresh = LoraAdapter.init(u.ad().config, u.w());
