@@ -148,6 +148,36 @@ class AlignmentStories260kTest {
   }
 
   @Test
+  void scoreStopsAtABadPairNamingFileAndLine() throws Exception {
+    // an untrained reward model is enough to reach the records
+    Path rm = tmp.resolve("fresh-rm");
+    var w = dev.danlu.train.model.HfLlama.load(model, org.nd4j.linalg.api.buffer.DataType.FLOAT);
+    var ad =
+        dev.danlu.train.lora.LoraAdapter.init(
+            new dev.danlu.train.lora.LoraConfig(
+                4, 8, 0.0, dev.danlu.train.lora.LoraConfig.allTargets(), false, false, 1),
+            w);
+    dev.danlu.train.lora.PeftBridge.toPeft(ad, model.toString()).save(rm);
+    ValueHead.init(w.config().hiddenSize(), 1).save(rm);
+    Path bad = tmp.resolve("bad.jsonl");
+    Files.writeString(
+        bad,
+        "{\"instruction\":\"a\",\"chosen\":\"x\",\"rejected\":\"y\"}\n"
+            + "{\"instruction\":\"b\",\"chosen\":\"same\",\"rejected\":\"same\"}\n");
+    ByteArrayOutputStream e = new ByteArrayOutputStream();
+    int code =
+        ScoreCli.run(
+            new String[] {
+              "--model", model.toString(), "--adapter", rm.toString(), "--pairs", bad.toString()
+            },
+            new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
+            new PrintStream(e, true, StandardCharsets.UTF_8));
+    String err = e.toString(StandardCharsets.UTF_8);
+    assertEquals(1, code, err);
+    assertTrue(err.contains("bad.jsonl: line 2: chosen and rejected are identical"), err);
+  }
+
+  @Test
   void dpoRaisesTheHeldOutMargin() throws Exception {
     String log = Ranks.run(1, cfg(tmp.resolve("dpo"), "stage=dpo", "learning_rate=1e-3"));
     System.out.print(log);
