@@ -144,6 +144,11 @@ public final class ServeCli implements Callable<Integer> {
     this.err = err;
   }
 
+  /** Ends {@link #call} as an interrupt would (tests). */
+  void stop() {
+    stop.countDown();
+  }
+
   @Override
   public Integer call() throws IOException, InterruptedException {
     NtkAlpha ntk;
