@@ -136,9 +136,9 @@ final class TextStream {
   /** Characters at the end of {@code t} not to send yet. */
   private int holdBack(String t) {
     int hold = 0;
-    // an incomplete UTF-8 sequence decodes to U+FFFD until its last byte piece arrives
-    if (!t.isEmpty() && t.charAt(t.length() - 1) == '\uFFFD') {
-      hold = 1;
+    // an incomplete UTF-8 sequence decodes to U+FFFD (one per byte) until its last byte arrives
+    while (hold < t.length() && t.charAt(t.length() - 1 - hold) == '\uFFFD') {
+      hold++;
     }
     for (String s : stops) {
       for (int k = Math.min(s.length() - 1, t.length()); k > hold; k--) {
