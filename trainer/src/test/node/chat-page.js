@@ -1,8 +1,9 @@
 // Drives Debian's headless Chromium (through playwright-core) against danlu serve's chat page
 // (run by ChatPageBrowserTest):
-//   node chat-page.js <url> <user-data-dir> <timeout-seconds> <json: {turns, temperature, maxTokens}>
+//   node chat-page.js <url> <user-data-dir> <timeout-seconds> <json: {turns, temperature, maxTokens, stopTurn}>
 // Sets greedy sampling, sends each turn, records how the answer grew while it streamed, and
-// prints one JSON line: per turn the final answer and the distinct lengths seen on the way.
+// prints one JSON line: per turn the final answer and the distinct lengths seen on the way; with
+// stopTurn, sends one more long turn and presses Stop once its answer has begun.
 const { chromium } = require('playwright-core');
 
 async function main() {
@@ -54,6 +55,27 @@ async function main() {
       });
     }
     out.userMessages = await page.$$eval('.msg.user', (els) => els.map((e) => e.textContent));
+    if (args.stopTurn) {
+      // a long answer, stopped by the user once some of it has arrived
+      // a fresh conversation, so the answer is the first turn's (known to stream)
+      await page.click('#clear');
+      const n = 1;
+      await page.fill('#max_tokens', '400');
+      await page.fill('#input', args.stopTurn);
+      await page.click('#send');
+      await page.waitForFunction((k) => {
+        const all = document.querySelectorAll('.msg.assistant');
+        return all.length === k && (all[k - 1].textContent.length > 0 || all[k - 1].dataset.done === 'true');
+      }, n);
+      await page.click('#stop');
+      await page.waitForFunction((k) => document.querySelectorAll('.msg.assistant')[k - 1].dataset.done === 'true', n);
+      out.stopped = {
+        status: await page.textContent('#status'),
+        answer: await page.evaluate((k) => document.querySelectorAll('.msg.assistant')[k - 1].textContent, n),
+        sendEnabled: await page.isEnabled('#send'),
+        stopEnabled: await page.isEnabled('#stop'),
+      };
+    }
   } finally {
     await browser.close();
   }

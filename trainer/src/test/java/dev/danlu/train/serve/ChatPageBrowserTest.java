@@ -42,6 +42,7 @@ class ChatPageBrowserTest {
           JSON.createObjectNode()
               .put("temperature", 0)
               .put("maxTokens", maxTokens)
+              .put("stopTurn", q1)
               .set("turns", JSON.createArrayNode().add(q1).add(q2))
               .toString();
       Path profile = Files.createTempDirectory(tmp, "chromium-profile");
@@ -72,6 +73,18 @@ class ChatPageBrowserTest {
             "turn " + (t + 1) + " did not stream: lengths seen " + turn.get("lengths"));
         assertTrue(turn.get("status").asText().startsWith("finish: "), turn.toString());
       }
+      // Stop (on a fresh conversation asking q1 again, with room for 400 tokens): the page aborts
+      // the request, the server cancels the generation and frees the slot
+      JsonNode stopped = out.get("stopped");
+      assertEquals("stopped", stopped.get("status").asText(), out.toString());
+      assertTrue(stopped.get("sendEnabled").asBoolean() && !stopped.get("stopEnabled").asBoolean());
+      long until = System.nanoTime() + 20_000_000_000L;
+      while (ServeFixture.metric(s, "danlu_serve_active_sequences") > 0
+          && System.nanoTime() < until) {
+        Thread.sleep(20);
+      }
+      assertEquals(0, ServeFixture.metric(s, "danlu_serve_active_sequences"));
+      assertEquals(1, ServeFixture.metric(s, "danlu_serve_cancelled_sequences_total"));
     }
   }
 

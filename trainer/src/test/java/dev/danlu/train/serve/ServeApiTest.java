@@ -290,6 +290,18 @@ class ServeApiTest {
       ObjectNode big = chatBody("x".repeat(5000), 4);
       assertError(
           post(s, "/v1/chat/completions", big.toString(), key), 413, null, "request_too_large");
+      // the same without Content-Length (chunked): refused while reading
+      byte[] bigBytes = big.toString().getBytes(StandardCharsets.UTF_8);
+      HttpResponse<String> chunked =
+          ServeFixture.HTTP.send(
+              HttpRequest.newBuilder(URI.create(ServeFixture.base(s) + "/v1/chat/completions"))
+                  .header("Authorization", "Bearer " + key)
+                  .POST(
+                      HttpRequest.BodyPublishers.ofInputStream(
+                          () -> new ByteArrayInputStream(bigBytes)))
+                  .build(),
+              HttpResponse.BodyHandlers.ofString());
+      assertError(chunked, 413, null, "request_too_large");
       // wrong method, unknown path
       HttpResponse<String> r =
           ServeFixture.HTTP.send(
@@ -407,6 +419,49 @@ class ServeApiTest {
           worstHealthNanos.get() < 2_000_000_000L,
           "/health took " + worstHealthNanos.get() / 1e6 + " ms while generating");
       assertEquals(0, metric(s, "danlu_serve_active_sequences"));
+    }
+  }
+
+  @Test
+  void seededChoicesAreReproducibleWhateverRunsBesideThem() throws Exception {
+    try (ApiServer s = ServeFixture.start(null, 8, 16, 512, 1 << 20)) {
+      ObjectNode b = completionBody(PROMPT, 24);
+      b.put("temperature", 0.9);
+      b.put("top_p", 0.95);
+      b.put("n", 3);
+      b.put("seed", 42);
+      JsonNode alone = json(post(s, "/v1/completions", b.toString(), null));
+      // the same request again, this time decoded beside four other requests
+      List<CompletableFuture<HttpResponse<String>>> others = new ArrayList<>();
+      for (int i = 0; i < 4; i++) {
+        ObjectNode o = completionBody("The dog number " + i, 24);
+        others.add(
+            ServeFixture.HTTP.sendAsync(
+                HttpRequest.newBuilder(URI.create(ServeFixture.base(s) + "/v1/completions"))
+                    .POST(HttpRequest.BodyPublishers.ofString(o.toString()))
+                    .build(),
+                HttpResponse.BodyHandlers.ofString()));
+      }
+      JsonNode beside = json(post(s, "/v1/completions", b.toString(), null));
+      for (CompletableFuture<HttpResponse<String>> f : others) {
+        assertEquals(200, f.get().statusCode());
+      }
+      assertEquals(3, alone.get("choices").size());
+      java.util.Set<String> distinct = new java.util.HashSet<>();
+      int tokens = 0;
+      for (int i = 0; i < 3; i++) {
+        assertEquals(i, alone.at("/choices/" + i + "/index").asInt());
+        String t = alone.at("/choices/" + i + "/text").asText();
+        assertEquals(t, beside.at("/choices/" + i + "/text").asText(), "choice " + i);
+        distinct.add(t);
+      }
+      assertTrue(distinct.size() > 1, "the three choices drew the same numbers: " + distinct);
+      int completion = alone.at("/usage/completion_tokens").asInt();
+      assertTrue(completion > 3 && completion <= 3 * 24, alone.toString());
+      // another seed, other draws
+      b.put("seed", 43);
+      JsonNode other = json(post(s, "/v1/completions", b.toString(), null));
+      assertNotEquals(alone.at("/choices/0/text").asText(), other.at("/choices/0/text").asText());
     }
   }
 
