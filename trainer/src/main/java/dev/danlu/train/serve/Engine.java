@@ -210,13 +210,15 @@ public final class Engine implements AutoCloseable {
       return;
     }
     Sequence s = (Sequence) item;
-    metrics.queued.decrementAndGet();
     if (s.cancelled()) {
+      metrics.queued.decrementAndGet();
       metrics.cancelled.increment();
       s.listener.onFinish(Sequence.Finish.CANCELLED, 0);
       return;
     }
+    // active first, then queued: submit() never sees the sequence in neither count
     metrics.active.incrementAndGet();
+    metrics.queued.decrementAndGet();
     s.generator = new Generator(w, s.cacheLength(), storeKvBeforeRope);
     s.context = new int[s.prompt.length + s.maxNewTokens];
     System.arraycopy(s.prompt, 0, s.context, 0, s.prompt.length);
