@@ -42,7 +42,8 @@ import org.nd4j.linalg.api.buffer.DataType;
  */
 public final class ServeBench {
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final HttpClient HTTP = HttpClient.newHttpClient();
+  private static final HttpClient HTTP =
+      HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
 
   private ServeBench() {}
 
@@ -136,6 +137,11 @@ public final class ServeBench {
       double rows = metric(metrics, "danlu_serve_decode_rows_total");
       double steps = metric(metrics, "danlu_serve_decode_steps_total");
       System.out.printf("mean decode batch over the run: %.2f rows/step%n", rows / steps);
+      System.out.printf(
+          "server-side time to first token, mean over the run: %.0f ms%n",
+          1000
+              * metric(metrics, "danlu_serve_time_to_first_token_seconds_sum")
+              / metric(metrics, "danlu_serve_time_to_first_token_seconds_count"));
     }
   }
 

@@ -62,7 +62,10 @@ final class ServeFixture {
   }
 
   static final HttpClient HTTP =
-      HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+      HttpClient.newBuilder()
+          .version(HttpClient.Version.HTTP_1_1)
+          .connectTimeout(Duration.ofSeconds(10))
+          .build();
 
   static HttpResponse<String> post(ApiServer s, String path, String body, String key)
       throws Exception {
