@@ -423,6 +423,75 @@ class ServeApiTest {
   }
 
   @Test
+  void randomGarbageNeverCrashesTheServer() throws Exception {
+    String[] fields = {
+      "temperature",
+      "top_p",
+      "top_k",
+      "repetition_penalty",
+      "max_tokens",
+      "n",
+      "stop",
+      "seed",
+      "stream",
+      "messages",
+      "prompt",
+      "input",
+      "stream_options",
+      "logprobs",
+      "encoding_format"
+    };
+    String[] values = {
+      "null",
+      "true",
+      "-1",
+      "0",
+      "1e308",
+      "-1e308",
+      "3.5",
+      "\"x\"",
+      "[]",
+      "{}",
+      "[1, \"a\"]",
+      "{\"role\": \"user\"}",
+      "[{\"role\": \"user\", \"content\": []}]",
+      "\"\"",
+      "9999999999"
+    };
+    String[] paths = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"};
+    java.util.SplittableRandom r = new java.util.SplittableRandom(2026);
+    try (ApiServer s = ServeFixture.start(null, 2, 4, 128, 8192)) {
+      for (int i = 0; i < 150; i++) {
+        String body;
+        if (i % 5 == 0) {
+          byte[] junk = new byte[r.nextInt(1, 200)];
+          for (int k = 0; k < junk.length; k++) {
+            junk[k] = (byte) r.nextInt(256);
+          }
+          body = new String(junk, StandardCharsets.ISO_8859_1);
+        } else {
+          ObjectNode b = i % 2 == 0 ? chatBody("Hi", 2) : completionBody("Once", 2);
+          b.put("max_tokens", 2);
+          for (int k = r.nextInt(1, 4); k > 0; k--) {
+            b.set(
+                fields[r.nextInt(fields.length)], JSON.readTree(values[r.nextInt(values.length)]));
+          }
+          body = b.toString();
+        }
+        HttpResponse<String> resp = post(s, paths[r.nextInt(paths.length)], body, null);
+        int st = resp.statusCode();
+        assertTrue(st == 200 || st == 400, "status " + st + " for " + body + ": " + resp.body());
+        if (st == 400) {
+          assertTrue(json(resp).get("error").get("message").isTextual(), resp.body());
+        }
+      }
+      assertEquals(200, get(s, "/health").statusCode());
+      assertEquals(0, metric(s, "danlu_serve_active_sequences"));
+      assertTrue(!get(s, "/metrics").body().contains("code=\"500\""));
+    }
+  }
+
+  @Test
   void seededChoicesAreReproducibleWhateverRunsBesideThem() throws Exception {
     try (ApiServer s = ServeFixture.start(null, 8, 16, 512, 1 << 20)) {
       ObjectNode b = completionBody(PROMPT, 24);
