@@ -8,7 +8,10 @@
 #     LLaMA-2 tokenizers, unpacked under $DANLU_CACHE_DIR/corpora
 #   - the `apache-arrow` npm package: an independent Arrow reader for shard tests
 #   - Debian `chromium` and npm `playwright-core` (pinned in launcher/src/test/browser/package*.json,
-#     installed under $DANLU_CACHE_DIR/browser): the Training tab's headless-browser test
+#     installed under $DANLU_CACHE_DIR/browser): the Training tab's and the chat page's
+#     headless-browser tests
+#   - npm `openai` (pinned in trainer/src/test/node/package*.json, installed under
+#     $DANLU_CACHE_DIR/serve-client): the official client against `danlu serve`
 #   - node-llama-cpp (npm, pinned with scripts/node-llama-cpp/package-lock.json): a real llama.cpp
 #     with prebuilt CPU binaries (no build, no GitHub download) under $DANLU_CACHE_DIR/node-llama-cpp,
 #     for the GGUF export tests (x86-64 Linux; ~80 MB)
@@ -43,6 +46,16 @@ if ! cmp -s "$ROOT/launcher/src/test/browser/package-lock.json" "$BROWSER/packag
   mkdir -p "$BROWSER"
   cp "$ROOT/launcher/src/test/browser/package.json" "$ROOT/launcher/src/test/browser/package-lock.json" "$BROWSER/"
   (cd "$BROWSER" && npm ci --no-audit --no-fund --silent >/dev/null)
+fi
+
+# the official openai npm client for danlu serve's API tests, from the committed lock file
+CLIENT="$CACHE/serve-client"
+if ! cmp -s "$ROOT/trainer/src/test/node/package-lock.json" "$CLIENT/package-lock.json" \
+    || [ ! -d "$CLIENT/node_modules/openai" ]; then
+  echo "setup: openai (npm) -> $CLIENT" >&2
+  mkdir -p "$CLIENT"
+  cp "$ROOT/trainer/src/test/node/package.json" "$ROOT/trainer/src/test/node/package-lock.json" "$CLIENT/"
+  (cd "$CLIENT" && npm ci --no-audit --no-fund --silent >/dev/null)
 fi
 
 # A real llama.cpp for the GGUF export tests: node-llama-cpp's prebuilt linux-x64 binaries are an

@@ -17,6 +17,7 @@ import dev.danlu.train.cli.TrainLocalCli;
 import dev.danlu.train.cli.WorkerCli;
 import dev.danlu.train.export.ExportGgufCli;
 import dev.danlu.train.export.InspectCli;
+import dev.danlu.train.serve.ServeCli;
 import java.io.PrintStream;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -41,6 +42,7 @@ final class Commands {
     danlu.addSubcommand(new WorkerCli(System.getenv(), err));
     danlu.addSubcommand(new GenerateCli(out, err));
     danlu.addSubcommand(new ScoreCli(out, err));
+    danlu.addSubcommand(new ServeCli(err));
     danlu.addSubcommand(new MergeCli(out));
     danlu.addSubcommand(new ExportGgufCli(out));
     danlu.addSubcommand(new InspectCli(out));

@@ -417,7 +417,7 @@ public final class GenerateCli implements Callable<Integer> {
   }
 
   /** {@link TorchDtype#parse}: a bad name is a usage error naming {@code --torch-dtype}. */
-  static final class TorchDtypeConverter implements ITypeConverter<TorchDtype> {
+  public static final class TorchDtypeConverter implements ITypeConverter<TorchDtype> {
     @Override
     public TorchDtype convert(String v) {
       try {

@@ -99,6 +99,11 @@ public final class Generator {
     return maxLen;
   }
 
+  /** The weights this generator reads (a {@link BatchDecoder} checks rows share them). */
+  LlamaWeights weights() {
+    return w;
+  }
+
   /**
    * On when the rotary tables depend on the sequence length through NTK alpha auto: the reference's
    * recommended pairing, and what makes step logits equal a full forward's. Off for dynamic NTK,
@@ -121,12 +126,7 @@ public final class Generator {
     if (pos < 0 || pos >= maxLen) {
       throw new IllegalArgumentException("position " + pos + " outside the cache of " + maxLen);
     }
-    if (pos >= rope.positions) {
-      // dynamic NTK: HF 4.35 recomputes the tables (and the base) for the new sequence length;
-      // keys already in the cache keep their old rotation, as in HF's generate()
-      rope = Rope.forLength(c, pos + 1, w.dataType() == DataType.FLOAT);
-    }
-    int hd = c.headDim();
+    growRope(pos);
     w.embed(new int[] {token}, x);
     for (int l = 0; l < c.numLayers(); l++) {
       LlamaWeights.Layer lw = w.layers()[l];
@@ -134,16 +134,7 @@ public final class Generator {
       Nd4j.gemm(xn, w.linear(l, LoraModule.Q), q, false, true, 1.0, 0.0);
       Nd4j.gemm(xn, w.linear(l, LoraModule.K), k, false, true, 1.0, 0.0);
       Nd4j.gemm(xn, w.linear(l, LoraModule.V), v, false, true, 1.0, 0.0);
-      // with batch = seq = 1 the head-major layout equals the row layout
-      Kernels.ropePermute(q, 1, 1, c.numHeads(), hd, rope.cos, rope.sin, pos, qRot);
-      if (storeKvBeforeRope) {
-        keys[l].getRow(pos).assign(k); // rotated on read, with the tables of the current length
-      } else {
-        Kernels.ropePermute(k, 1, 1, c.numKvHeads(), hd, rope.cos, rope.sin, pos, kRot);
-        keys[l].getRow(pos).assign(kRot);
-      }
-      values[l].getRow(pos).assign(v);
-      attend(l, pos);
+      cacheAndAttend(l, pos);
       Nd4j.gemm(att, w.linear(l, LoraModule.O), tmp, false, true, 1.0, 0.0);
       Kernels.addInPlace(x, tmp);
       Kernels.rmsnormForward(x, lw.postAttentionNorm(), c.rmsNormEps(), xn, rstd);
@@ -156,6 +147,49 @@ public final class Generator {
     Kernels.rmsnormForward(x, w.norm(), c.rmsNormEps(), xn, rstd);
     Nd4j.gemm(xn, w.lmHeadF32(), logits, false, true, 1.0, 0.0);
     return logits.reshape(-1).toFloatVector();
+  }
+
+  private void growRope(int pos) {
+    if (pos >= rope.positions) {
+      // dynamic NTK: HF 4.35 recomputes the tables (and the base) for the new sequence length;
+      // keys already in the cache keep their old rotation, as in HF's generate()
+      rope = Rope.forLength(c, pos + 1, w.dataType() == DataType.FLOAT);
+    }
+  }
+
+  /** Rotates q (and k), writes k and v at {@code pos} of layer l's cache, attends into att. */
+  private void cacheAndAttend(int l, int pos) {
+    int hd = c.headDim();
+    // with batch = seq = 1 the head-major layout equals the row layout
+    Kernels.ropePermute(q, 1, 1, c.numHeads(), hd, rope.cos, rope.sin, pos, qRot);
+    if (storeKvBeforeRope) {
+      keys[l].getRow(pos).assign(k); // rotated on read, with the tables of the current length
+    } else {
+      Kernels.ropePermute(k, 1, 1, c.numKvHeads(), hd, rope.cos, rope.sin, pos, kRot);
+      keys[l].getRow(pos).assign(kRot);
+    }
+    values[l].getRow(pos).assign(v);
+    attend(l, pos);
+  }
+
+  /**
+   * One decode step's attention for a row of {@link BatchDecoder}: this generator is the row's
+   * sequence (its cache), {@code qIn}/{@code kIn}/{@code vIn} are the row's projections (1, dim) /
+   * (1, kvDim), the result goes to {@code attOut} (1, dim). The same code as {@link #step} runs, so
+   * the only arithmetic a batched step does differently is its gemms over several rows.
+   */
+  void attendRow(int l, int pos, INDArray qIn, INDArray kIn, INDArray vIn, INDArray attOut) {
+    if (pos < 0 || pos >= maxLen) {
+      throw new IllegalArgumentException("position " + pos + " outside the cache of " + maxLen);
+    }
+    if (l == 0) {
+      growRope(pos);
+    }
+    q.assign(qIn);
+    k.assign(kIn);
+    v.assign(vIn);
+    cacheAndAttend(l, pos);
+    attOut.assign(att);
   }
 
   /**
