@@ -55,9 +55,17 @@ public final class CorpusReader {
   private final BpeSpec spec;
   private final SpmText text;
 
+  /** A reader normalizing with the rules of {@code spec.normalization()} built in this JVM. */
   public CorpusReader(BpeSpec spec) {
+    this(spec, Charsmap.forRule(spec.normalization()));
+  }
+
+  /**
+   * @param charsmap the compiled rules to normalize with (the blob the model will carry)
+   */
+  public CorpusReader(BpeSpec spec, byte[] charsmap) {
     this.spec = spec;
-    this.text = new SpmText(spec);
+    this.text = new SpmText(spec, charsmap);
   }
 
   /** The sampling key of a line: uniform over longs, keyed by seed, file key and line number. */

@@ -2,6 +2,7 @@ package dev.danlu.jobs.vocab;
 
 import dev.danlu.data.vocab.BpeSpec;
 import dev.danlu.data.vocab.BpeTrainer;
+import dev.danlu.data.vocab.Charsmap;
 import dev.danlu.data.vocab.CorpusReader;
 import dev.danlu.data.vocab.SpmModelWriter;
 import java.io.IOException;
@@ -16,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.util.LongAccumulator;
 import scala.Tuple2;
 
@@ -69,13 +71,22 @@ public final class VocabTrainJob {
       JavaSparkContext sc, List<String> inputs, BpeSpec spec, int tasks, PrintStream out)
       throws IOException {
     List<CorpusFile> files = list(inputs);
+    long tRules = System.nanoTime();
+    byte[] charsmap = Charsmap.forRule(spec.normalization());
+    if (charsmap.length > 0) {
+      out.printf(
+          "vocab train: normalization rule %s: %d-byte charsmap built in %.1fs%n",
+          spec.normalization(), charsmap.length, (System.nanoTime() - tRules) / 1e9);
+    }
+    // Executors normalize with the driver's blob, the one the model stores.
+    Broadcast<byte[]> rules = sc.broadcast(charsmap);
     int slices = Math.max(1, Math.min(tasks, files.size()));
     long threshold = Long.MAX_VALUE;
     try {
       if (spec.inputSentenceSize() > 0) {
         List<Long> keys =
             sc.parallelize(files, slices)
-                .mapPartitions(it -> keysOf(it, spec))
+                .mapPartitions(it -> keysOf(it, spec, rules.value()))
                 .takeOrdered((int) Math.min(Integer.MAX_VALUE - 8, spec.inputSentenceSize()));
         if (keys.size() == spec.inputSentenceSize()) {
           threshold = keys.get(keys.size() - 1);
@@ -90,7 +101,7 @@ public final class VocabTrainJob {
           sc.parallelize(files, slices)
               .mapPartitionsToPair(
                   it -> {
-                    CorpusReader reader = new CorpusReader(spec);
+                    CorpusReader reader = new CorpusReader(spec, rules.value());
                     Map<String, Long> local = new HashMap<>();
                     CorpusReader.Counts c = new CorpusReader.Counts();
                     while (it.hasNext()) {
@@ -131,7 +142,8 @@ public final class VocabTrainJob {
           words.size());
       BpeTrainer trainer = new BpeTrainer(spec);
       List<BpeTrainer.Piece> pieces = trainer.train(new HashMap<>(words));
-      return new Result(counts, files.size(), trainer.stats(), SpmModelWriter.write(pieces, spec));
+      return new Result(
+          counts, files.size(), trainer.stats(), SpmModelWriter.write(pieces, spec, charsmap));
     } catch (Exception e) { // Spark rethrows executor failures as a checked SparkException
       if (e instanceof BpeTrainer.TrainingError t) {
         throw t;
@@ -143,8 +155,9 @@ public final class VocabTrainJob {
     }
   }
 
-  private static Iterator<Long> keysOf(Iterator<CorpusFile> it, BpeSpec spec) throws IOException {
-    CorpusReader reader = new CorpusReader(spec);
+  private static Iterator<Long> keysOf(Iterator<CorpusFile> it, BpeSpec spec, byte[] charsmap)
+      throws IOException {
+    CorpusReader reader = new CorpusReader(spec, charsmap);
     List<Long> keys = new ArrayList<>();
     while (it.hasNext()) {
       CorpusFile f = it.next();

@@ -82,7 +82,20 @@ class VocabTrainJobTest {
     BpeSpec all = BpeSpec.defaults(7000);
     BpeSpec spec =
         new BpeSpec(
-            7000, 0.9995f, 4192, 16, true, true, false, false, List.of(), true, true, 3000, 7);
+            7000,
+            0.9995f,
+            4192,
+            16,
+            true,
+            true,
+            false,
+            false,
+            List.of(),
+            true,
+            true,
+            3000,
+            7,
+            "nmt_nfkc");
     VocabTrainJob.Result one = VocabTrainJob.run(sc, List.of(c.toString()), spec, 1, out);
     VocabTrainJob.Result three = VocabTrainJob.run(sc, List.of(c.toString()), spec, 3, out);
     assertArrayEquals(one.model(), three.model());
