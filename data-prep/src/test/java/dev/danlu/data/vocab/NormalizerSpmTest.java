@@ -115,43 +115,72 @@ class NormalizerSpmTest {
 
   @Test
   void trainsAndEncodesAsSpmTrainWithItsDefaultRule() throws Exception {
+    BpeSpec spec = BpeSpec.defaults(5000);
+    assertEquals("nmt_nfkc", spec.normalization());
+    List<String> held = agreeWithSpm(spec, 2, 4000);
+    // spm_normalize's reading of the full-width line, checked against danlu's above
+    int full = held.size() - ODD.size();
+    assertEquals(
+        "▁ABC▁abc▁123,全角:标点!?(括号);～波浪",
+        new SpmNormalizer(Charsmap.forRule("nmt_nfkc"), true, true).normalize(held.get(full)));
+  }
+
+  @Test
+  void nfkcWithoutDummyPrefixAndWithExtraSpacesKept() throws Exception {
+    BpeSpec spec =
+        new BpeSpec(
+            4000, 0.9995f, 4192, 16, true, true, false, false, List.of(), false, false, 0, 0,
+            "nfkc");
+    agreeWithSpm(spec, 1, 2000);
+  }
+
+  /**
+   * Trains danlu and spm_train with {@code spec} on Tang poems, Moby-Dick and {@link #ODD}, then
+   * compares: the normalized held-out text (spm_normalize with either model, danlu's normalizer),
+   * the pieces, and the ids spm_encode, python sentencepiece and DJL give. Returns the held-out
+   * lines.
+   */
+  private List<String> agreeWithSpm(BpeSpec spec, int tangFiles, int englishLines)
+      throws Exception {
     SpmTrain.assumeInstalled();
     Prereq.commands("sentencepiece", "spm_normalize", "spm_encode");
     Prereq.python("sentencepiece");
     List<Path> tang = BpeTrainerSpmTest.poems(3);
     Path moby = Prereq.cached("corpora/english/moby-dick.txt");
     List<String> train = new ArrayList<>();
-    train.addAll(lines(tang.get(0), 1000));
-    train.addAll(lines(tang.get(1), 1000));
-    List<String> english = lines(moby, 6000);
-    train.addAll(english.subList(0, 4000));
+    for (int f = 0; f < tangFiles; f++) {
+      train.addAll(lines(tang.get(f), 1000));
+    }
+    List<String> english = lines(moby, englishLines + 2000);
+    train.addAll(english.subList(0, englishLines));
     for (int i = 0; i < 5; i++) {
       train.addAll(ODD);
     }
     List<String> held = new ArrayList<>(lines(tang.get(3), 300));
-    held.addAll(english.subList(4000, 6000));
+    held.addAll(english.subList(englishLines, englishLines + 2000));
     held.addAll(ODD);
     Path input = tmp.resolve("train.txt");
     Files.write(input, train, StandardCharsets.UTF_8);
     Path heldFile = tmp.resolve("held.txt");
     Files.write(heldFile, held, StandardCharsets.UTF_8);
 
-    BpeSpec spec = BpeSpec.defaults(5000);
-    assertEquals("nmt_nfkc", spec.normalization());
     Path ours = tmp.resolve("ours.model");
     Files.write(ours, SpmTrain.trainLocal(List.of(input), spec));
-    Path ref = SpmTrain.train(input, spec, tmp); // spm_train's default rule, nmt_nfkc
+    Path ref = SpmTrain.train(input, spec, tmp);
 
     // Normalized text: the C++ normalizer with each model's charsmap, and danlu's.
     List<String> nOurs = spmNormalize(ours, heldFile);
     List<String> nRef = spmNormalize(ref, heldFile);
-    SpmNormalizer spmNorm = new SpmNormalizer(Charsmap.forRule("nmt_nfkc"), true, true);
+    SpmNormalizer spmNorm =
+        new SpmNormalizer(
+            Charsmap.forRule(spec.normalization()),
+            spec.addDummyPrefix(),
+            spec.removeExtraWhitespaces());
     assertEquals(held.size(), nRef.size());
     for (int i = 0; i < held.size(); i++) {
       assertEquals(nRef.get(i), nOurs.get(i), "spm_normalize of line " + i + ": " + held.get(i));
       assertEquals(nRef.get(i), spmNorm.normalize(held.get(i)), "Java normalizer, line " + i);
     }
-    assertEquals("▁ABC▁abc▁123,全角:标点!?(括号);～波浪", nRef.get(held.size() - ODD.size()));
 
     // The models: same pieces, scores, types.
     List<String> a = SpmTrain.pieces(Files.readAllBytes(ours));
@@ -163,7 +192,7 @@ class NormalizerSpmTest {
       assertEquals(mb.score(i), ma.score(i), "score of " + a.get(i));
       assertEquals(mb.type(i), ma.type(i), "type of " + a.get(i));
     }
-    assertEquals("nmt_nfkc", ma.normalizerName());
+    assertEquals(spec.normalization(), ma.normalizerName());
 
     // Encoding held-out text: spm_encode, python sentencepiece and DJL give the same ids with
     // either model.
@@ -181,8 +210,10 @@ class NormalizerSpmTest {
     assertEquals(idsRef, pythonEncode(ours, heldFile), "python sentencepiece ids");
     double tpc = BpeTrainerSpmTest.tokensPerChar(ours, held);
     System.out.printf(
-        "nmt_nfkc: %d pieces identical to spm_train's, held-out tokens/char %.5f (both)%n",
-        a.size(), tpc);
+        "%s (dummy prefix %b, remove extra spaces %b): %d pieces identical to spm_train's,"
+            + " held-out tokens/char %.5f (both)%n",
+        spec.normalization(), spec.addDummyPrefix(), spec.removeExtraWhitespaces(), a.size(), tpc);
+    return held;
   }
 
   private List<String> run(Path log, String... cmd) throws IOException, InterruptedException {

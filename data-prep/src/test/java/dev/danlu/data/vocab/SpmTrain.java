@@ -37,6 +37,8 @@ public final class SpmTrain {
                 "--max_sentence_length=" + spec.maxSentenceLength(),
                 "--split_digits=" + spec.splitDigits(),
                 "--byte_fallback=" + spec.byteFallback(),
+                "--add_dummy_prefix=" + spec.addDummyPrefix(),
+                "--remove_extra_whitespaces=" + spec.removeExtraWhitespaces(),
                 "--num_threads=2"));
     if (!spec.userDefinedSymbols().isEmpty()) {
       cmd.add("--user_defined_symbols=" + String.join(",", spec.userDefinedSymbols()));
