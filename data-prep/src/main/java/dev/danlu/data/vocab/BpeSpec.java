@@ -126,8 +126,26 @@ public record BpeSpec(
         normalization);
   }
 
+  public BpeSpec withVocabSize(int n) {
+    return new BpeSpec(
+        n,
+        characterCoverage,
+        maxSentenceLength,
+        maxPieceLength,
+        splitByUnicodeScript,
+        splitByNumber,
+        splitDigits,
+        byteFallback,
+        userDefinedSymbols,
+        addDummyPrefix,
+        removeExtraWhitespaces,
+        inputSentenceSize,
+        seed,
+        normalization);
+  }
+
   /** The meta pieces in id order: unk 0, bos 1, eos 2, user-defined symbols, byte pieces. */
-  List<String> metaPieces() {
+  public List<String> metaPieces() {
     List<String> m = new ArrayList<>(List.of("<unk>", "<s>", "</s>"));
     m.addAll(userDefinedSymbols);
     if (byteFallback) {

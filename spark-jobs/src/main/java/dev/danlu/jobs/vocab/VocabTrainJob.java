@@ -38,6 +38,13 @@ public final class VocabTrainJob {
   public record Result(
       CorpusReader.Counts counts, int files, BpeTrainer.Stats stats, byte[] model) {}
 
+  /**
+   * A counted corpus: normalized words and their counts, the line counters, and the charsmap the
+   * words were normalized with (the model stores it).
+   */
+  public record Words(
+      Map<String, Long> counts, CorpusReader.Counts lines, int files, byte[] charsmap) {}
+
   /** Expands inputs: files as they are, directories searched recursively for *.txt. */
   static List<CorpusFile> list(List<String> inputs) throws IOException {
     List<CorpusFile> out = new ArrayList<>();
@@ -67,7 +74,30 @@ public final class VocabTrainJob {
     return out;
   }
 
+  /** Counts the corpus ({@link #count}) and trains on it ({@link #train}). */
   public static Result run(
+      JavaSparkContext sc, List<String> inputs, BpeSpec spec, int tasks, PrintStream out)
+      throws IOException {
+    return train(count(sc, inputs, spec, tasks, out), spec);
+  }
+
+  /**
+   * Trains the merges on the driver and serializes the model.
+   *
+   * @param spec the spec {@code words} were counted with, its vocabulary size possibly changed
+   */
+  public static Result train(Words words, BpeSpec spec) {
+    BpeTrainer trainer = new BpeTrainer(spec);
+    List<BpeTrainer.Piece> pieces = trainer.train(new HashMap<>(words.counts()));
+    return new Result(
+        words.lines(),
+        words.files(),
+        trainer.stats(),
+        SpmModelWriter.write(pieces, spec, words.charsmap()));
+  }
+
+  /** Reads, samples and normalizes the corpus on the executors; the word counts summed. */
+  public static Words count(
       JavaSparkContext sc, List<String> inputs, BpeSpec spec, int tasks, PrintStream out)
       throws IOException {
     List<CorpusFile> files = list(inputs);
@@ -140,10 +170,7 @@ public final class VocabTrainJob {
           spec.maxSentenceLength(),
           counts.reserved,
           words.size());
-      BpeTrainer trainer = new BpeTrainer(spec);
-      List<BpeTrainer.Piece> pieces = trainer.train(new HashMap<>(words));
-      return new Result(
-          counts, files.size(), trainer.stats(), SpmModelWriter.write(pieces, spec, charsmap));
+      return new Words(words, counts, files.size(), charsmap);
     } catch (Exception e) { // Spark rethrows executor failures as a checked SparkException
       if (e instanceof BpeTrainer.TrainingError t) {
         throw t;
