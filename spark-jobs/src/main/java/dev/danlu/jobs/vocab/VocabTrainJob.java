@@ -34,6 +34,37 @@ public final class VocabTrainJob {
   /** A corpus file: its path and its name relative to the input root (the sampling key). */
   record CorpusFile(String path, String key) implements Serializable {}
 
+  /** The lines of {@code file} that start at a byte offset in [start, end): one task's work. */
+  record Range(CorpusFile file, long start, long end) implements Serializable {}
+
+  /**
+   * Splits files larger than {@code splitBytes} into byte ranges; with {@code splitBytes} 0, ranges
+   * of total/(2 tasks) bytes, at least 1 MB and at most 64 MB. Word counts are sums over lines, so
+   * any split gives the same model.
+   */
+  static List<Range> ranges(List<CorpusFile> files, int tasks, long splitBytes) throws IOException {
+    long total = 0;
+    long[] sizes = new long[files.size()];
+    for (int i = 0; i < sizes.length; i++) {
+      sizes[i] = Files.size(Path.of(files.get(i).path()));
+      total += sizes[i];
+    }
+    long split =
+        splitBytes > 0
+            ? splitBytes
+            : Math.max(1L << 20, Math.min(64L << 20, -Math.floorDiv(-total, 2L * tasks)));
+    List<Range> out = new ArrayList<>();
+    for (int i = 0; i < sizes.length; i++) {
+      long start = 0;
+      do {
+        long end = sizes[i] - start > split ? start + split : Long.MAX_VALUE;
+        out.add(new Range(files.get(i), start, end));
+        start = end;
+      } while (start < sizes[i]);
+    }
+    return out;
+  }
+
   /** What was read and trained. */
   public record Result(
       CorpusReader.Counts counts, int files, BpeTrainer.Stats stats, byte[] model) {}
@@ -100,7 +131,22 @@ public final class VocabTrainJob {
   public static Words count(
       JavaSparkContext sc, List<String> inputs, BpeSpec spec, int tasks, PrintStream out)
       throws IOException {
+    return count(sc, inputs, spec, tasks, 0, out);
+  }
+
+  /**
+   * @param splitBytes files above this size are read in ranges of this many bytes (0: by size)
+   */
+  static Words count(
+      JavaSparkContext sc,
+      List<String> inputs,
+      BpeSpec spec,
+      int tasks,
+      long splitBytes,
+      PrintStream out)
+      throws IOException {
     List<CorpusFile> files = list(inputs);
+    List<Range> ranges = ranges(files, tasks, splitBytes);
     long tRules = System.nanoTime();
     byte[] charsmap = Charsmap.forRule(spec.normalization());
     if (charsmap.length > 0) {
@@ -110,12 +156,12 @@ public final class VocabTrainJob {
     }
     // Executors normalize with the driver's blob, the one the model stores.
     Broadcast<byte[]> rules = sc.broadcast(charsmap);
-    int slices = Math.max(1, Math.min(tasks, files.size()));
+    int slices = Math.max(1, Math.min(tasks, ranges.size()));
     long threshold = Long.MAX_VALUE;
     try {
       if (spec.inputSentenceSize() > 0) {
         List<Long> keys =
-            sc.parallelize(files, slices)
+            sc.parallelize(ranges, slices)
                 .mapPartitions(it -> keysOf(it, spec, rules.value()))
                 .takeOrdered((int) Math.min(Integer.MAX_VALUE - 8, spec.inputSentenceSize()));
         if (keys.size() == spec.inputSentenceSize()) {
@@ -128,18 +174,20 @@ public final class VocabTrainJob {
       LongAccumulator kept = sc.sc().longAccumulator("kept");
       final long cut = threshold;
       Map<String, Long> words =
-          sc.parallelize(files, slices)
+          sc.parallelize(ranges, slices)
               .mapPartitionsToPair(
                   it -> {
                     CorpusReader reader = new CorpusReader(spec, rules.value());
                     Map<String, Long> local = new HashMap<>();
                     CorpusReader.Counts c = new CorpusReader.Counts();
                     while (it.hasNext()) {
-                      CorpusFile f = it.next();
+                      Range r = it.next();
                       c.add(
                           reader.read(
-                              Path.of(f.path()),
-                              f.key(),
+                              Path.of(r.file().path()),
+                              r.file().key(),
+                              r.start(),
+                              r.end(),
                               (line, key) -> {
                                 if (key <= cut) {
                                   reader.countWords(line, local);
@@ -182,13 +230,13 @@ public final class VocabTrainJob {
     }
   }
 
-  private static Iterator<Long> keysOf(Iterator<CorpusFile> it, BpeSpec spec, byte[] charsmap)
+  private static Iterator<Long> keysOf(Iterator<Range> it, BpeSpec spec, byte[] charsmap)
       throws IOException {
     CorpusReader reader = new CorpusReader(spec, charsmap);
     List<Long> keys = new ArrayList<>();
     while (it.hasNext()) {
-      CorpusFile f = it.next();
-      reader.keys(Path.of(f.path()), f.key(), keys::add);
+      Range r = it.next();
+      reader.keys(Path.of(r.file().path()), r.file().key(), r.start(), r.end(), keys::add);
     }
     return keys.iterator();
   }

@@ -105,6 +105,57 @@ class VocabTrainJobTest {
   }
 
   @Test
+  void oneBigFileReadInByteRangesGivesTheSameModel() throws IOException {
+    Path c = corpus();
+    Path big = Files.createDirectories(tmp.resolve("big")).resolve("all.txt");
+    try (var o = Files.newOutputStream(big)) {
+      try (Stream<Path> s = Files.list(c)) {
+        for (Path f : s.sorted().collect(Collectors.toList())) {
+          Files.copy(f, o);
+        }
+      }
+    }
+    BpeSpec spec = BpeSpec.defaults(8000);
+    byte[] dir = VocabTrainJob.run(sc, List.of(c.toString()), spec, 2, out).model();
+    VocabTrainJob.Words split =
+        VocabTrainJob.count(sc, List.of(big.toString()), spec, 4, 100_000, out);
+    assertTrue(
+        VocabTrainJob.ranges(
+                    List.of(new VocabTrainJob.CorpusFile(big.toString(), "all.txt")), 4, 100_000)
+                .size()
+            > 10);
+    assertArrayEquals(dir, VocabTrainJob.train(split, spec).model());
+    // a sample keyed by byte offset: the same lines whatever the ranges and tasks
+    BpeSpec sampled = spec.withVocabSize(7000);
+    sampled =
+        new BpeSpec(
+            7000,
+            0.9995f,
+            4192,
+            16,
+            true,
+            true,
+            false,
+            false,
+            List.of(),
+            true,
+            true,
+            3000,
+            11,
+            "nmt_nfkc");
+    byte[] one =
+        VocabTrainJob.train(
+                VocabTrainJob.count(sc, List.of(big.toString()), sampled, 1, Long.MAX_VALUE, out),
+                sampled)
+            .model();
+    byte[] many =
+        VocabTrainJob.train(
+                VocabTrainJob.count(sc, List.of(big.toString()), sampled, 3, 77_777, out), sampled)
+            .model();
+    assertArrayEquals(one, many);
+  }
+
+  @Test
   void anEmptyCorpusIsRefused() throws IOException {
     Path c = Files.createDirectories(tmp.resolve("empty"));
     Files.writeString(c.resolve("a.txt"), "\n\n   \n");
