@@ -124,6 +124,9 @@ public final class BpeTrainer {
       }
       symbols[sid] = row;
     }
+    // the word strings are not needed during the merges
+    sorted.clear();
+    replaced.clear();
     for (int sid = 0; sid < n; sid++) {
       for (int i = 1; i < symbols[sid].length; i++) {
         addPair(sid, i - 1, i);

@@ -119,7 +119,7 @@ public final class VocabTrainJob {
    */
   public static Result train(Words words, BpeSpec spec) {
     BpeTrainer trainer = new BpeTrainer(spec);
-    List<BpeTrainer.Piece> pieces = trainer.train(new HashMap<>(words.counts()));
+    List<BpeTrainer.Piece> pieces = trainer.train(words.counts());
     return new Result(
         words.lines(),
         words.files(),
@@ -218,7 +218,7 @@ public final class VocabTrainJob {
           spec.maxSentenceLength(),
           counts.reserved,
           words.size());
-      return new Words(words, counts, files.size(), charsmap);
+      return new Words(new HashMap<>(words), counts, files.size(), charsmap); // off Scala's map
     } catch (Exception e) { // Spark rethrows executor failures as a checked SparkException
       if (e instanceof BpeTrainer.TrainingError t) {
         throw t;
