@@ -16,8 +16,8 @@ import java.util.stream.Stream;
 
 /**
  * The real {@code danlu vocab train} command against Debian's {@code spm_train --model_type=bpe
- * --normalization_rule_name=identity --num_threads=2} on the same input files and flags, in one
- * run, both under {@code /usr/bin/time -v} (wall clock, CPU user/system, peak RSS).
+ * --normalization_rule_name=<--rule, default identity> --num_threads=2} on the same input files and
+ * flags, in one run, both under {@code /usr/bin/time -v} (wall clock, CPU user/system, peak RSS).
  *
  * <p>Input: the chinese-poetry files of {@code --corpus} in name order until at least {@code
  * --lines} lines (default 220000), concatenated file by file into {@code --parts} files (default 8)
@@ -30,7 +30,7 @@ import java.util.stream.Stream;
  *
  * <pre>
  * bench/run.sh VocabTrainBench [--corpus DIR] [--lines 220000] [--parts 8] [--alphabet 8522]
- *     [--merges 1000] [--character-coverage 0.9995] [--master 'local[2]'] [--keep]
+ *     [--merges 1000] [--character-coverage 0.9995] [--master 'local[2]'] [--rule identity] [--keep]
  * </pre>
  *
  * Needs a built checkout ({@code bench/run.sh} builds it; the child runs bin/danlu with {@code
@@ -50,6 +50,7 @@ public final class VocabTrainBench {
     int merges = 1000;
     String coverage = "0.9995";
     String master = "local[2]";
+    String rule = "identity";
     boolean keep = false;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
@@ -60,6 +61,7 @@ public final class VocabTrainBench {
         case "--merges" -> merges = Integer.parseInt(args[++i]);
         case "--character-coverage" -> coverage = args[++i];
         case "--master" -> master = args[++i];
+        case "--rule" -> rule = args[++i];
         case "--keep" -> keep = true;
         default ->
             throw new IllegalArgumentException(
@@ -67,7 +69,7 @@ public final class VocabTrainBench {
                     + args[i]
                     + "; usage: VocabTrainBench [--corpus DIR] [--lines N] [--parts N]"
                     + " [--alphabet N] [--merges N] [--character-coverage F] [--master URL]"
-                    + " [--keep]");
+                    + " [--rule identity|nmt_nfkc|nfkc] [--keep]");
       }
     }
     Path repo = Path.of(System.getProperty("danlu.repo.dir", "."));
@@ -110,7 +112,7 @@ public final class VocabTrainBench {
                   "--input=" + String.join(",", inputs),
                   "--model_prefix=" + spmPrefix,
                   "--model_type=bpe",
-                  "--normalization_rule_name=identity",
+                  "--normalization_rule_name=" + rule,
                   "--vocab_size=" + vocab,
                   "--character_coverage=" + coverage,
                   "--num_threads=2"),
@@ -129,6 +131,8 @@ public final class VocabTrainBench {
                   Integer.toString(vocab),
                   "--character-coverage",
                   coverage,
+                  "--normalization-rule-name",
+                  rule,
                   "--master",
                   master,
                   "--output",

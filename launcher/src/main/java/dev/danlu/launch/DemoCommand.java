@@ -60,6 +60,14 @@ public final class DemoCommand implements Callable<Integer> {
       description = "Delete the work directory first (only one the demo made) and start over.")
   private boolean fresh;
 
+  @Option(
+      names = "--chinese",
+      description =
+          "The vocabulary-extension demo instead: Tang poems -> vocab train -> merge with LLaMA-2's"
+              + " tokenizer -> tokens per character before/after -> prep -> a short pretraining"
+              + " run with resized embeddings (default --work work/demo-chinese).")
+  private boolean chinese;
+
   private final PrintStream out;
 
   /** The tiny model: small enough to train visibly in a minute on 2 CPU cores. */
@@ -101,6 +109,12 @@ public final class DemoCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     Path repo = repoDir();
+    if (chinese) {
+      Path dir = work == null ? repo.resolve("work/demo-chinese") : work;
+      return ChineseDemo.execute(
+              repo, dir.toAbsolutePath().normalize(), fresh, ChineseDemo.Size.DEMO, out)
+          .exitCode();
+    }
     Path dir = work == null ? repo.resolve("work/demo") : work;
     return execute(repo, dir.toAbsolutePath().normalize(), fresh, out).exitCode();
   }
@@ -336,7 +350,7 @@ public final class DemoCommand implements Callable<Integer> {
   }
 
   /** Deletes {@code work} for --fresh, but only a directory the demo made (or an empty one). */
-  private static void clear(Path work) throws IOException {
+  static void clear(Path work) throws IOException {
     if (!Files.exists(work)) {
       return;
     }

@@ -85,43 +85,11 @@ public final class BpeTrainer {
       throw new TrainingError(
           "the corpus has no text to train on (every line empty, too long or skipped)");
     }
-    // Character counts and the alphabet (trainer_interface LoadSentences).
-    Map<Integer, long[]> charCount = new HashMap<>();
-    long all = 0;
-    for (Map.Entry<String, Long> w : wordCounts.entrySet()) {
-      long f = w.getValue();
-      String s = w.getKey();
-      for (int i = 0; i < s.length(); ) {
-        int c = s.codePointAt(i);
-        i += Character.charCount(c);
-        if (c == 0) {
-          continue;
-        }
-        charCount.computeIfAbsent(c, k -> new long[1])[0] += f;
-        all += f;
-      }
-    }
-    List<Map.Entry<Integer, long[]>> chars = new ArrayList<>(charCount.entrySet());
-    chars.sort(
-        (a, b) ->
-            a.getValue()[0] != b.getValue()[0]
-                ? Long.compare(b.getValue()[0], a.getValue()[0])
-                : Integer.compare(a.getKey(), b.getKey()));
-    required = new HashMap<>();
-    List<Integer> alphabetOrder = new ArrayList<>();
-    long accumulated = 0;
-    for (Map.Entry<Integer, long[]> e : chars) {
-      float coverage = (float) (1.0 * accumulated / all); // spm stores it in a float
-      if (coverage >= spec.characterCoverage()) {
-        break;
-      }
-      accumulated += e.getValue()[0];
-      if (e.getKey() == SpmText.BOUNDARY) {
-        continue;
-      }
-      required.put(e.getKey(), (int) Math.min(Integer.MAX_VALUE, e.getValue()[0]));
-      alphabetOrder.add(e.getKey());
-    }
+    Alphabet alphabet = alphabet(wordCounts, spec.characterCoverage());
+    required = alphabet.counts();
+    List<Integer> alphabetOrder = alphabet.order();
+    long all = alphabet.all();
+    long accumulated = alphabet.covered();
     if (required.size() + meta.size() > spec.vocabSize()) {
       throw new TrainingError(
           "--vocab-size "
@@ -156,6 +124,9 @@ public final class BpeTrainer {
       }
       symbols[sid] = row;
     }
+    // the word strings are not needed during the merges
+    sorted.clear();
+    replaced.clear();
     for (int sid = 0; sid < n; sid++) {
       for (int i = 1; i < symbols[sid].length; i++) {
         addPair(sid, i - 1, i);
@@ -233,6 +204,62 @@ public final class BpeTrainer {
     }
     stats = new Stats(n, all, required.size(), accumulated / (double) all, merges, updates);
     return out;
+  }
+
+  /**
+   * The required characters: the most frequent ones (ties by code point) until their share of all
+   * character occurrences reaches the coverage, compared in float as spm does.
+   *
+   * @param order the characters, most frequent first
+   * @param counts each character's count
+   * @param all character occurrences in the corpus
+   * @param covered occurrences of the characters taken
+   */
+  public record Alphabet(
+      List<Integer> order, Map<Integer, Integer> counts, long all, long covered) {}
+
+  /**
+   * The alphabet of {@code wordCounts} at {@code coverage} (trainer_interface LoadSentences); its
+   * size plus the meta pieces is the smallest vocabulary {@link #train} accepts.
+   */
+  public static Alphabet alphabet(Map<String, Long> wordCounts, float coverage) {
+    Map<Integer, long[]> charCount = new HashMap<>();
+    long all = 0;
+    for (Map.Entry<String, Long> w : wordCounts.entrySet()) {
+      long f = w.getValue();
+      String s = w.getKey();
+      for (int i = 0; i < s.length(); ) {
+        int c = s.codePointAt(i);
+        i += Character.charCount(c);
+        if (c == 0) {
+          continue;
+        }
+        charCount.computeIfAbsent(c, k -> new long[1])[0] += f;
+        all += f;
+      }
+    }
+    List<Map.Entry<Integer, long[]>> chars = new ArrayList<>(charCount.entrySet());
+    chars.sort(
+        (a, b) ->
+            a.getValue()[0] != b.getValue()[0]
+                ? Long.compare(b.getValue()[0], a.getValue()[0])
+                : Integer.compare(a.getKey(), b.getKey()));
+    Map<Integer, Integer> counts = new HashMap<>();
+    List<Integer> order = new ArrayList<>();
+    long accumulated = 0;
+    for (Map.Entry<Integer, long[]> e : chars) {
+      float covered = (float) (1.0 * accumulated / all); // spm stores it in a float
+      if (covered >= coverage) {
+        break;
+      }
+      accumulated += e.getValue()[0];
+      if (e.getKey() == SpmText.BOUNDARY) {
+        continue;
+      }
+      counts.put(e.getKey(), (int) Math.min(Integer.MAX_VALUE, e.getValue()[0]));
+      order.add(e.getKey());
+    }
+    return new Alphabet(order, counts, all, accumulated);
   }
 
   private String replaceRare(String w) {

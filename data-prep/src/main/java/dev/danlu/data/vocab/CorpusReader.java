@@ -7,6 +7,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.CharBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.SeekableByteChannel;
 import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
@@ -20,9 +22,10 @@ import java.util.function.LongConsumer;
  * Reads one corpus file as {@code spm_train} reads its inputs: a sentence per '\n'-terminated line,
  * empty lines, lines over max_sentence_length bytes and lines holding U+2585 skipped. Unlike
  * spm_train, bytes that are not UTF-8 stop the run with the file and byte offset instead of being
- * read as U+FFFD. Lines can be sampled: a line is kept when its key ({@link #lineKey}, from the
- * seed, the file's key and the line number) is at most a threshold, so the sample depends on
- * neither the task count nor the order files are read in.
+ * read as U+FFFD. A big file is read in byte ranges by several tasks: a range holds the lines that
+ * start in it. Lines can be sampled: a line is kept when its key ({@link #lineKey}, from the seed,
+ * the file's key and the byte offset the line starts at) is at most a threshold, so the sample
+ * depends on neither the task count, the ranges, nor the order files are read in.
  */
 public final class CorpusReader {
   /** A file that is not valid UTF-8: names the file and the byte offset. */
@@ -55,18 +58,26 @@ public final class CorpusReader {
   private final BpeSpec spec;
   private final SpmText text;
 
+  /** A reader normalizing with the rules of {@code spec.normalization()} built in this JVM. */
   public CorpusReader(BpeSpec spec) {
-    this.spec = spec;
-    this.text = new SpmText(spec);
+    this(spec, Charsmap.forRule(spec.normalization()));
   }
 
-  /** The sampling key of a line: uniform over longs, keyed by seed, file key and line number. */
-  public static long lineKey(long seed, String fileKey, long lineNo) {
+  /**
+   * @param charsmap the compiled rules to normalize with (the blob the model will carry)
+   */
+  public CorpusReader(BpeSpec spec, byte[] charsmap) {
+    this.spec = spec;
+    this.text = new SpmText(spec, charsmap);
+  }
+
+  /** The sampling key of a line: uniform over longs, keyed by seed, file key and line offset. */
+  public static long lineKey(long seed, String fileKey, long lineOffset) {
     long h = 0xcbf29ce484222325L;
     for (byte b : fileKey.getBytes(StandardCharsets.UTF_8)) {
       h = (h ^ (b & 0xff)) * 0x100000001b3L;
     }
-    return mix(mix(seed ^ h) + lineNo);
+    return mix(mix(seed ^ h) + lineOffset);
   }
 
   private static long mix(long z) {
@@ -87,6 +98,16 @@ public final class CorpusReader {
    * @param fileKey the file's stable name for sampling (its path relative to the corpus root)
    */
   public Counts read(Path file, String fileKey, LineSink sink) throws IOException {
+    return read(file, fileKey, 0, Long.MAX_VALUE, sink);
+  }
+
+  /**
+   * Like {@link #read(Path, String, LineSink)} for the lines that start at a byte offset in {@code
+   * [start, end)}: a line running past {@code end} is read whole, one starting before {@code start}
+   * is left to the range before.
+   */
+  public Counts read(Path file, String fileKey, long start, long end, LineSink sink)
+      throws IOException {
     Counts c = new Counts();
     CharsetDecoder dec =
         StandardCharsets.UTF_8
@@ -94,29 +115,46 @@ public final class CorpusReader {
             .onMalformedInput(CodingErrorAction.REPORT)
             .onUnmappableCharacter(CodingErrorAction.REPORT);
     ByteArrayOutputStream line = new ByteArrayOutputStream(256);
-    long offset = 0;
-    long lineStart = 0;
-    long lineNo = 0;
-    try (InputStream in = new BufferedInputStream(Files.newInputStream(file), 1 << 16)) {
+    try (SeekableByteChannel ch = Files.newByteChannel(file)) {
+      long offset = 0;
+      if (start > 0) {
+        // the line holding byte start-1 belongs to the range before; ours start after its '\n'
+        ch.position(start - 1);
+        offset = start - 1;
+      }
+      boolean skipping = start > 0;
+      long lineStart = start;
+      InputStream in = new BufferedInputStream(Channels.newInputStream(ch), 1 << 16);
       byte[] buf = new byte[1 << 16];
       int n;
+      reading:
       while ((n = in.read(buf)) > 0) {
         int from = 0;
         for (int i = 0; i < n; i++) {
-          if (buf[i] == '\n') {
+          if (buf[i] != '\n') {
+            continue;
+          }
+          if (skipping) {
+            skipping = false;
+          } else {
             line.write(buf, from, i - from);
-            emit(line, file, lineStart, lineNo++, fileKey, dec, c, sink);
+            emit(line, file, lineStart, fileKey, dec, c, sink);
             line.reset();
-            from = i + 1;
-            lineStart = offset + i + 1;
+          }
+          from = i + 1;
+          lineStart = offset + i + 1;
+          if (lineStart >= end) {
+            break reading;
           }
         }
-        line.write(buf, from, n - from);
+        if (!skipping) {
+          line.write(buf, from, n - from);
+        }
         offset += n;
       }
-    }
-    if (line.size() > 0) {
-      emit(line, file, lineStart, lineNo, fileKey, dec, c, sink);
+      if (line.size() > 0 && !skipping && lineStart < end) {
+        emit(line, file, lineStart, fileKey, dec, c, sink);
+      }
     }
     return c;
   }
@@ -125,7 +163,6 @@ public final class CorpusReader {
       ByteArrayOutputStream bytes,
       Path file,
       long lineStart,
-      long lineNo,
       String fileKey,
       CharsetDecoder dec,
       Counts c,
@@ -154,7 +191,7 @@ public final class CorpusReader {
       return;
     }
     c.kept++;
-    sink.accept(s, lineKey(spec.seed(), fileKey, lineNo));
+    sink.accept(s, lineKey(spec.seed(), fileKey, lineStart));
   }
 
   /** Adds the words of {@code line} to {@code counts} (normalized as spm_train normalizes). */
@@ -163,8 +200,9 @@ public final class CorpusReader {
     SpmText.words(norm, w -> counts.merge(w, 1L, Long::sum));
   }
 
-  /** For tests and small inputs: every kept line's key goes to {@code keys}. */
-  public Counts keys(Path file, String fileKey, LongConsumer keys) throws IOException {
-    return read(file, fileKey, (l, k) -> keys.accept(k));
+  /** Every kept line's sampling key in a byte range of {@code file} goes to {@code keys}. */
+  public Counts keys(Path file, String fileKey, long start, long end, LongConsumer keys)
+      throws IOException {
+    return read(file, fileKey, start, end, (l, k) -> keys.accept(k));
   }
 }

@@ -5,13 +5,17 @@ import java.util.List;
 /**
  * Serializes a trained BPE model as a SentencePiece {@code ModelProto}: the pieces, a TrainerSpec
  * with the options it was trained with (model_type BPE, special ids and pieces as spm_train writes
- * them) and the identity NormalizerSpec, so spm_encode, python sentencepiece, DJL and danlu's own
- * loader read it as a normal model.
+ * them) and the NormalizerSpec (rule name, precompiled charsmap, whitespace flags), so spm_encode,
+ * python sentencepiece, DJL and danlu's own loader read it as a normal model.
  */
 public final class SpmModelWriter {
   private SpmModelWriter() {}
 
-  public static byte[] write(List<BpeTrainer.Piece> pieces, BpeSpec spec) {
+  /**
+   * @param charsmap the compiled rules of {@code spec.normalization()} the corpus was normalized
+   *     with ({@link Charsmap#forRule}), stored as the NormalizerSpec's precompiled_charsmap
+   */
+  public static byte[] write(List<BpeTrainer.Piece> pieces, BpeSpec spec, byte[] charsmap) {
     Proto.Writer model = new Proto.Writer();
     for (BpeTrainer.Piece p : pieces) {
       Proto.Writer sp = new Proto.Writer().string(1, p.piece()).floatField(2, p.score());
@@ -50,12 +54,14 @@ public final class SpmModelWriter {
         .string(47, "</s>")
         .string(48, "<pad>");
     model.message(2, trainer);
-    Proto.Writer normalizer =
-        new Proto.Writer()
-            .string(1, "identity")
-            .bool(3, spec.addDummyPrefix())
-            .bool(4, spec.removeExtraWhitespaces())
-            .bool(5, true); // escape_whitespaces
+    Proto.Writer normalizer = new Proto.Writer().string(1, spec.normalization());
+    if (charsmap.length > 0) {
+      normalizer.bytes(2, charsmap);
+    }
+    normalizer
+        .bool(3, spec.addDummyPrefix())
+        .bool(4, spec.removeExtraWhitespaces())
+        .bool(5, true); // escape_whitespaces
     model.message(3, normalizer);
     return model.toByteArray();
   }

@@ -6,10 +6,11 @@ import java.util.List;
 import java.util.function.Consumer;
 
 /**
- * What {@code spm_train} does to one input line before counting: the identity normalizer with
- * SentencePiece's whitespace handling (leading, trailing and repeated spaces dropped, a dummy
- * prefix, spaces escaped as U+2581), meta pieces in the text replaced by a tab (a piece boundary),
- * then the split into words, each starting at a U+2581.
+ * What {@code spm_train} does to one input line before counting: the normalizer of the spec's rule
+ * ({@link SpmNormalizer}: the rule's charsmap and SentencePiece's whitespace handling, leading,
+ * trailing and repeated spaces dropped, a dummy prefix, spaces escaped as U+2581), meta pieces in
+ * the normalized text replaced by a tab (a piece boundary), then the split into words, each
+ * starting at a U+2581.
  */
 public final class SpmText {
   /** U+2581, SentencePiece's escaped space. */
@@ -24,10 +25,16 @@ public final class SpmText {
   public static final int BOUNDARY = '\t';
 
   private final BpeSpec spec;
+  private final SpmNormalizer normalizer;
   private final List<String> metaLongestFirst;
 
-  public SpmText(BpeSpec spec) {
+  /**
+   * @param charsmap the compiled rules of {@code spec.normalization()} ({@link Charsmap#forRule})
+   */
+  public SpmText(BpeSpec spec, byte[] charsmap) {
     this.spec = spec;
+    this.normalizer =
+        new SpmNormalizer(charsmap, spec.addDummyPrefix(), spec.removeExtraWhitespaces());
     List<String> m = new ArrayList<>(spec.metaPieces());
     m.sort(Comparator.comparingInt(String::length).reversed());
     this.metaLongestFirst = m;
@@ -40,40 +47,7 @@ public final class SpmText {
 
   /** The normalized line, possibly empty. */
   public String normalize(String line) {
-    StringBuilder sb = new StringBuilder(line.length() + 2);
-    int i = 0;
-    if (spec.removeExtraWhitespaces()) {
-      while (i < line.length() && line.charAt(i) == ' ') {
-        i++;
-      }
-    }
-    if (i == line.length()) {
-      return "";
-    }
-    if (spec.addDummyPrefix()) {
-      sb.append((char) WS);
-    }
-    boolean prevSpace = spec.removeExtraWhitespaces();
-    for (; i < line.length(); i++) {
-      char c = line.charAt(i);
-      if (c == ' ') {
-        if (!prevSpace) {
-          sb.append((char) WS);
-        }
-        prevSpace = spec.removeExtraWhitespaces();
-      } else {
-        sb.append(c);
-        prevSpace = false;
-      }
-    }
-    if (spec.removeExtraWhitespaces()) {
-      int n = sb.length();
-      while (n > 0 && sb.charAt(n - 1) == WS) {
-        n--;
-      }
-      sb.setLength(n);
-    }
-    return replaceMeta(sb.toString());
+    return replaceMeta(normalizer.normalize(line));
   }
 
   private String replaceMeta(String s) {

@@ -20,7 +20,7 @@ public final class SpmTrain {
     Prereq.commands("sentencepiece", "spm_train");
   }
 
-  /** Runs {@code spm_train --model_type=bpe} with the identity rule; returns the model path. */
+  /** Runs {@code spm_train --model_type=bpe} with the spec's flags; returns the model path. */
   public static Path train(Path input, BpeSpec spec, Path dir, String... extra)
       throws IOException, InterruptedException {
     Path prefix = dir.resolve("spm");
@@ -31,12 +31,14 @@ public final class SpmTrain {
                 "--input=" + input,
                 "--model_prefix=" + prefix,
                 "--model_type=bpe",
-                "--normalization_rule_name=identity",
+                "--normalization_rule_name=" + spec.normalization(),
                 "--vocab_size=" + spec.vocabSize(),
                 "--character_coverage=" + spec.characterCoverage(),
                 "--max_sentence_length=" + spec.maxSentenceLength(),
                 "--split_digits=" + spec.splitDigits(),
                 "--byte_fallback=" + spec.byteFallback(),
+                "--add_dummy_prefix=" + spec.addDummyPrefix(),
+                "--remove_extra_whitespaces=" + spec.removeExtraWhitespaces(),
                 "--num_threads=2"));
     if (!spec.userDefinedSymbols().isEmpty()) {
       cmd.add("--user_defined_symbols=" + String.join(",", spec.userDefinedSymbols()));
@@ -56,12 +58,13 @@ public final class SpmTrain {
 
   /** Counts words in one JVM (what the Spark job distributes) and trains. */
   public static byte[] trainLocal(List<Path> files, BpeSpec spec) throws IOException {
-    CorpusReader reader = new CorpusReader(spec);
+    byte[] charsmap = Charsmap.forRule(spec.normalization());
+    CorpusReader reader = new CorpusReader(spec, charsmap);
     Map<String, Long> words = new HashMap<>();
     for (Path f : files) {
       reader.read(f, f.getFileName().toString(), (line, key) -> reader.countWords(line, words));
     }
-    return SpmModelWriter.write(new BpeTrainer(spec).train(words), spec);
+    return SpmModelWriter.write(new BpeTrainer(spec).train(words), spec, charsmap);
   }
 
   public static List<String> pieces(byte[] model) throws IOException {

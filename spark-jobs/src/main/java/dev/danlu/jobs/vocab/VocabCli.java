@@ -143,8 +143,7 @@ public final class VocabCli {
       name = "train",
       sortOptions = false,
       description = {
-        "Train a SentencePiece BPE model on Spark, as spm_train --model_type=bpe"
-            + " --normalization_rule_name=identity does.",
+        "Train a SentencePiece BPE model on Spark, as spm_train --model_type=bpe does.",
         ""
       })
   static final class Train implements Callable<Integer> {
@@ -218,6 +217,28 @@ public final class VocabCli {
         description = "Seed of the line sample (default 0).")
     long seed;
 
+    @Option(
+        names = "--normalization-rule-name",
+        paramLabel = "<rule>",
+        description =
+            "nmt_nfkc (default, as spm_train), nfkc or identity (the rule of LLaMA's tokenizer)."
+                + " The model stores the rule's charsmap; the corpus is normalized with it.")
+    String normalizationRuleName = "nmt_nfkc";
+
+    @Option(
+        names = "--add-dummy-prefix",
+        arity = "1",
+        paramLabel = "<bool>",
+        description = "Prepend U+2581 to every line (default true).")
+    boolean addDummyPrefix = true;
+
+    @Option(
+        names = "--remove-extra-whitespaces",
+        arity = "1",
+        paramLabel = "<bool>",
+        description = "Drop leading, trailing and repeated spaces (default true).")
+    boolean removeExtraWhitespaces = true;
+
     @Option(names = "--byte-fallback", description = "Add the 256 byte pieces <0x00>..<0xFF>.")
     boolean byteFallback;
 
@@ -252,10 +273,11 @@ public final class VocabCli {
           splitDigits,
           byteFallback,
           userDefinedSymbols,
-          true,
-          true,
+          addDummyPrefix,
+          removeExtraWhitespaces,
           inputSentenceSize,
-          seed);
+          seed,
+          normalizationRuleName);
     }
 
     @Override

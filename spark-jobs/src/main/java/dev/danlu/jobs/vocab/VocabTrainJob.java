@@ -2,6 +2,7 @@ package dev.danlu.jobs.vocab;
 
 import dev.danlu.data.vocab.BpeSpec;
 import dev.danlu.data.vocab.BpeTrainer;
+import dev.danlu.data.vocab.Charsmap;
 import dev.danlu.data.vocab.CorpusReader;
 import dev.danlu.data.vocab.SpmModelWriter;
 import java.io.IOException;
@@ -16,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.util.LongAccumulator;
 import scala.Tuple2;
 
@@ -32,9 +34,47 @@ public final class VocabTrainJob {
   /** A corpus file: its path and its name relative to the input root (the sampling key). */
   record CorpusFile(String path, String key) implements Serializable {}
 
+  /** The lines of {@code file} that start at a byte offset in [start, end): one task's work. */
+  record Range(CorpusFile file, long start, long end) implements Serializable {}
+
+  /**
+   * Splits files larger than {@code splitBytes} into byte ranges; with {@code splitBytes} 0, ranges
+   * of total/(2 tasks) bytes, at least 1 MB and at most 64 MB. Word counts are sums over lines, so
+   * any split gives the same model.
+   */
+  static List<Range> ranges(List<CorpusFile> files, int tasks, long splitBytes) throws IOException {
+    long total = 0;
+    long[] sizes = new long[files.size()];
+    for (int i = 0; i < sizes.length; i++) {
+      sizes[i] = Files.size(Path.of(files.get(i).path()));
+      total += sizes[i];
+    }
+    long split =
+        splitBytes > 0
+            ? splitBytes
+            : Math.max(1L << 20, Math.min(64L << 20, -Math.floorDiv(-total, 2L * tasks)));
+    List<Range> out = new ArrayList<>();
+    for (int i = 0; i < sizes.length; i++) {
+      long start = 0;
+      do {
+        long end = sizes[i] - start > split ? start + split : Long.MAX_VALUE;
+        out.add(new Range(files.get(i), start, end));
+        start = end;
+      } while (start < sizes[i]);
+    }
+    return out;
+  }
+
   /** What was read and trained. */
   public record Result(
       CorpusReader.Counts counts, int files, BpeTrainer.Stats stats, byte[] model) {}
+
+  /**
+   * A counted corpus: normalized words and their counts, the line counters, and the charsmap the
+   * words were normalized with (the model stores it).
+   */
+  public record Words(
+      Map<String, Long> counts, CorpusReader.Counts lines, int files, byte[] charsmap) {}
 
   /** Expands inputs: files as they are, directories searched recursively for *.txt. */
   static List<CorpusFile> list(List<String> inputs) throws IOException {
@@ -65,17 +105,64 @@ public final class VocabTrainJob {
     return out;
   }
 
+  /** Counts the corpus ({@link #count}) and trains on it ({@link #train}). */
   public static Result run(
       JavaSparkContext sc, List<String> inputs, BpeSpec spec, int tasks, PrintStream out)
       throws IOException {
+    return train(count(sc, inputs, spec, tasks, out), spec);
+  }
+
+  /**
+   * Trains the merges on the driver and serializes the model.
+   *
+   * @param spec the spec {@code words} were counted with, its vocabulary size possibly changed
+   */
+  public static Result train(Words words, BpeSpec spec) {
+    BpeTrainer trainer = new BpeTrainer(spec);
+    List<BpeTrainer.Piece> pieces = trainer.train(words.counts());
+    return new Result(
+        words.lines(),
+        words.files(),
+        trainer.stats(),
+        SpmModelWriter.write(pieces, spec, words.charsmap()));
+  }
+
+  /** Reads, samples and normalizes the corpus on the executors; the word counts summed. */
+  public static Words count(
+      JavaSparkContext sc, List<String> inputs, BpeSpec spec, int tasks, PrintStream out)
+      throws IOException {
+    return count(sc, inputs, spec, tasks, 0, out);
+  }
+
+  /**
+   * @param splitBytes files above this size are read in ranges of this many bytes (0: by size)
+   */
+  static Words count(
+      JavaSparkContext sc,
+      List<String> inputs,
+      BpeSpec spec,
+      int tasks,
+      long splitBytes,
+      PrintStream out)
+      throws IOException {
     List<CorpusFile> files = list(inputs);
-    int slices = Math.max(1, Math.min(tasks, files.size()));
+    List<Range> ranges = ranges(files, tasks, splitBytes);
+    long tRules = System.nanoTime();
+    byte[] charsmap = Charsmap.forRule(spec.normalization());
+    if (charsmap.length > 0) {
+      out.printf(
+          "vocab train: normalization rule %s: %d-byte charsmap built in %.1fs%n",
+          spec.normalization(), charsmap.length, (System.nanoTime() - tRules) / 1e9);
+    }
+    // Executors normalize with the driver's blob, the one the model stores.
+    Broadcast<byte[]> rules = sc.broadcast(charsmap);
+    int slices = Math.max(1, Math.min(tasks, ranges.size()));
     long threshold = Long.MAX_VALUE;
     try {
       if (spec.inputSentenceSize() > 0) {
         List<Long> keys =
-            sc.parallelize(files, slices)
-                .mapPartitions(it -> keysOf(it, spec))
+            sc.parallelize(ranges, slices)
+                .mapPartitions(it -> keysOf(it, spec, rules.value()))
                 .takeOrdered((int) Math.min(Integer.MAX_VALUE - 8, spec.inputSentenceSize()));
         if (keys.size() == spec.inputSentenceSize()) {
           threshold = keys.get(keys.size() - 1);
@@ -87,18 +174,20 @@ public final class VocabTrainJob {
       LongAccumulator kept = sc.sc().longAccumulator("kept");
       final long cut = threshold;
       Map<String, Long> words =
-          sc.parallelize(files, slices)
+          sc.parallelize(ranges, slices)
               .mapPartitionsToPair(
                   it -> {
-                    CorpusReader reader = new CorpusReader(spec);
+                    CorpusReader reader = new CorpusReader(spec, rules.value());
                     Map<String, Long> local = new HashMap<>();
                     CorpusReader.Counts c = new CorpusReader.Counts();
                     while (it.hasNext()) {
-                      CorpusFile f = it.next();
+                      Range r = it.next();
                       c.add(
                           reader.read(
-                              Path.of(f.path()),
-                              f.key(),
+                              Path.of(r.file().path()),
+                              r.file().key(),
+                              r.start(),
+                              r.end(),
                               (line, key) -> {
                                 if (key <= cut) {
                                   reader.countWords(line, local);
@@ -129,9 +218,7 @@ public final class VocabTrainJob {
           spec.maxSentenceLength(),
           counts.reserved,
           words.size());
-      BpeTrainer trainer = new BpeTrainer(spec);
-      List<BpeTrainer.Piece> pieces = trainer.train(new HashMap<>(words));
-      return new Result(counts, files.size(), trainer.stats(), SpmModelWriter.write(pieces, spec));
+      return new Words(new HashMap<>(words), counts, files.size(), charsmap); // off Scala's map
     } catch (Exception e) { // Spark rethrows executor failures as a checked SparkException
       if (e instanceof BpeTrainer.TrainingError t) {
         throw t;
@@ -143,12 +230,13 @@ public final class VocabTrainJob {
     }
   }
 
-  private static Iterator<Long> keysOf(Iterator<CorpusFile> it, BpeSpec spec) throws IOException {
-    CorpusReader reader = new CorpusReader(spec);
+  private static Iterator<Long> keysOf(Iterator<Range> it, BpeSpec spec, byte[] charsmap)
+      throws IOException {
+    CorpusReader reader = new CorpusReader(spec, charsmap);
     List<Long> keys = new ArrayList<>();
     while (it.hasNext()) {
-      CorpusFile f = it.next();
-      reader.keys(Path.of(f.path()), f.key(), keys::add);
+      Range r = it.next();
+      reader.keys(Path.of(r.file().path()), r.file().key(), r.start(), r.end(), keys::add);
     }
     return keys.iterator();
   }

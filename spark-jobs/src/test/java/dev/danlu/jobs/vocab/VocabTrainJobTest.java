@@ -82,13 +82,77 @@ class VocabTrainJobTest {
     BpeSpec all = BpeSpec.defaults(7000);
     BpeSpec spec =
         new BpeSpec(
-            7000, 0.9995f, 4192, 16, true, true, false, false, List.of(), true, true, 3000, 7);
+            7000,
+            0.9995f,
+            4192,
+            16,
+            true,
+            true,
+            false,
+            false,
+            List.of(),
+            true,
+            true,
+            3000,
+            7,
+            "nmt_nfkc");
     VocabTrainJob.Result one = VocabTrainJob.run(sc, List.of(c.toString()), spec, 1, out);
     VocabTrainJob.Result three = VocabTrainJob.run(sc, List.of(c.toString()), spec, 3, out);
     assertArrayEquals(one.model(), three.model());
     byte[] full = VocabTrainJob.run(sc, List.of(c.toString()), all, 2, out).model();
     assertTrue(one.stats().words() < 7000, "sampled " + one.stats().words() + " words");
     assertTrue(!java.util.Arrays.equals(full, one.model()), "the sample changed nothing");
+  }
+
+  @Test
+  void oneBigFileReadInByteRangesGivesTheSameModel() throws IOException {
+    Path c = corpus();
+    Path big = Files.createDirectories(tmp.resolve("big")).resolve("all.txt");
+    try (var o = Files.newOutputStream(big)) {
+      try (Stream<Path> s = Files.list(c)) {
+        for (Path f : s.sorted().collect(Collectors.toList())) {
+          Files.copy(f, o);
+        }
+      }
+    }
+    BpeSpec spec = BpeSpec.defaults(8000);
+    byte[] dir = VocabTrainJob.run(sc, List.of(c.toString()), spec, 2, out).model();
+    VocabTrainJob.Words split =
+        VocabTrainJob.count(sc, List.of(big.toString()), spec, 4, 100_000, out);
+    assertTrue(
+        VocabTrainJob.ranges(
+                    List.of(new VocabTrainJob.CorpusFile(big.toString(), "all.txt")), 4, 100_000)
+                .size()
+            > 10);
+    assertArrayEquals(dir, VocabTrainJob.train(split, spec).model());
+    // a sample keyed by byte offset: the same lines whatever the ranges and tasks
+    BpeSpec sampled = spec.withVocabSize(7000);
+    sampled =
+        new BpeSpec(
+            7000,
+            0.9995f,
+            4192,
+            16,
+            true,
+            true,
+            false,
+            false,
+            List.of(),
+            true,
+            true,
+            3000,
+            11,
+            "nmt_nfkc");
+    byte[] one =
+        VocabTrainJob.train(
+                VocabTrainJob.count(sc, List.of(big.toString()), sampled, 1, Long.MAX_VALUE, out),
+                sampled)
+            .model();
+    byte[] many =
+        VocabTrainJob.train(
+                VocabTrainJob.count(sc, List.of(big.toString()), sampled, 3, 77_777, out), sampled)
+            .model();
+    assertArrayEquals(one, many);
   }
 
   @Test
