@@ -97,6 +97,11 @@ final class ResumeCheck {
   }
 
   TrainerState state(long step, Zero2Optimizer opt, double lastLoss) {
+    return state(step, opt, lastLoss, null);
+  }
+
+  /** As above, with the best-model / early-stopping state (null when not asked for). */
+  TrainerState state(long step, Zero2Optimizer opt, double lastLoss, TrainerState.Best best) {
     List<String> files = new ArrayList<>();
     for (int r = 0; r < world; r++) {
       files.add(TrainingCheckpoint.optimizerFileName(r, world));
@@ -126,7 +131,8 @@ final class ResumeCheck {
         trainable,
         files,
         lastLoss,
-        baseDtype);
+        baseDtype,
+        best);
   }
 
   /**
