@@ -63,5 +63,18 @@ public record TrainerState(
       @JsonProperty("lora_alpha") double loraAlpha,
       @JsonProperty("target_modules") List<String> targetModules,
       @JsonProperty("modules_to_save") List<String> modulesToSave,
-      @JsonProperty("vocab_rows") int vocabRows) {}
+      @JsonProperty("vocab_rows") int vocabRows,
+      // LORA or ADALORA (null in older checkpoints: LORA)
+      @JsonProperty("peft_type") String peftType) {
+
+    public LoraShape(
+        int r, double loraAlpha, List<String> targetModules, List<String> modulesToSave, int rows) {
+      this(r, loraAlpha, targetModules, modulesToSave, rows, "LORA");
+    }
+
+    /** The adapter type, LORA for checkpoints that predate the field. */
+    public String type() {
+      return peftType == null ? "LORA" : peftType;
+    }
+  }
 }

@@ -27,6 +27,20 @@ final class CheckpointManager {
   private final int saveTotalLimit;
   private final Consumer<String> info;
   private TrainerState resumedState;
+  private ExtraState extra;
+
+  /** More state of the run in each checkpoint (AdaLoRA's allocator): saved by rank 0. */
+  interface ExtraState {
+    void save(Path dir) throws IOException;
+
+    /** Restores on every rank, after the optimizer state and the parameters. */
+    void restore(Path dir) throws IOException;
+  }
+
+  /** Saves and restores {@code x} with every checkpoint from now on. */
+  void extraState(ExtraState x) {
+    this.extra = x;
+  }
 
   CheckpointManager(
       Communicator comm,
@@ -77,6 +91,9 @@ final class CheckpointManager {
     Zero2Optimizer opt = runner.optimizer();
     opt.importState(TrainingCheckpoint.readOptimizerState(dir, runner.flat(), opt.shard()));
     runner.adapterFlat().copyParamsToModel();
+    if (extra != null) {
+      extra.restore(dir);
+    }
     info.accept(
         "resumed from "
             + dir
@@ -119,7 +136,10 @@ final class CheckpointManager {
     comm.barrier();
     TrainingCheckpoint.writeOptimizerState(dir, rank, comm.worldSize(), opt.exportState());
     if (rank == 0) {
-      PeftBridge.toPeft(model.adapter(), baseModel).save(dir);
+      PeftBridge.save(model.adapter(), baseModel, dir);
+      if (extra != null) {
+        extra.save(dir);
+      }
       TrainingCheckpoint.writeState(dir, check.state(step, opt, lastLoss, best));
     }
     comm.barrier(); // every rank's optimizer file is complete before the marker
@@ -169,7 +189,7 @@ final class CheckpointManager {
   Path saveFinal(String name) throws IOException {
     Path adapterDir = out.resolve(name);
     if (comm.rank() == 0) {
-      PeftBridge.toPeft(model.adapter(), baseModel).save(adapterDir);
+      PeftBridge.save(model.adapter(), baseModel, adapterDir);
       info.accept("final adapter written to " + adapterDir);
     }
     comm.barrier();

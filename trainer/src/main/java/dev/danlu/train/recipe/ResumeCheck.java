@@ -73,7 +73,12 @@ final class ResumeCheck {
     }
     TrainerState.LoraShape shape =
         new TrainerState.LoraShape(
-            ad.config.rank(), ad.config.alpha(), targets, saved, ad.vocabSize());
+            ad.config.rank(),
+            ad.config.alpha(),
+            targets,
+            saved,
+            ad.vocabSize(),
+            ad.svd != null ? "ADALORA" : "LORA");
     return new ResumeCheck(
         cfg,
         model.fingerprint(),
@@ -143,6 +148,11 @@ final class ResumeCheck {
     if (st.formatVersion() != TrainerState.FORMAT_VERSION) {
       refuse(dir, "format_version", st.formatVersion(), TrainerState.FORMAT_VERSION);
     }
+    same(
+        dir,
+        "lora.peft_type (a checkpoint continues only with the adapter type it was written by)",
+        st.lora().type(),
+        lora.type());
     same(
         dir,
         "model_fingerprint (base model " + cfg.modelNameOrPath() + ")",

@@ -151,6 +151,24 @@ public final class TrainLoop {
               cfg.modelNameOrPath(),
               cfg.saveTotalLimit(),
               m -> info(rank, m));
+      AdaLoraStep adalora =
+          model.adapter().svd != null ? new AdaLoraStep(runner, model.adapter()) : null;
+      if (adalora != null) {
+        ckpt.extraState(adalora);
+        info(
+            rank,
+            "AdaLoRA: "
+                + adalora.allocator().initBudget()
+                + " singular triplets pruned to "
+                + adalora.allocator().targetBudget()
+                + " by step "
+                + (model.adapter().svd.totalStep() - model.adapter().svd.tfinal())
+                + " (total_step "
+                + model.adapter().svd.totalStep()
+                + ", this run "
+                + total
+                + " steps)");
+      }
       ProgressListener progress = ctx.progress();
       long start =
           ckpt.resume(
@@ -202,6 +220,9 @@ public final class TrainLoop {
         }
         StepRunner.Outcome o = runner.step(micro, (double) accum * world);
         hook.afterStep(rank, step, runner.flat(), o.result());
+        if (adalora != null) {
+          adalora.afterStep(step, o.result());
+        }
         long done = step + 1;
         if (o.microBatchesWithTargets() < accum) {
           log.printf(
