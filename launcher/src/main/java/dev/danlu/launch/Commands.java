@@ -38,6 +38,7 @@ final class Commands {
     danlu.addSubcommand(new WorkerCli(System.getenv(), err));
     danlu.addSubcommand(new GenerateCli(out, err));
     danlu.addSubcommand(new MergeCli(out));
+    danlu.addSubcommand(new dev.danlu.train.cli.InjectCli(out, err));
     danlu.addSubcommand(new ExportGgufCli(out));
     danlu.addSubcommand(new InspectCli(out));
     danlu.addSubcommand(
