@@ -21,7 +21,7 @@ import java.util.Map;
  * writes masked singular values back into the replicated parameters and this rank's master
  * partition, and saves / restores the allocator's state with each checkpoint ({@value #FILE}).
  */
-final class AdaLoraStep implements CheckpointManager.ExtraState {
+public final class AdaLoraStep implements CheckpointManager.ExtraState {
   static final String FILE = "adalora_allocator.safetensors";
 
   private final LoraAdapter ad;
@@ -29,7 +29,7 @@ final class AdaLoraStep implements CheckpointManager.ExtraState {
   private final StepRunner runner;
   private final float[] tap;
 
-  AdaLoraStep(StepRunner runner, LoraAdapter ad) {
+  public AdaLoraStep(StepRunner runner, LoraAdapter ad) {
     this.ad = ad;
     this.runner = runner;
     this.alloc = new RankAllocator(ad);
@@ -37,12 +37,12 @@ final class AdaLoraStep implements CheckpointManager.ExtraState {
     runner.optimizer().tapGradients(tap);
   }
 
-  RankAllocator allocator() {
+  public RankAllocator allocator() {
     return alloc;
   }
 
   /** After optimizer step {@code step} (0-based). An overflowed (skipped) step is not scored. */
-  void afterStep(long step, Zero2Optimizer.StepResult r) {
+  public void afterStep(long step, Zero2Optimizer.StepResult r) {
     if (r.skipped()) {
       return;
     }
