@@ -35,7 +35,7 @@ public final class LoraAdapter {
       return Math.toIntExact(value.length());
     }
 
-    private static java.nio.FloatBuffer flat(INDArray a) {
+    static java.nio.FloatBuffer flat(INDArray a) {
       if (a.dataType() != DataType.FLOAT) {
         throw new IllegalStateException("flat float views need FLOAT arrays, not " + a.dataType());
       }
@@ -279,7 +279,19 @@ public final class LoraAdapter {
     for (int l = 0; l < loraA.length; l++) {
       for (int m = 0; m < loraA[l].length; m++) {
         if (loraA[l][m] != null) {
-          loraAE[l][m].assign(loraA[l][m].mulColumnVector(loraE[l][m]));
+          // plain loops over the native buffers: (r, in) is small, and an ND4J op per module
+          // costs a thread-pool wake-up that dominates on a loaded host
+          java.nio.FloatBuffer a = NamedParam.flat(loraA[l][m]);
+          java.nio.FloatBuffer e = NamedParam.flat(loraE[l][m]);
+          java.nio.FloatBuffer ae = NamedParam.flat(loraAE[l][m]);
+          int r = e.limit();
+          int in = a.limit() / r;
+          for (int i = 0; i < r; i++) {
+            float ei = e.get(i);
+            for (int j = i * in; j < (i + 1) * in; j++) {
+              ae.put(j, a.get(j) * ei);
+            }
+          }
         }
       }
     }
@@ -291,9 +303,23 @@ public final class LoraAdapter {
    */
   public void svdBackward(int layer, LoraModule m) {
     int mi = m.ordinal();
-    INDArray dP = dLoraAE[layer][mi];
-    dLoraA[layer][mi].addi(dP.mulColumnVector(loraE[layer][mi]));
-    dLoraE[layer][mi].addi(dP.mul(loraA[layer][mi]).sum(true, 1));
+    java.nio.FloatBuffer dP = NamedParam.flat(dLoraAE[layer][mi]);
+    java.nio.FloatBuffer a = NamedParam.flat(loraA[layer][mi]);
+    java.nio.FloatBuffer e = NamedParam.flat(loraE[layer][mi]);
+    java.nio.FloatBuffer dA = NamedParam.flat(dLoraA[layer][mi]);
+    java.nio.FloatBuffer dE = NamedParam.flat(dLoraE[layer][mi]);
+    int r = e.limit();
+    int in = a.limit() / r;
+    for (int i = 0; i < r; i++) {
+      float ei = e.get(i);
+      double s = 0;
+      for (int j = i * in; j < (i + 1) * in; j++) {
+        float p = dP.get(j);
+        dA.put(j, dA.get(j) + p * ei);
+        s += (double) p * a.get(j);
+      }
+      dE.put(i, (float) (dE.get(i) + s));
+    }
   }
 
   /** An adapter from given tensors (e.g. read from adapter_model.safetensors). */
