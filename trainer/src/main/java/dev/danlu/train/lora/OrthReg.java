@@ -55,8 +55,9 @@ public final class OrthReg {
   private static double term(INDArray p, INDArray grad, boolean rowsAreRanks, double f) {
     int r = (int) (rowsAreRanks ? p.size(0) : p.size(1));
     int len = (int) (rowsAreRanks ? p.size(1) : p.size(0));
-    float[] v =
-        p.reshape(-1).toFloatVector(); // c order: A[i][j] = v[i*len + j]; B[o][i] = v[o*r + i]
+    // c order: A[i][j] = v[i*len + j]; B[o][i] = v[o*r + i]
+    float[] v = new float[(int) p.length()];
+    LoraAdapter.NamedParam.flat(p).get(0, v);
     double[] g = new double[r * r];
     for (int i = 0; i < r; i++) {
       for (int j = i; j < r; j++) {
@@ -89,7 +90,11 @@ public final class OrthReg {
           d[rowsAreRanks ? i * len + k : k * r + i] = (float) (c * s);
         }
       }
-      grad.addi(org.nd4j.linalg.factory.Nd4j.create(d, grad.shape(), 'c'));
+      // into the native buffer directly: an ND4J op per matrix costs a thread-pool wake-up
+      java.nio.FloatBuffer gb = LoraAdapter.NamedParam.flat(grad);
+      for (int i = 0; i < d.length; i++) {
+        gb.put(i, gb.get(i) + d[i]);
+      }
     }
     return norm;
   }

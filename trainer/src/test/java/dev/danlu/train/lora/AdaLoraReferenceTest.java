@@ -12,9 +12,12 @@ import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.model.LlamaWeights;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -114,6 +117,29 @@ class AdaLoraReferenceTest {
         }
       }
     }
+  }
+
+  /**
+   * The committed fixture is what the script writes now (byte for byte: the same torch version
+   * writes the same file), so the reference cannot silently drift from the code that made it.
+   */
+  @Test
+  void committedFixtureIsTheScriptsOutput(@org.junit.jupiter.api.io.TempDir Path tmp)
+      throws Exception {
+    dev.danlu.testkit.Prereq.python("torch", "numpy");
+    Path out = tmp.resolve("adalora.safetensors");
+    Process p =
+        new ProcessBuilder(
+                "/usr/bin/python3", "src/test/python/adalora_reference.py", "--out", out.toString())
+            .redirectErrorStream(true)
+            .start();
+    String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertTrue(p.waitFor(300, TimeUnit.SECONDS), "adalora_reference.py timed out");
+    assertEquals(0, p.exitValue(), log);
+    assertArrayEquals(
+        Files.readAllBytes(REF.resolve("adalora.safetensors")),
+        Files.readAllBytes(out),
+        "regenerated fixture differs: " + log);
   }
 
   /** Forward + backward of loss + w·R with fresh gradients; returns the loss. */
