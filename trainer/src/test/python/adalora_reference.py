@@ -14,7 +14,7 @@ make_reference.py's forward pass), in float64 from float32-rounded parameters:
     and below the (init - budget)-th smallest triplet score; the masks, E and the loss per step.
 
 Run from the repository root:  /usr/bin/python3 trainer/src/test/python/adalora_reference.py
-Output: trainer/src/test/resources/reference/adalora.safetensors (or --out FILE).
+Output: trainer/src/test/resources/adalora/adalora.safetensors (or --out FILE).
 """
 import math
 import os
@@ -196,4 +196,4 @@ def main(out_file):
 
 if __name__ == "__main__":
     main(sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] == "--out"
-         else os.path.join(REF, "adalora.safetensors"))
+         else os.path.join(REF, "..", "adalora", "adalora.safetensors"))

@@ -13,7 +13,6 @@ import dev.danlu.train.model.LlamaState;
 import dev.danlu.train.model.LlamaWeights;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
@@ -25,7 +24,7 @@ import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * AdaLoRA against the plain-PyTorch re-implementation of PEFT's tuners/adalora in {@code
- * src/test/python/adalora_reference.py} (fixture {@code reference/adalora.safetensors}), on the
+ * src/test/python/adalora_reference.py} (fixture {@code adalora/adalora.safetensors}), on the
  * committed tiny LLaMA with all seven projections of both layers adapted: the loss with the
  * orthogonality regulariser and every gradient of A, B and E (≤ 1e-5 of the largest reference
  * value: float32 against float64), then six SGD steps with the rank allocator after each, whose
@@ -35,6 +34,7 @@ import org.nd4j.linalg.factory.Nd4j;
 class AdaLoraReferenceTest {
   static final Path REF = Path.of("src/test/resources/reference");
   static final double TOL = 1e-5;
+  static final Path FIXTURE = Path.of("src/test/resources/adalora/adalora.safetensors");
   static final AdaLoraConfig CFG = new AdaLoraConfig(4, 2, 1, 2, 1, 0.85, 0.85, 0.5, 7);
   static final double LR = 0.05;
 
@@ -42,7 +42,7 @@ class AdaLoraReferenceTest {
   void lossGradientsAndAllocatorMasksMatchPyTorch() throws IOException {
     LlamaWeights w = HfLlama.load(REF.resolve("tiny-llama"), DataType.FLOAT);
     LlamaConfig c = w.config();
-    try (SafeTensors st = SafeTensors.open(REF.resolve("adalora.safetensors"))) {
+    try (SafeTensors st = SafeTensors.open(FIXTURE)) {
       int[] ids = ints(st.readLongs("ids"));
       int[] mask = ints(st.readLongs("attention_mask"));
       int[] labels = ints(st.readLongs("labels"));
@@ -120,8 +120,9 @@ class AdaLoraReferenceTest {
   }
 
   /**
-   * The committed fixture is what the script writes now (byte for byte: the same torch version
-   * writes the same file), so the reference cannot silently drift from the code that made it.
+   * The committed fixture is what the script writes now: the same tensor names, the masks and the
+   * inputs identical, every computed value within 1e-6 of the largest in its tensor (sums may round
+   * differently on another CPU), so the reference cannot drift from the code that made it.
    */
   @Test
   void committedFixtureIsTheScriptsOutput(@org.junit.jupiter.api.io.TempDir Path tmp)
@@ -136,10 +137,27 @@ class AdaLoraReferenceTest {
     String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     assertTrue(p.waitFor(300, TimeUnit.SECONDS), "adalora_reference.py timed out");
     assertEquals(0, p.exitValue(), log);
-    assertArrayEquals(
-        Files.readAllBytes(REF.resolve("adalora.safetensors")),
-        Files.readAllBytes(out),
-        "regenerated fixture differs: " + log);
+    try (SafeTensors committed = SafeTensors.open(FIXTURE);
+        SafeTensors made = SafeTensors.open(out)) {
+      assertEquals(committed.names(), made.names(), "tensor names");
+      for (String n : committed.names()) {
+        if (n.equals("ids") || n.equals("attention_mask") || n.equals("labels")) {
+          assertArrayEquals(committed.readLongs(n), made.readLongs(n), n);
+        } else if (n.endsWith(".pattern")) {
+          assertArrayEquals(committed.readFloats(n), made.readFloats(n), n);
+        } else {
+          float[] c = committed.readFloats(n);
+          double max = 0;
+          for (float x : c) {
+            max = Math.max(max, Math.abs(x));
+          }
+          float[] m = made.readFloats(n);
+          for (int i = 0; i < c.length; i++) {
+            assertEquals(c[i], m[i], 1e-6 * max + 1e-30, n + "[" + i + "]");
+          }
+        }
+      }
+    }
   }
 
   /** Forward + backward of loss + w·R with fresh gradients; returns the loss. */
