@@ -26,8 +26,8 @@ import org.junit.jupiter.api.io.TempDir;
  * adds in another order) and the same rank pattern, pruned to target_r per module; a run killed
  * after a checkpoint and resumed (allocator state included) equals the uninterrupted one; the files
  * are PEFT's (peft_type ADALORA, rank_pattern, lora_A/B/E cut to the kept ranks, ranknum); merge
- * folds B (A ⊙ E) alpha / (ranknum + 1e-5) into the weights; bad configs and a LoRA checkpoint
- * resumed as AdaLoRA fail before training.
+ * and export-gguf's MergedView folds B (A ⊙ E) alpha / (ranknum + 1e-5) into the weights; bad
+ * configs and a LoRA checkpoint resumed as AdaLoRA fail before training.
  */
 class AdaLoraRecipeTest {
   @TempDir static Path tmp;
@@ -162,6 +162,18 @@ class AdaLoraRecipeTest {
           "merge of %s: max |delta| %.3e, max error %.3e%n", module, maxDelta, maxErr);
       assertTrue(maxDelta > 1e-4, "the adapter changed the weight");
       assertTrue(maxErr <= 1e-6 + 1e-6 * maxDelta, "merged = W + scaling B (A ⊙ E)");
+      // export-gguf's streaming view folds the same way
+      try (dev.danlu.train.checkpoint.MergedView view =
+          dev.danlu.train.checkpoint.MergedView.open(model, adapter(twoRanks))) {
+        float[] v = new float[rows * cols];
+        view.readRows(module + ".weight", 0, rows, v);
+        double viewErr = 0;
+        for (int i = 0; i < v.length; i++) {
+          viewErr = Math.max(viewErr, Math.abs(v[i] - m[i]));
+        }
+        assertTrue(viewErr <= 1e-6 * maxDelta + 1e-7, "MergedView vs merge: " + viewErr);
+        assertEquals(14, view.loraMerged(), "all 14 targets folded");
+      }
     }
   }
 
