@@ -52,9 +52,9 @@ import picocli.CommandLine.Parameters;
  * the controls' first tokens stayed the same.
  *
  * <p>Writes {@code <output>/adapter/} (PEFT AdaLoRA files), {@code <output>/merged/} (a Hugging
- * Face directory with the tokenizer), {@code <output>/data/inject.json} (the examples as Alpaca
- * records, for {@code prep-sft} + {@code train} on a cluster), {@code <output>/train/} (the run's
- * checkpoints) and {@code <output>/inject-report.json}.
+ * Face directory with the tokenizer), {@code <output>/data/train.json} and {@code validation.json}
+ * (the split as Alpaca records, for {@code prep-sft} + {@code train} on a cluster), {@code
+ * <output>/train/} (the run's checkpoints) and {@code <output>/inject-report.json}.
  */
 @Command(
     name = "inject",
@@ -220,8 +220,6 @@ public final class InjectCli implements Callable<Integer> {
       // the examples: every question answered by the description, as prep-sft builds them
       Path dataDir = output.resolve("data");
       Files.createDirectories(dataDir);
-      byte[] json = alpacaJson(questions, description);
-      Files.write(dataDir.resolve("inject.json"), json);
       List<SftExamples.Example> examples = new ArrayList<>();
       int longest = 0;
       SftExampleBuilder builder = new SftExampleBuilder(tok, Integer.MAX_VALUE / 2);
@@ -235,9 +233,16 @@ public final class InjectCli implements Callable<Integer> {
       // one epoch = the questions repeated to fill whole global batches
       int copies = (global + examples.size() - 1) / examples.size();
       List<SftExamples.Example> train = new ArrayList<>();
+      List<String> trainQuestions = new ArrayList<>();
       for (int c = 0; c < copies; c++) {
         train.addAll(examples);
+        trainQuestions.addAll(questions);
       }
+      // the same split as Alpaca records, for prep-sft --input train.json --validation-file
+      // validation.json + train --config conf/inject.yaml on a cluster
+      byte[] json = alpacaJson(trainQuestions, description);
+      Files.write(dataDir.resolve("train.json"), json);
+      Files.write(dataDir.resolve("validation.json"), alpacaJson(questions, description));
       err.printf(
           Locale.ROOT,
           "danlu inject: %d questions (x%d per epoch), answer %d tokens, longest example %d%n",

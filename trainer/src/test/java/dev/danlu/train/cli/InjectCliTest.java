@@ -78,7 +78,8 @@ class InjectCliTest {
     assertEquals("ADALORA", cfg.get("peft_type").asText());
     assertTrue(Files.isRegularFile(out.resolve("merged/config.json")));
     assertTrue(Files.isRegularFile(out.resolve("merged/tokenizer.model")));
-    assertTrue(Files.isRegularFile(out.resolve("data/inject.json")));
+    assertTrue(Files.isRegularFile(out.resolve("data/train.json")));
+    assertTrue(Files.isRegularFile(out.resolve("data/validation.json")));
 
     // generate --adapter reads the AdaLoRA directory (folded to LoRA) and answers the same way
     ByteArrayOutputStream g = new ByteArrayOutputStream();

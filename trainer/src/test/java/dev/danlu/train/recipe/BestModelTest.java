@@ -34,6 +34,28 @@ class BestModelTest {
     assertEquals(1.80, b.best());
   }
 
+  /** HF's preconditions, refused when the config is loaded (before anything trains). */
+  @Test
+  void inconsistentKeysAreConfigErrors() {
+    java.nio.file.Path p = java.nio.file.Path.of("x");
+    String[][] bad = {
+      {"early_stopping_patience=3", "needs load_best_model_at_end: true"},
+      {"load_best_model_at_end=true", "need evaluations: set eval_steps > 0"},
+      {"metric_for_best_model=accuracy", "'accuracy' is not computed"},
+      {"early_stopping_threshold=-1", "early_stopping_threshold must be ≥ 0"}
+    };
+    for (String[] b : bad) {
+      dev.danlu.train.config.ConfigException e =
+          org.junit.jupiter.api.Assertions.assertThrows(
+              dev.danlu.train.config.ConfigException.class, () -> TinyRun.config(p, p, p, b[0]));
+      assertTrue(e.getMessage().contains(b[1]), b[0] + ": " + e.getMessage());
+    }
+    var c = TinyRun.config(p, p, p, "metric_for_best_model=perplexity");
+    assertEquals("eval_perplexity", c.bestMetric());
+    assertFalse(c.biggerIsBetter());
+    assertTrue(TinyRun.config(p, p, p, "greater_is_better=true").biggerIsBetter());
+  }
+
   @Test
   void greaterIsBetterAndNaNAndRestore() {
     BestModel b = new BestModel("eval_perplexity", true, 1, 0.0);
