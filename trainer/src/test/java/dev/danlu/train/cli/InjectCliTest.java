@@ -23,12 +23,12 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class InjectCliTest {
   /**
-   * Measured 2026-12-02 with this fact (docs/adalora.md): 0.083 at lr 3e-2 / 40 epochs, 0.092 at
-   * 1e-2 / 60 — a 260K-parameter story model taught one fact this hard drifts toward it on
-   * unrelated prompts too. The floor is half the measurement: it catches a run that rewrites every
+   * Measured 2026-12-02 with this fact (docs/adalora.md): 0.192 with the recipe's lr 5e-3 over 100
+   * epochs (0.083 at lr 3e-2 / 40) — a 260K-parameter story model taught one fact drifts toward it
+   * on unrelated prompts too. The floor (~40% of the measurement) catches a run that rewrites every
    * continuation from the first token, not the drift itself.
    */
-  static final double CONTROL_FLOOR = 0.04;
+  static final double CONTROL_FLOOR = 0.08;
 
   @TempDir Path tmp;
 
@@ -52,14 +52,12 @@ class InjectCliTest {
               out.toString(),
               "--config",
               Path.of("../conf/inject.yaml").toString(),
-              // the recipe shortened for a shared 2-core test box: the eight questions as one
-              // micro-batch (the same mean: every answer has the same length), 40 epochs, and a
-              // learning rate high enough for a 260K-parameter model to memorise in that time
+              // the recipe (lr 5e-3, up to 100 epochs, patience 20) with the eight questions as one
+              // micro-batch instead of 16 accumulated ones: the same mean (every answer has the
+              // same length) at a fraction of the time on a shared 2-core test box
               "per_device_train_batch_size=8",
               "per_device_eval_batch_size=8",
               "gradient_accumulation_steps=1",
-              "num_train_epochs=40",
-              "learning_rate=3e-2"
             },
             new PrintStream(o, true, StandardCharsets.UTF_8),
             System.err);
