@@ -44,6 +44,7 @@ final class Commands {
     danlu.addSubcommand(new ScoreCli(out, err));
     danlu.addSubcommand(new ServeCli(err));
     danlu.addSubcommand(new MergeCli(out));
+    danlu.addSubcommand(new dev.danlu.train.cli.InjectCli(out, err));
     danlu.addSubcommand(new ExportGgufCli(out));
     danlu.addSubcommand(new InspectCli(out));
     danlu.addSubcommand(

@@ -72,8 +72,19 @@ public final class Merge {
   private Merge() {}
 
   /** Runs the merge; see the class comment. */
-  public static Result run(Options o) throws IOException {
-    checkDirs(o);
+  public static Result run(Options options) throws IOException {
+    checkDirs(options);
+    // AdaLoRA: the masked SVD form B (A ⊙ E) alpha / ranknum folded into LoRA tensors first
+    Options o =
+        AdaLoraFiles.isAdaLora(options.adapter())
+            ? new Options(
+                options.base(),
+                AdaLoraFiles.loraView(options.adapter()),
+                options.output(),
+                options.dtype(),
+                options.shardBytes(),
+                options.overwrite())
+            : options;
     AdapterConfig cfg = PeftAdapter.readConfig(o.adapter().resolve(PeftAdapter.CONFIG));
     Path adapterFile = o.adapter().resolve(PeftAdapter.WEIGHTS);
     if (!Files.isRegularFile(adapterFile)) {

@@ -68,6 +68,7 @@ public final class MergedView implements AutoCloseable {
       if (!Files.isDirectory(adapterDir)) {
         throw new IOException(adapterDir + ": adapter directory not found");
       }
+      adapterDir = AdaLoraFiles.loraView(adapterDir); // AdaLoRA: its folded LoRA form
       AdapterConfig cfg = PeftAdapter.readConfig(adapterDir.resolve(PeftAdapter.CONFIG));
       Path file = adapterDir.resolve(PeftAdapter.WEIGHTS);
       if (!Files.isRegularFile(file)) {

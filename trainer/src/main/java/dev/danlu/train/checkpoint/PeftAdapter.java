@@ -121,6 +121,9 @@ public final class PeftAdapter {
 
   /** Reads an adapter directory. */
   public static PeftAdapter load(Path dir) throws IOException {
+    if (AdaLoraFiles.isAdaLora(dir)) {
+      return AdaLoraFiles.asLora(dir); // the same update as a LoRA adapter
+    }
     AdapterConfig config = readConfig(dir.resolve(CONFIG));
     Path weights = dir.resolve(WEIGHTS);
     if (!Files.isRegularFile(weights)) {

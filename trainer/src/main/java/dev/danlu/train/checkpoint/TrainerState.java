@@ -35,7 +35,21 @@ public record TrainerState(
     @JsonProperty("optimizer_files") List<String> optimizerFiles,
     @JsonProperty("last_loss") double lastLoss,
     // storage dtype of the frozen base weights (torch_dtype resolved); null in older checkpoints
-    @JsonProperty("base_weights_dtype") String baseWeightsDtype) {
+    @JsonProperty("base_weights_dtype") String baseWeightsDtype,
+    // best model / early stopping (HF's TrainerState.best_metric, best_model_checkpoint and
+    // EarlyStoppingCallback's counter); null in older checkpoints and when neither is asked for
+    @JsonProperty("best") Best best) {
+
+  /**
+   * The best evaluation so far: its metric value, the step of its checkpoint ({@code
+   * checkpoint-<step>}, 0 when no evaluation ran yet) and the evaluations since the last
+   * improvement larger than early_stopping_threshold.
+   */
+  public record Best(
+      @JsonProperty("metric") String metric,
+      @JsonProperty("best_metric") Double bestMetric,
+      @JsonProperty("best_step") long bestStep,
+      @JsonProperty("early_stopping_patience_counter") int patienceCounter) {}
 
   public static final int FORMAT_VERSION = 1;
 
@@ -49,5 +63,18 @@ public record TrainerState(
       @JsonProperty("lora_alpha") double loraAlpha,
       @JsonProperty("target_modules") List<String> targetModules,
       @JsonProperty("modules_to_save") List<String> modulesToSave,
-      @JsonProperty("vocab_rows") int vocabRows) {}
+      @JsonProperty("vocab_rows") int vocabRows,
+      // LORA or ADALORA (null in older checkpoints: LORA)
+      @JsonProperty("peft_type") String peftType) {
+
+    public LoraShape(
+        int r, double loraAlpha, List<String> targetModules, List<String> modulesToSave, int rows) {
+      this(r, loraAlpha, targetModules, modulesToSave, rows, "LORA");
+    }
+
+    /** The adapter type, LORA for checkpoints that predate the field. */
+    public String type() {
+      return peftType == null ? "LORA" : peftType;
+    }
+  }
 }

@@ -116,13 +116,27 @@ public final class TrainingCheckpoint {
    * uncommitted one: it may be the save in progress). {@code limit <= 0} keeps everything.
    */
   public static List<Path> retain(Path outputDir, int limit) throws IOException {
+    return retain(outputDir, limit, 0);
+  }
+
+  /**
+   * As {@link #retain(Path, int)}, never deleting {@code checkpoint-<keepStep>} (the best model's,
+   * as Hugging Face's rotation keeps best_model_checkpoint) nor the newest one; with both kept, at
+   * least two remain.
+   */
+  public static List<Path> retain(Path outputDir, int limit, long keepStep) throws IOException {
     if (limit <= 0) {
       return List.of();
     }
     List<Path> committed =
         list(outputDir).stream().filter(TrainingCheckpoint::isCommitted).toList();
+    Path keep = keepStep > 0 ? dirFor(outputDir, keepStep) : null;
+    int excess = committed.size() - limit;
     List<Path> gone = new ArrayList<>();
-    for (int i = 0; i < committed.size() - limit; i++) {
+    for (int i = 0; i < committed.size() - 1 && gone.size() < excess; i++) {
+      if (committed.get(i).equals(keep)) {
+        continue;
+      }
       // The marker goes first, so a crash mid-delete leaves an uncommitted (ignored) directory.
       Files.deleteIfExists(committed.get(i).resolve(MARKER));
       deleteTree(committed.get(i));

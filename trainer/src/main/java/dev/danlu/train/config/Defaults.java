@@ -96,6 +96,22 @@ final class Defaults {
     d.put("ddp_backend", "auto"); // nccl on the CUDA backend with a GPU per rank, else tcp
     d.put("reduce_bucket_mb", 64);
     d.put("overlap_comm", true);
+    d.put("load_best_model_at_end", false);
+    d.putNull("metric_for_best_model");
+    d.putNull("greater_is_better");
+    d.put("early_stopping_patience", 0);
+    d.put("early_stopping_threshold", 0.0);
+    // PEFT's AdaLoraConfig defaults; init_r / target_r / total_step must suit the run
+    d.put("peft_type", "LORA");
+    d.put("init_r", 12);
+    d.put("target_r", 8);
+    d.put("tinit", 0);
+    d.put("tfinal", 0);
+    d.put("deltaT", 1);
+    d.put("beta1", 0.85);
+    d.put("beta2", 0.85);
+    d.put("orth_reg_weight", 0.5);
+    d.put("total_step", 0);
     return d;
   }
 }

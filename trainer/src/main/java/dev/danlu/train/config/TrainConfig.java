@@ -92,7 +92,28 @@ public record TrainConfig(
     @JsonProperty("ddp_backend") String ddpBackend,
     @JsonProperty("reduce_bucket_mb") int reduceBucketMb,
     // DeepSpeed's name: reduce-scatter gradients while the last micro-batch's backward runs
-    @JsonProperty("overlap_comm") boolean overlapComm) {
+    @JsonProperty("overlap_comm") boolean overlapComm,
+    // --- best model and early stopping (Hugging Face TrainingArguments / EarlyStoppingCallback)
+    @JsonProperty("load_best_model_at_end") boolean loadBestModelAtEnd,
+    // eval_loss (= loss) or eval_perplexity (= perplexity); null: eval_loss
+    @JsonProperty("metric_for_best_model") String metricForBestModel,
+    // null: false for a loss, true otherwise (HF's rule)
+    @JsonProperty("greater_is_better") Boolean greaterIsBetter,
+    // evaluations without an improvement larger than the threshold before training stops; 0: off
+    @JsonProperty("early_stopping_patience") int earlyStoppingPatience,
+    @JsonProperty("early_stopping_threshold") double earlyStoppingThreshold,
+    // --- adapter type (PEFT's PeftType): LORA or ADALORA; AdaLoRA's keys (PEFT's AdaLoraConfig)
+    @JsonProperty("peft_type") String peftType,
+    @JsonProperty("init_r") int initR,
+    @JsonProperty("target_r") int targetR,
+    @JsonProperty("tinit") int tinit,
+    @JsonProperty("tfinal") int tfinal,
+    @JsonProperty("deltaT") int deltaT,
+    @JsonProperty("beta1") double beta1,
+    @JsonProperty("beta2") double beta2,
+    @JsonProperty("orth_reg_weight") double orthRegWeight,
+    // 0: not set (AdaLoRA needs it: the budget schedule's length in optimizer steps)
+    @JsonProperty("total_step") int totalStep) {
 
   /** Learning-rate schedules, named as Hugging Face's {@code SchedulerType} values. */
   public enum SchedulerType {
@@ -143,6 +164,32 @@ public record TrainConfig(
   @JsonIgnore
   public dev.danlu.train.model.NtkAlpha ntk() {
     return dev.danlu.train.model.NtkAlpha.parse(ntkAlpha, "ntk_alpha");
+  }
+
+  /** True for {@code peft_type: ADALORA} (PEFT's adaptive-rank LoRA), false for plain LoRA. */
+  @JsonIgnore
+  public boolean adalora() {
+    return "ADALORA".equals(peftType);
+  }
+
+  /**
+   * The metric the best model is chosen by, as Hugging Face names it after evaluation ({@code
+   * eval_loss} or {@code eval_perplexity}); {@code loss} means {@code eval_loss}.
+   */
+  @JsonIgnore
+  public String bestMetric() {
+    String m = metricForBestModel == null ? "loss" : metricForBestModel;
+    return m.startsWith("eval_") ? m : "eval_" + m;
+  }
+
+  /** Whether a larger metric is better: {@code greater_is_better}, else false for losses. */
+  @JsonIgnore
+  public boolean biggerIsBetter() {
+    if (greaterIsBetter != null) {
+      return greaterIsBetter;
+    }
+    String m = bestMetric();
+    return !(m.equals("eval_loss") || m.equals("eval_perplexity"));
   }
 
   /** LoRA scaling applied to {@code B·A}: {@code alpha / r}, as PEFT. */

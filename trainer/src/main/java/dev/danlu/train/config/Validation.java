@@ -124,7 +124,80 @@ final class Validation {
     oneOf(p, "backend", c.backend(), BACKENDS);
     oneOf(p, "ddp_backend", c.ddpBackend(), DDP_BACKENDS);
     positive(p, "reduce_bucket_mb", c.reduceBucketMb());
+    bestModel(p, c);
+    adalora(p, c);
     return p;
+  }
+
+  static final Set<String> BEST_METRICS = Set.of("eval_loss", "eval_perplexity");
+
+  /** Hugging Face's checks for load_best_model_at_end and EarlyStoppingCallback. */
+  private static void bestModel(List<String> p, TrainConfig c) {
+    if (!BEST_METRICS.contains(c.bestMetric())) {
+      p.add(
+          "metric_for_best_model '"
+              + c.metricForBestModel()
+              + "' is not computed: use one of loss, eval_loss, perplexity, eval_perplexity");
+    }
+    if (c.earlyStoppingPatience() < 0) {
+      p.add("early_stopping_patience must be ≥ 0 (0 = no early stopping)");
+    }
+    if (!(c.earlyStoppingThreshold() >= 0)) {
+      p.add("early_stopping_threshold must be ≥ 0, got " + c.earlyStoppingThreshold());
+    }
+    if ((c.loadBestModelAtEnd() || c.earlyStoppingPatience() > 0) && c.evalSteps() <= 0) {
+      p.add(
+          "load_best_model_at_end / early_stopping_patience need evaluations: set eval_steps > 0"
+              + " (and a validation split in the dataset)");
+    }
+    if (c.earlyStoppingPatience() > 0 && !c.loadBestModelAtEnd()) {
+      p.add(
+          "early_stopping_patience needs load_best_model_at_end: true (as Hugging Face's"
+              + " EarlyStoppingCallback)");
+    }
+  }
+
+  /** PEFT's AdaLoraConfig checks, before any training. */
+  private static void adalora(List<String> p, TrainConfig c) {
+    if (!"LORA".equals(c.peftType()) && !"ADALORA".equals(c.peftType())) {
+      p.add("peft_type must be LORA or ADALORA, got " + c.peftType());
+      return;
+    }
+    if (!c.adalora()) {
+      return;
+    }
+    positive(p, "init_r", c.initR());
+    positive(p, "target_r", c.targetR());
+    if (c.targetR() > c.initR()) {
+      p.add(
+          "target_r ("
+              + c.targetR()
+              + ") > init_r ("
+              + c.initR()
+              + "): AdaLoRA only prunes ranks; lower target_r or raise init_r");
+    }
+    if (c.tinit() < 0 || c.tfinal() < 0) {
+      p.add("tinit and tfinal must be ≥ 0");
+    }
+    positive(p, "deltaT", c.deltaT());
+    if (!(c.beta1() > 0 && c.beta1() < 1) || !(c.beta2() > 0 && c.beta2() < 1)) {
+      p.add("beta1 and beta2 (AdaLoRA's importance EMAs) must be in (0, 1)");
+    }
+    if (!(c.orthRegWeight() > 0)) {
+      p.add("orth_reg_weight must be > 0 (PEFT refuses 0), got " + c.orthRegWeight());
+    }
+    if (c.totalStep() <= 0) {
+      p.add(
+          "total_step is not set: AdaLoRA's budget schedule needs the run's number of optimizer"
+              + " steps (set total_step = max_steps, or epochs x steps per epoch)");
+    } else if (c.totalStep() <= c.tinit() + c.tfinal()) {
+      p.add(
+          "total_step ("
+              + c.totalStep()
+              + ") must be larger than tinit + tfinal ("
+              + (c.tinit() + c.tfinal())
+              + "): the budget would never decrease");
+    }
   }
 
   private static void required(List<String> p, String key, String value, String what) {

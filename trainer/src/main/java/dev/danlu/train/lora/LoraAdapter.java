@@ -35,7 +35,7 @@ public final class LoraAdapter {
       return Math.toIntExact(value.length());
     }
 
-    private static java.nio.FloatBuffer flat(INDArray a) {
+    static java.nio.FloatBuffer flat(INDArray a) {
       if (a.dataType() != DataType.FLOAT) {
         throw new IllegalStateException("flat float views need FLOAT arrays, not " + a.dataType());
       }
@@ -66,6 +66,26 @@ public final class LoraAdapter {
 
   public final INDArray dLmHead;
 
+  /**
+   * AdaLoRA (PEFT's SVD form y = W x + B (A ⊙ E) x · lora_alpha / (ranknum + 1e-5)): its
+   * hyper-parameters, or null for plain LoRA. Then {@link #loraE} holds the singular values (r, 1)
+   * per target, {@link #loraAE} the product A ⊙ E the forward multiplies by ({@link #syncSvd}), and
+   * {@link #dLoraAE} backward's gradient with respect to that product, which {@link #svdBackward}
+   * splits into dA and dE.
+   */
+  public final AdaLoraConfig svd;
+
+  public final INDArray[][] loraE;
+  public final INDArray[][] dLoraE;
+  public final INDArray[][] loraAE;
+  public final INDArray[][] dLoraAE;
+
+  /**
+   * AdaLoRA's current rank pattern, [layer][module.ordinal()][rank index] = kept; null until the
+   * allocator first masks (PEFT's {@code rank_pattern}).
+   */
+  public boolean[][][] rankPattern;
+
   private LoraAdapter(
       LoraConfig config,
       LlamaConfig model,
@@ -73,6 +93,23 @@ public final class LoraAdapter {
       INDArray[][] loraB,
       INDArray embedTokens,
       INDArray lmHead) {
+    this(config, model, loraA, loraB, embedTokens, lmHead, null, null);
+  }
+
+  private LoraAdapter(
+      LoraConfig config,
+      LlamaConfig model,
+      INDArray[][] loraA,
+      INDArray[][] loraB,
+      INDArray embedTokens,
+      INDArray lmHead,
+      AdaLoraConfig svd,
+      INDArray[][] loraE) {
+    this.svd = svd;
+    this.loraE = loraE;
+    this.dLoraE = loraE == null ? null : zerosLike(loraE);
+    this.loraAE = loraE == null ? null : zerosLike(loraA);
+    this.dLoraAE = loraE == null ? null : zerosLike(loraA);
     this.config = config;
     this.model = model;
     this.loraA = loraA;
@@ -171,6 +208,120 @@ public final class LoraAdapter {
     return new LoraAdapter(lc, c, a, b, embed, head);
   }
 
+  /**
+   * A fresh AdaLoRA adapter as PEFT initialises one: E = 0 (so the adapted model starts equal to
+   * the base), A and B ~ N(0, 0.02), drawn keyed by (seed, layer, module) as {@link #init}'s A;
+   * {@code lc.rank()} is init_r.
+   */
+  public static LoraAdapter initAdaLora(
+      LoraConfig lc, AdaLoraConfig ac, LlamaWeights base, int newVocab, VocabResize.Init rowInit) {
+    if (lc.rank() != ac.initR()) {
+      throw new IllegalArgumentException(
+          "AdaLoRA adapters have rank init_r " + ac.initR() + ", not " + lc.rank());
+    }
+    LoraAdapter plain = init(lc, base, newVocab, rowInit);
+    DataType dt = base.dataType();
+    int layers = plain.loraA.length;
+    INDArray[][] e = new INDArray[layers][LoraModule.values().length];
+    for (int l = 0; l < layers; l++) {
+      for (LoraModule m : lc.targets()) {
+        int mi = m.ordinal();
+        normal(plain.loraA[l][mi], CounterRng.key(lc.seed(), 0xADA0A, l, mi));
+        normal(plain.loraB[l][mi], CounterRng.key(lc.seed(), 0xADA0B, l, mi));
+        e[l][mi] = Nd4j.zeros(dt, lc.rank(), 1);
+      }
+    }
+    LoraAdapter ad =
+        new LoraAdapter(
+            lc, plain.model, plain.loraA, plain.loraB, plain.embedTokens, plain.lmHead, ac, e);
+    ad.syncSvd();
+    return ad;
+  }
+
+  /** Fills {@code a} with N(0, 0.02) draws (Box-Muller on two keyed uniforms per value). */
+  private static void normal(INDArray a, long key) {
+    Buf buf = Buf.of(a);
+    for (int i = 0; i < buf.length(); i++) {
+      double u1 = 1.0 - CounterRng.uniform(key, 2L * i); // (0, 1]: log is finite
+      double u2 = CounterRng.uniform(key, 2L * i + 1);
+      buf.set(i, 0.02 * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2));
+    }
+  }
+
+  /** An AdaLoRA adapter from given tensors (A, B, E per target; the allocator's tests). */
+  public static LoraAdapter ofAdaLora(
+      LoraConfig lc,
+      AdaLoraConfig ac,
+      LlamaConfig c,
+      INDArray[][] loraA,
+      INDArray[][] loraB,
+      INDArray[][] loraE,
+      INDArray embedTokens,
+      INDArray lmHead) {
+    LoraAdapter ad = new LoraAdapter(lc, c, loraA, loraB, embedTokens, lmHead, ac, loraE);
+    ad.syncSvd();
+    return ad;
+  }
+
+  /** The matrix the LoRA branch multiplies dropout(x) by: A, or A ⊙ E for AdaLoRA. */
+  public INDArray forwardA(int layer, LoraModule m) {
+    return svd == null ? loraA[layer][m.ordinal()] : loraAE[layer][m.ordinal()];
+  }
+
+  /**
+   * AdaLoRA: recomputes A ⊙ E (E broadcast along rows) from the current A and E; call after either
+   * changed (each optimizer step, a mask, a load). No-op for LoRA.
+   */
+  public void syncSvd() {
+    if (svd == null) {
+      return;
+    }
+    for (int l = 0; l < loraA.length; l++) {
+      for (int m = 0; m < loraA[l].length; m++) {
+        if (loraA[l][m] != null) {
+          // plain loops over the native buffers: (r, in) is small, and an ND4J op per module
+          // costs a thread-pool wake-up that dominates on a loaded host
+          java.nio.FloatBuffer a = NamedParam.flat(loraA[l][m]);
+          java.nio.FloatBuffer e = NamedParam.flat(loraE[l][m]);
+          java.nio.FloatBuffer ae = NamedParam.flat(loraAE[l][m]);
+          int r = e.limit();
+          int in = a.limit() / r;
+          for (int i = 0; i < r; i++) {
+            float ei = e.get(i);
+            for (int j = i * in; j < (i + 1) * in; j++) {
+              ae.put(j, a.get(j) * ei);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * AdaLoRA backward of the product P = A ⊙ E given dP ({@link #dLoraAE}, this micro-batch's): dA
+   * += dP ⊙ E, dE += rowsum(dP ⊙ A).
+   */
+  public void svdBackward(int layer, LoraModule m) {
+    int mi = m.ordinal();
+    java.nio.FloatBuffer dP = NamedParam.flat(dLoraAE[layer][mi]);
+    java.nio.FloatBuffer a = NamedParam.flat(loraA[layer][mi]);
+    java.nio.FloatBuffer e = NamedParam.flat(loraE[layer][mi]);
+    java.nio.FloatBuffer dA = NamedParam.flat(dLoraA[layer][mi]);
+    java.nio.FloatBuffer dE = NamedParam.flat(dLoraE[layer][mi]);
+    int r = e.limit();
+    int in = a.limit() / r;
+    for (int i = 0; i < r; i++) {
+      float ei = e.get(i);
+      double s = 0;
+      for (int j = i * in; j < (i + 1) * in; j++) {
+        float p = dP.get(j);
+        dA.put(j, dA.get(j) + p * ei);
+        s += (double) p * a.get(j);
+      }
+      dE.put(i, (float) (dE.get(i) + s));
+    }
+  }
+
   /** An adapter from given tensors (e.g. read from adapter_model.safetensors). */
   public static LoraAdapter of(
       LoraConfig lc,
@@ -257,17 +408,26 @@ public final class LoraAdapter {
     return embedTokens != null ? (int) embedTokens.size(0) : model.vocabSize();
   }
 
+  /**
+   * The factor on the LoRA branch: alpha / r, or AdaLoRA's lora_alpha / (ranknum + 1e-5) with
+   * ranknum = init_r (PEFT keeps ranknum at the initial rank while it masks).
+   */
   public double scaling() {
-    return config.scaling();
+    return svd == null ? config.scaling() : config.alpha() / ((float) config.rank() + 1e-5f);
   }
 
   public boolean targets(LoraModule m) {
     return config.targets().contains(m);
   }
 
-  /** scaling * B A, the (out, in) update a merge adds to W. */
+  /** scaling * B A (AdaLoRA: B (A ⊙ E)), the (out, in) update a merge adds to W. */
   public INDArray deltaWeight(int layer, LoraModule m) {
-    return loraB[layer][m.ordinal()].mmul(loraA[layer][m.ordinal()]).muli(scaling());
+    return loraB[layer][m.ordinal()].mmul(forwardA(layer, m)).muli(scaling());
+  }
+
+  /** PEFT's key of an AdaLoRA tensor (no {@code .weight}: ParameterDict entries), e.g. lora_E. */
+  public static String adaLoraKey(int layer, LoraModule m, String name) {
+    return "base_model.model.model.layers." + layer + "." + m.path() + "." + name;
   }
 
   /**
@@ -288,7 +448,12 @@ public final class LoraAdapter {
     List<NamedParam> out = new ArrayList<>();
     for (int l = 0; l < loraA.length; l++) {
       for (LoraModule m : LoraModule.values()) {
-        if (loraA[l][m.ordinal()] != null) {
+        if (loraA[l][m.ordinal()] != null && svd != null) {
+          int mi = m.ordinal();
+          out.add(new NamedParam(adaLoraKey(l, m, "lora_A"), loraA[l][mi], dLoraA[l][mi]));
+          out.add(new NamedParam(adaLoraKey(l, m, "lora_B"), loraB[l][mi], dLoraB[l][mi]));
+          out.add(new NamedParam(adaLoraKey(l, m, "lora_E"), loraE[l][mi], dLoraE[l][mi]));
+        } else if (loraA[l][m.ordinal()] != null) {
           out.add(
               new NamedParam(peftKey(l, m, "A"), loraA[l][m.ordinal()], dLoraA[l][m.ordinal()]));
           out.add(

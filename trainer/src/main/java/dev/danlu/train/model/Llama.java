@@ -438,7 +438,7 @@ public final class Llama {
     }
     INDArray xd = dropped(ad, s, l, m, x, 0);
     INDArray h = a.loraH[m.ordinal()];
-    time("lora gemm", () -> Gemm.mm(xd, ad.loraA[l][m.ordinal()], h, false, true, 1.0, 0.0));
+    time("lora gemm", () -> Gemm.mm(xd, ad.forwardA(l, m), h, false, true, 1.0, 0.0));
     time(
         "lora gemm", () -> Gemm.mm(h, ad.loraB[l][m.ordinal()], y, false, true, ad.scaling(), 1.0));
   }
@@ -468,15 +468,22 @@ public final class Llama {
     time("lora gemm", () -> Gemm.mm(dY, ad.loraB[l][mi], dH, false, false, ad.scaling(), 0.0));
     time("lora gemm", () -> Gemm.mm(dY, h, ad.dLoraB[l][mi], true, false, ad.scaling(), 1.0));
     INDArray xd = dropped(ad, s, l, m, x, 0);
-    time("lora gemm", () -> Gemm.mm(dH, xd, ad.dLoraA[l][mi], true, false, 1.0, 1.0));
+    if (ad.svd != null) {
+      // AdaLoRA: the gradient of this micro-batch with respect to A ⊙ E, split into dA and dE
+      time("lora gemm", () -> Gemm.mm(dH, xd, ad.dLoraAE[l][mi], true, false, 1.0, 0.0));
+      time("lora svd", () -> ad.svdBackward(l, m));
+    } else {
+      time("lora gemm", () -> Gemm.mm(dH, xd, ad.dLoraA[l][mi], true, false, 1.0, 1.0));
+    }
+    INDArray aFwd = ad.forwardA(l, m);
     if (s.dropoutOn) {
       INDArray dXd = scratch(s, x, 1);
-      time("lora gemm", () -> Gemm.mm(dH, ad.loraA[l][mi], dXd, false, false, 1.0, 0.0));
+      time("lora gemm", () -> Gemm.mm(dH, aFwd, dXd, false, false, 1.0, 0.0));
       // the mask dropped() drew for xd above is still in s.dropMask
       time("lora dropout", () -> LoraDropout.applyMask(dXd, dXd, s.dropMask, ad.config.dropout()));
       time("residual", () -> Kernels.addInPlace(dX, dXd));
     } else {
-      time("lora gemm", () -> Gemm.mm(dH, ad.loraA[l][mi], dX, false, false, 1.0, 1.0));
+      time("lora gemm", () -> Gemm.mm(dH, aFwd, dX, false, false, 1.0, 1.0));
     }
   }
 

@@ -52,6 +52,9 @@ public final class AdapterFlat {
         if (adapter.loraA[l][m] != null) {
           depthOf.put(adapter.loraA[l][m], l);
           depthOf.put(adapter.loraB[l][m], l);
+          if (adapter.loraE != null) {
+            depthOf.put(adapter.loraE[l][m], l); // AdaLoRA's singular values (ranknum is fixed)
+          }
         }
       }
     }
@@ -154,6 +157,16 @@ public final class AdapterFlat {
       Arrays.fill(scratch, 0, s.length(), 0f);
       buffer(grad).put(scratch, 0, s.length());
     }
+  }
+
+  /** The flat slot of the trainable named {@code name} (a PEFT key), or null. */
+  public FlatParams.Slot slot(String name) {
+    for (FlatParams.Slot s : flat.slots()) {
+      if (s.name().equals(name)) {
+        return s;
+      }
+    }
+    return null;
   }
 
   /** Copies the replicated flat parameters into the model's arrays. */

@@ -26,6 +26,21 @@ final class CheckpointManager {
   private final String baseModel;
   private final int saveTotalLimit;
   private final Consumer<String> info;
+  private TrainerState resumedState;
+  private ExtraState extra;
+
+  /** More state of the run in each checkpoint (AdaLoRA's allocator): saved by rank 0. */
+  interface ExtraState {
+    void save(Path dir) throws IOException;
+
+    /** Restores on every rank, after the optimizer state and the parameters. */
+    void restore(Path dir) throws IOException;
+  }
+
+  /** Saves and restores {@code x} with every checkpoint from now on. */
+  void extraState(ExtraState x) {
+    this.extra = x;
+  }
 
   CheckpointManager(
       Communicator comm,
@@ -76,6 +91,9 @@ final class CheckpointManager {
     Zero2Optimizer opt = runner.optimizer();
     opt.importState(TrainingCheckpoint.readOptimizerState(dir, runner.flat(), opt.shard()));
     runner.adapterFlat().copyParamsToModel();
+    if (extra != null) {
+      extra.restore(dir);
+    }
     info.accept(
         "resumed from "
             + dir
@@ -87,7 +105,13 @@ final class CheckpointManager {
             + comm.worldSize()
             + ")");
     resumed.accept(dir.toString(), st.globalStep());
+    resumedState = st;
     return st.globalStep();
+  }
+
+  /** The state of the checkpoint the last {@link #resume} continued from, or null. */
+  TrainerState resumedState() {
+    return resumedState;
   }
 
   /**
@@ -95,6 +119,15 @@ final class CheckpointManager {
    * directory.
    */
   Path save(Zero2Optimizer opt, long step, double lastLoss) throws IOException {
+    return save(opt, step, lastLoss, null);
+  }
+
+  /**
+   * As above, recording the best-model state (null: none) and keeping the best model's checkpoint
+   * out of the retention limit.
+   */
+  Path save(Zero2Optimizer opt, long step, double lastLoss, TrainerState.Best best)
+      throws IOException {
     int rank = comm.rank();
     Path dir = TrainingCheckpoint.dirFor(out, step);
     if (rank == 0) {
@@ -103,13 +136,17 @@ final class CheckpointManager {
     comm.barrier();
     TrainingCheckpoint.writeOptimizerState(dir, rank, comm.worldSize(), opt.exportState());
     if (rank == 0) {
-      PeftBridge.toPeft(model.adapter(), baseModel).save(dir);
-      TrainingCheckpoint.writeState(dir, check.state(step, opt, lastLoss));
+      PeftBridge.save(model.adapter(), baseModel, dir);
+      if (extra != null) {
+        extra.save(dir);
+      }
+      TrainingCheckpoint.writeState(dir, check.state(step, opt, lastLoss, best));
     }
     comm.barrier(); // every rank's optimizer file is complete before the marker
     if (rank == 0) {
       TrainingCheckpoint.commit(dir);
-      for (Path p : TrainingCheckpoint.retain(out, saveTotalLimit)) {
+      long keep = best == null ? 0 : best.bestStep();
+      for (Path p : TrainingCheckpoint.retain(out, saveTotalLimit, keep)) {
         info.accept("deleted old checkpoint " + p + " (save_total_limit " + saveTotalLimit + ")");
       }
       info.accept("checkpoint committed: " + dir);
@@ -118,11 +155,41 @@ final class CheckpointManager {
     return dir;
   }
 
+  /**
+   * Writes the adapter of {@code checkpoint-<step>} as the final one (load_best_model_at_end) to
+   * {@code output_dir/<name>} on rank 0.
+   */
+  Path saveFinalFrom(long step, String name) throws IOException {
+    Path adapterDir = out.resolve(name);
+    if (comm.rank() == 0) {
+      Path from = TrainingCheckpoint.dirFor(out, step);
+      // the checkpoint's adapter files as they are (either adapter type), each replaced atomically
+      Files.createDirectories(adapterDir);
+      for (String f :
+          new String[] {
+            dev.danlu.train.checkpoint.PeftAdapter.CONFIG,
+            dev.danlu.train.checkpoint.PeftAdapter.WEIGHTS
+          }) {
+        Path tmp = adapterDir.resolve(f + ".tmp");
+        Files.copy(from.resolve(f), tmp, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        Files.move(
+            tmp,
+            adapterDir.resolve(f),
+            java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+            java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+      }
+      info.accept(
+          "final adapter written to " + adapterDir + " (the best model, from " + from + ")");
+    }
+    comm.barrier();
+    return adapterDir;
+  }
+
   /** Writes the final adapter (PEFT layout) to {@code output_dir/<name>} on rank 0. */
   Path saveFinal(String name) throws IOException {
     Path adapterDir = out.resolve(name);
     if (comm.rank() == 0) {
-      PeftBridge.toPeft(model.adapter(), baseModel).save(adapterDir);
+      PeftBridge.save(model.adapter(), baseModel, adapterDir);
       info.accept("final adapter written to " + adapterDir);
     }
     comm.barrier();

@@ -92,6 +92,12 @@ public final class Evaluator {
     long hi = rows * (comm.rank() + 1) / n;
     double sum = 0;
     long tokens = 0;
+    double reg = 0;
+    if (adapter != null && adapter.svd != null) {
+      // PEFT's AdaLoRA adds the weighted orthogonality regulariser to every forward's loss
+      adapter.syncSvd();
+      reg = adapter.svd.orthRegWeight() * dev.danlu.train.lora.OrthReg.value(adapter);
+    }
     for (long r = lo; r < hi; r += batch) {
       int b = (int) Math.min(batch, hi - r);
       long[] ids = new long[b];
@@ -102,7 +108,7 @@ public final class Evaluator {
       LlamaState s = states.get(in.batch(), in.seq());
       double loss = objective.forward(weights, adapter, s, in);
       if (s.tokenCount() > 0) {
-        sum += loss * s.tokenCount();
+        sum += (loss + reg) * s.tokenCount();
         tokens += s.tokenCount();
       }
     }

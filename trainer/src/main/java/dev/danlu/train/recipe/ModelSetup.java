@@ -64,7 +64,19 @@ public record ModelSetup(
         new LoraConfig(
             cfg.loraRank(), cfg.loraAlpha(), cfg.loraDropout(), targets, embed, head, cfg.seed());
     if (cfg.peftPath() != null && !cfg.peftPath().isBlank()) {
+      if (cfg.adalora()) {
+        throw new IllegalArgumentException(
+            "peft_path with peft_type ADALORA: continuing an adapter as AdaLoRA is not supported"
+                + " (its allocator state is not in the adapter files); train a fresh AdaLoRA"
+                + " adapter (remove peft_path) or continue with peft_type LORA");
+      }
       return continued(cfg, dir, w, tokenizerVocab);
+    }
+    if (cfg.adalora()) {
+      // PEFT's AdaLoRA: every target starts at init_r (lora_rank does not apply)
+      lc =
+          new LoraConfig(
+              cfg.initR(), cfg.loraAlpha(), cfg.loraDropout(), targets, embed, head, cfg.seed());
     }
     int tokVocab = tokenizerVocab;
     int vocab = mc.vocabSize();
@@ -84,15 +96,29 @@ public record ModelSetup(
       resizedFrom = vocab;
       vocab = tokVocab;
     }
+    VocabResize.Init rowInit =
+        cfg.vocabResizeInit() == TrainConfig.VocabInit.MEAN
+            ? VocabResize.Init.MEAN
+            : VocabResize.Init.NORMAL;
     LoraAdapter ad =
-        LoraAdapter.init(
-            lc,
-            w,
-            vocab,
-            cfg.vocabResizeInit() == TrainConfig.VocabInit.MEAN
-                ? VocabResize.Init.MEAN
-                : VocabResize.Init.NORMAL);
+        cfg.adalora()
+            ? LoraAdapter.initAdaLora(lc, adaLoraConfig(cfg), w, vocab, rowInit)
+            : LoraAdapter.init(lc, w, vocab, rowInit);
     return new ModelSetup(mc.withVocabSize(vocab), w, ad, fingerprint(dir), resizedFrom);
+  }
+
+  /** AdaLoRA's keys of the config (PEFT's AdaLoraConfig names). */
+  public static dev.danlu.train.lora.AdaLoraConfig adaLoraConfig(TrainConfig cfg) {
+    return new dev.danlu.train.lora.AdaLoraConfig(
+        cfg.initR(),
+        cfg.targetR(),
+        cfg.tinit(),
+        cfg.tfinal(),
+        cfg.deltaT(),
+        cfg.beta1(),
+        cfg.beta2(),
+        cfg.orthRegWeight(),
+        cfg.totalStep());
   }
 
   /**

@@ -73,7 +73,12 @@ final class ResumeCheck {
     }
     TrainerState.LoraShape shape =
         new TrainerState.LoraShape(
-            ad.config.rank(), ad.config.alpha(), targets, saved, ad.vocabSize());
+            ad.config.rank(),
+            ad.config.alpha(),
+            targets,
+            saved,
+            ad.vocabSize(),
+            ad.svd != null ? "ADALORA" : "LORA");
     return new ResumeCheck(
         cfg,
         model.fingerprint(),
@@ -97,6 +102,11 @@ final class ResumeCheck {
   }
 
   TrainerState state(long step, Zero2Optimizer opt, double lastLoss) {
+    return state(step, opt, lastLoss, null);
+  }
+
+  /** As above, with the best-model / early-stopping state (null when not asked for). */
+  TrainerState state(long step, Zero2Optimizer opt, double lastLoss, TrainerState.Best best) {
     List<String> files = new ArrayList<>();
     for (int r = 0; r < world; r++) {
       files.add(TrainingCheckpoint.optimizerFileName(r, world));
@@ -126,7 +136,8 @@ final class ResumeCheck {
         trainable,
         files,
         lastLoss,
-        baseDtype);
+        baseDtype,
+        best);
   }
 
   /**
@@ -137,6 +148,11 @@ final class ResumeCheck {
     if (st.formatVersion() != TrainerState.FORMAT_VERSION) {
       refuse(dir, "format_version", st.formatVersion(), TrainerState.FORMAT_VERSION);
     }
+    same(
+        dir,
+        "lora.peft_type (a checkpoint continues only with the adapter type it was written by)",
+        st.lora().type(),
+        lora.type());
     same(
         dir,
         "model_fingerprint (base model " + cfg.modelNameOrPath() + ")",

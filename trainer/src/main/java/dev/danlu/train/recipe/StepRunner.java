@@ -105,6 +105,18 @@ public final class StepRunner implements AutoCloseable {
     double lossSum = 0;
     int withTargets = 0;
     long tokens = 0;
+    double reg = 0;
+    if (adapter.svd != null) {
+      // AdaLoRA: A ⊙ E for this step's forwards, and the orthogonality regulariser PEFT adds to
+      // every micro-batch's loss: its gradient enters once per micro-batch (loss-scaled), so after
+      // the step's division by micro-batches × ranks it counts once, as in HF + PEFT
+      adapter.syncSvd();
+      reg =
+          adapter.svd.orthRegWeight()
+              * dev.danlu.train.lora.OrthReg.addGradient(
+                  adapter,
+                  adapter.svd.orthRegWeight() * opt.scaler().scale() * microBatches.size());
+    }
     for (int micro = 0; micro < microBatches.size(); micro++) {
       Batch b = microBatches.get(micro);
       tokens += (long) b.batch() * b.seq();
@@ -119,7 +131,7 @@ public final class StepRunner implements AutoCloseable {
       double loss = objective.forward(weights, adapter, s, b);
       if (targets) {
         withTargets++;
-        lossSum += loss;
+        lossSum += loss + reg;
       }
       double scale = opt.scaler().scale();
       if (overlap && last) {

@@ -151,6 +151,24 @@ public final class TrainLoop {
               cfg.modelNameOrPath(),
               cfg.saveTotalLimit(),
               m -> info(rank, m));
+      AdaLoraStep adalora =
+          model.adapter().svd != null ? new AdaLoraStep(runner, model.adapter()) : null;
+      if (adalora != null) {
+        ckpt.extraState(adalora);
+        info(
+            rank,
+            "AdaLoRA: "
+                + adalora.allocator().initBudget()
+                + " singular triplets pruned to "
+                + adalora.allocator().targetBudget()
+                + " by step "
+                + (model.adapter().svd.totalStep() - model.adapter().svd.tfinal())
+                + " (total_step "
+                + model.adapter().svd.totalStep()
+                + ", this run "
+                + total
+                + " steps)");
+      }
       ProgressListener progress = ctx.progress();
       long start =
           ckpt.resume(
@@ -160,6 +178,26 @@ public final class TrainLoop {
                   progress.onResume(step, dir);
                 }
               });
+      BestModel best = BestModel.of(cfg);
+      if (best != null) {
+        if (data.validationRows() == 0) {
+          throw new IllegalArgumentException(
+              "load_best_model_at_end / early_stopping_patience need a validation split, and the"
+                  + " dataset "
+                  + cfg.datasetDir()
+                  + " has none: prepare it with a validation split, or turn both off");
+        }
+        if (ckpt.resumedState() != null) {
+          best.restore(ckpt.resumedState().best());
+        }
+      }
+      long stoppedAt = total;
+      // a checkpoint written when early stopping fired: the run is over
+      long end = best != null && best.shouldStop() ? start : total;
+      if (end < total) {
+        info(rank, "the resumed checkpoint had stopped early: no more steps");
+        stoppedAt = start;
+      }
       Evaluator eval =
           new Evaluator(
               model, data, objective, cfg.perDeviceEvalBatchSize(), comm, cfg.attention());
@@ -169,7 +207,7 @@ public final class TrainLoop {
       double lastLoss = Double.NaN;
       double evalLoss = Double.NaN;
       LengthGrouping grouping = cfg.groupByLength() ? new LengthGrouping(plan, data::length) : null;
-      for (long step = start; step < total; step++) {
+      for (long step = start; step < end; step++) {
         long t0 = System.nanoTime();
         // before any gradient reaches the flat buffer: with overlap_comm, regions are reduced
         // during backward, and what the hook adds must be in them (gradients are added, not copied)
@@ -182,6 +220,9 @@ public final class TrainLoop {
         }
         StepRunner.Outcome o = runner.step(micro, (double) accum * world);
         hook.afterStep(rank, step, runner.flat(), o.result());
+        if (adalora != null) {
+          adalora.afterStep(step, o.result());
+        }
         long done = step + 1;
         if (o.microBatchesWithTargets() < accum) {
           log.printf(
@@ -217,17 +258,53 @@ public final class TrainLoop {
             && ((cfg.loggingSteps() > 0 && done % cfg.loggingSteps() == 0) || done == total)) {
           ObjectiveMetrics.logMeans(comm, om, true, "step " + done, log);
         }
+        boolean newBest = false;
         if (cfg.evalSteps() > 0 && done % cfg.evalSteps() == 0) {
           evalLoss = evaluate(eval, rank, done, progress);
           if (objective instanceof ObjectiveMetrics om) {
             ObjectiveMetrics.logMeans(comm, om, false, "eval step " + done, log);
           }
+          if (best != null) {
+            // the same on every rank: the loss is all-reduced before anyone compares it
+            newBest = best.onEvaluate(best.metricOf(evalLoss), done);
+            info(
+                rank,
+                String.format(
+                    Locale.ROOT,
+                    "%s %.6f at step %d; best %.6f at step %d%s",
+                    best.metric(),
+                    best.metricOf(evalLoss),
+                    done,
+                    best.best() == null ? Double.NaN : best.best(),
+                    best.bestStep(),
+                    cfg.earlyStoppingPatience() > 0
+                        ? "; early stopping " + best.counter() + "/" + cfg.earlyStoppingPatience()
+                        : ""));
+          }
         }
-        if ((cfg.saveSteps() > 0 && done % cfg.saveSteps() == 0) || done == total) {
-          Path dir = ckpt.save(opt, done, lastLoss);
+        boolean stop = best != null && best.shouldStop();
+        // a new best is always written: the best model is a checkpoint, as in Hugging Face
+        if ((cfg.saveSteps() > 0 && done % cfg.saveSteps() == 0)
+            || done == total
+            || (newBest && cfg.loadBestModelAtEnd())) {
+          Path dir = ckpt.save(opt, done, lastLoss, best == null ? null : best.state());
           if (rank == 0) {
             progress.onCheckpoint(done, dir.toString());
           }
+        }
+        if (stop) {
+          info(
+              rank,
+              "early stopping at step "
+                  + done
+                  + ": "
+                  + best.counter()
+                  + " evaluations without an improvement of more than "
+                  + cfg.earlyStoppingThreshold()
+                  + " in "
+                  + best.metric());
+          stoppedAt = done;
+          break;
         }
       }
       if (cfg.overlapComm()) {
@@ -237,8 +314,11 @@ public final class TrainLoop {
                 + opt.regionsReducedDuringBackward()
                 + " gradient regions reduced while backward ran");
       }
-      Path adapterDir = ckpt.saveFinal(finalName);
-      return new Result(total, lastLoss, evalLoss, adapterDir);
+      Path adapterDir =
+          best != null && cfg.loadBestModelAtEnd() && best.bestStep() > 0
+              ? ckpt.saveFinalFrom(best.bestStep(), finalName)
+              : ckpt.saveFinal(finalName);
+      return new Result(stoppedAt, lastLoss, evalLoss, adapterDir);
     }
   }
 

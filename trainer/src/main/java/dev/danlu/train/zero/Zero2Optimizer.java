@@ -69,6 +69,7 @@ public final class Zero2Optimizer implements AutoCloseable {
   private final DynamicLossScaler scaler;
   private final ShardInfo shard;
   private final float[] master; // (partition) fp32 master weights
+  private float[] gradientTap; // null, or (padded) the applied gradient after each step
   private final float[] expAvg; // (partition) Adam m
   private final float[] expAvgSq; // (partition) Adam v
   private long appliedSteps;
@@ -294,12 +295,46 @@ public final class Zero2Optimizer implements AutoCloseable {
     }
     appliedSteps = t;
     scaler.update(false);
+    if (gradientTap != null) {
+      // the gradient the update used (unscaled, averaged, clipped), replicated on every rank
+      for (int a = shard.offset(); a < shard.end(); a += GradView.TILE) {
+        int n = Math.min(GradView.TILE, shard.end() - a);
+        float[] tile = g.tile(a, n);
+        int o = g.tileOffset(a);
+        for (int i = 0; i < n; i++) {
+          gradientTap[a + i] = tile[o + i] * gradScale;
+        }
+      }
+      comm.allGather(gradientTap, 0, p);
+    }
 
     float[] params = flat.params();
     System.arraycopy(master, 0, params, shard.offset(), p);
     comm.allGather(params, 0, p);
     g.zero();
     return new StepResult(false, gradNorm, lr, scale, appliedSteps);
+  }
+
+  /**
+   * After every applied step, fills {@code full} (length {@link FlatParams#padded()}) with the
+   * gradient that step applied, unscaled, averaged and clipped, on every rank (one all-gather):
+   * AdaLoRA's rank allocator scores parameters with it. Skipped (overflow) steps leave it as it
+   * was. Null turns it off.
+   */
+  public void tapGradients(float[] full) {
+    if (full != null && full.length != flat.padded()) {
+      throw new IllegalArgumentException(
+          "gradient tap has " + full.length + " floats, the flat buffer " + flat.padded());
+    }
+    this.gradientTap = full;
+  }
+
+  /**
+   * Takes this rank's partition of {@link FlatParams#params()} as the master weights again, after
+   * the caller changed the replicated parameters identically on every rank (AdaLoRA's masks).
+   */
+  public void reloadMasterFromParams() {
+    System.arraycopy(flat.params(), shard.offset(), master, 0, shard.size());
   }
 
   /** This rank's state, cut into per-parameter slices (see {@link OptimizerState}). */

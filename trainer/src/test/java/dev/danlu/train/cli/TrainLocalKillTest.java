@@ -46,6 +46,23 @@ class TrainLocalKillTest {
 
   @Test
   void killedWorkerFailsTheRunAndTheRerunResumesToTheSameWeights() throws Exception {
+    killAndResume("lora", "");
+  }
+
+  /**
+   * The same with AdaLoRA: the allocator has masked before the kill (steps 2 and 3), and its state
+   * comes back from checkpoint-3 on 2 and on 3 processes.
+   */
+  @Test
+  void adaLoraKilledAndResumedGivesTheSameWeights() throws Exception {
+    killAndResume(
+        "adalora",
+        "peft_type: ADALORA\ninit_r: 4\ntarget_r: 2\ntinit: 1\ntfinal: 2\ndeltaT: 1\n"
+            + "total_step: 8\n");
+  }
+
+  private void killAndResume(String name, String extraYaml) throws Exception {
+    Path tmp = Files.createDirectories(this.tmp.resolve(name));
     Path model = RecipeTestSupport.model(tmp.resolve("model"));
     Path data = RecipeTestSupport.dataset(tmp.resolve("data"));
     Path yaml = tmp.resolve("run.yaml");
@@ -59,7 +76,8 @@ class TrainLocalKillTest {
             + data
             + "\noutput_dir: "
             + out
-            + "\nmax_steps: 8\nsave_steps: 3\ngradient_accumulation_steps: 3\n");
+            + "\nmax_steps: 8\nsave_steps: 3\ngradient_accumulation_steps: 3\n"
+            + extraYaml);
     Map<String, float[]> reference =
         RecipeTestSupport.trainInProcess(2, yaml, tmp.resolve("reference"));
 
