@@ -34,6 +34,7 @@ public final class AttentionBench {
 
   private static final int HEADS = 32;
   private static final int HEAD_DIM = 128;
+  private static final TiledAttention.Tiles TILES = TiledAttention.Tiles.DEFAULT;
 
   public static void main(String[] args) {
     Backend.select();
@@ -42,12 +43,15 @@ public final class AttentionBench {
     double naiveMaxGb = args.length > 2 ? Double.parseDouble(args[2]) : 4.5;
     int layerSeq = args.length > 3 ? Integer.parseInt(args[3]) : 4096;
     System.out.printf(
-        "attention fwd+bwd, batch 1, %d heads x %d, fp32, %d cores; tiles %d x %d%n",
+        "attention fwd+bwd, batch 1, %d heads x %d, fp32, %d cores; tiles forward %d x %d,"
+            + " backward %d x %d%n",
         HEADS,
         HEAD_DIM,
         Runtime.getRuntime().availableProcessors(),
-        Integer.getInteger("danlu.attn.br", 64),
-        Integer.getInteger("danlu.attn.bc", 256));
+        TILES.br(),
+        TILES.bc(),
+        TILES.brBwd(),
+        TILES.bcBwd());
     for (String s : seqs) {
       int seq = Integer.parseInt(s.trim());
       kernels(seq, reps, naiveMaxGb);
@@ -72,67 +76,120 @@ public final class AttentionBench {
     INDArray dv = Nd4j.create(DataType.FLOAT, HEADS, seq, HEAD_DIM);
     double[] lse = new double[HEADS * seq];
     double[] d = new double[HEADS * seq];
+    long naiveBytes = 2L * HEADS * seq * seq * Float.BYTES;
+    boolean naiveFits = naiveBytes <= naiveMaxGb * 1e9;
+    // one warm-up each, then the repetitions interleaved (tiled, naive, tiled, ...) so that a
+    // change of load on the shared machine hits both paths alike; the minimum of each is reported
     double[] tiled = {Double.MAX_VALUE, Double.MAX_VALUE};
+    double[] naive = {Double.MAX_VALUE, Double.MAX_VALUE};
+    runTiled(c, seq, q, k, v, out, lse, dOut, d, dq, dk, dv, tiled);
+    long rssTiled = Pointer.physicalBytes();
+    INDArray probs = null;
+    INDArray dProbs = null;
+    long rssNaive = 0;
+    if (naiveFits) {
+      probs = Nd4j.create(DataType.FLOAT, HEADS, seq, seq);
+      dProbs = Nd4j.create(DataType.FLOAT, HEADS, seq, seq);
+      runNaive(c, seq, q, k, v, out, probs, dOut, dProbs, dq, dk, dv, naive);
+      rssNaive = Pointer.physicalBytes();
+    }
+    tiled[0] = tiled[1] = naive[0] = naive[1] = Double.MAX_VALUE;
     for (int i = 0; i < reps; i++) {
-      long t0 = System.nanoTime();
-      TiledAttention.forward(c, 1, seq, null, null, q, k, v, out, lse);
-      long t1 = System.nanoTime();
-      TiledAttention.backward(c, 1, seq, null, null, q, k, v, out, lse, dOut, d, dq, dk, dv);
-      long t2 = System.nanoTime();
-      tiled[0] = Math.min(tiled[0], (t1 - t0) / 1e9);
-      tiled[1] = Math.min(tiled[1], (t2 - t1) / 1e9);
+      runTiled(c, seq, q, k, v, out, lse, dOut, d, dq, dk, dv, tiled);
+      if (naiveFits) {
+        runNaive(c, seq, q, k, v, out, probs, dOut, dProbs, dq, dk, dv, naive);
+      }
     }
     long tiledExtra =
         2L * HEADS * seq * Double.BYTES
             + Runtime.getRuntime().availableProcessors()
-                * (2L * 64 * 256 * Float.BYTES + 64L * HEAD_DIM * Float.BYTES);
-    long naiveBytes = 2L * HEADS * seq * seq * Float.BYTES;
+                * ((2L * Math.max(TILES.br(), TILES.brBwd()) * Math.max(TILES.bc(), TILES.bcBwd())
+                        + (long) TILES.br() * HEAD_DIM)
+                    * Float.BYTES);
     // causal FLOPs actually needed: half of the seq x seq products (2 forward, 4 backward)
     double flops = 6 * 2.0 * HEADS * seq * (seq + 1) / 2.0 * HEAD_DIM;
     System.out.printf(
         "T=%5d tiled: fwd %.3f s, bwd %.3f s, fwd+bwd %.3f s (%.1f causal GFLOP/s); attention"
-            + " memory beyond q,k,v,out: %.1f MB%n",
+            + " memory beyond q,k,v,out: %.1f MB; process RSS %d MB%n",
         seq,
         tiled[0],
         tiled[1],
         tiled[0] + tiled[1],
         flops / (tiled[0] + tiled[1]) / 1e9,
-        tiledExtra / 1e6);
-    if (naiveBytes > naiveMaxGb * 1e9) {
+        tiledExtra / 1e6,
+        rssTiled >> 20);
+    if (!naiveFits) {
       System.out.printf(
           "T=%5d naive: skipped, probs + dProbs would take %.1f GB (> %.1f GB)%n",
           seq, naiveBytes / 1e9, naiveMaxGb);
-      return;
+    } else {
+      probs.close();
+      dProbs.close();
+      System.out.printf(
+          "T=%5d naive: fwd %.3f s, bwd %.3f s, fwd+bwd %.3f s; probs + dProbs %.1f MB; process"
+              + " RSS %d MB; naive/tiled time %.2f (fwd %.2f, bwd %.2f), memory %.0fx%n",
+          seq,
+          naive[0],
+          naive[1],
+          naive[0] + naive[1],
+          naiveBytes / 1e6,
+          rssNaive >> 20,
+          (naive[0] + naive[1]) / (tiled[0] + tiled[1]),
+          naive[0] / tiled[0],
+          naive[1] / tiled[1],
+          (double) naiveBytes / tiledExtra);
     }
-    INDArray probs = Nd4j.create(DataType.FLOAT, HEADS, seq, seq);
-    INDArray dProbs = Nd4j.create(DataType.FLOAT, HEADS, seq, seq);
-    double[] naive = {Double.MAX_VALUE, Double.MAX_VALUE};
-    for (int i = 0; i < reps; i++) {
-      long t0 = System.nanoTime();
-      Attention.forward(c, seq, null, null, q, k, v, probs, out);
-      long t1 = System.nanoTime();
-      Attention.backward(c, seq, q, k, v, probs, dOut, dProbs, dq, dk, dv);
-      long t2 = System.nanoTime();
-      naive[0] = Math.min(naive[0], (t1 - t0) / 1e9);
-      naive[1] = Math.min(naive[1], (t2 - t1) / 1e9);
-    }
-    probs.close();
-    dProbs.close();
-    System.out.printf(
-        "T=%5d naive: fwd %.3f s, bwd %.3f s, fwd+bwd %.3f s; probs + dProbs %.1f MB; naive/tiled"
-            + " time %.2f (fwd %.2f, bwd %.2f), memory %.0fx%n",
-        seq,
-        naive[0],
-        naive[1],
-        naive[0] + naive[1],
-        naiveBytes / 1e6,
-        (naive[0] + naive[1]) / (tiled[0] + tiled[1]),
-        naive[0] / tiled[0],
-        naive[1] / tiled[1],
-        (double) naiveBytes / tiledExtra);
     for (INDArray a : new INDArray[] {q, k, v, dOut, out, dq, dk, dv}) {
       a.close();
     }
+  }
+
+  /** One tiled forward + backward; keeps the shortest times in best[0] (fwd), best[1] (bwd). */
+  private static void runTiled(
+      LlamaConfig c,
+      int seq,
+      INDArray q,
+      INDArray k,
+      INDArray v,
+      INDArray out,
+      double[] lse,
+      INDArray dOut,
+      double[] d,
+      INDArray dq,
+      INDArray dk,
+      INDArray dv,
+      double[] best) {
+    long t0 = System.nanoTime();
+    TiledAttention.forward(c, 1, seq, null, null, q, k, v, out, lse);
+    long t1 = System.nanoTime();
+    TiledAttention.backward(c, 1, seq, null, null, q, k, v, out, lse, dOut, d, dq, dk, dv);
+    long t2 = System.nanoTime();
+    best[0] = Math.min(best[0], (t1 - t0) / 1e9);
+    best[1] = Math.min(best[1], (t2 - t1) / 1e9);
+  }
+
+  /** One naive forward + backward, as {@link #runTiled}. */
+  private static void runNaive(
+      LlamaConfig c,
+      int seq,
+      INDArray q,
+      INDArray k,
+      INDArray v,
+      INDArray out,
+      INDArray probs,
+      INDArray dOut,
+      INDArray dProbs,
+      INDArray dq,
+      INDArray dk,
+      INDArray dv,
+      double[] best) {
+    long t0 = System.nanoTime();
+    Attention.forward(c, seq, null, null, q, k, v, probs, out);
+    long t1 = System.nanoTime();
+    Attention.backward(c, seq, q, k, v, probs, dOut, dProbs, dq, dk, dv);
+    long t2 = System.nanoTime();
+    best[0] = Math.min(best[0], (t1 - t0) / 1e9);
+    best[1] = Math.min(best[1], (t2 - t1) / 1e9);
   }
 
   private static INDArray rand(SplittableRandom r, int heads, int seq, int hd) {
