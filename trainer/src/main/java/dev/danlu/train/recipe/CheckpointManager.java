@@ -1,9 +1,11 @@
 package dev.danlu.train.recipe;
 
+import dev.danlu.train.checkpoint.TrainedRope;
 import dev.danlu.train.checkpoint.TrainerState;
 import dev.danlu.train.checkpoint.TrainingCheckpoint;
 import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.lora.PeftBridge;
+import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.zero.Zero2Optimizer;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -104,6 +106,7 @@ final class CheckpointManager {
     TrainingCheckpoint.writeOptimizerState(dir, rank, comm.worldSize(), opt.exportState());
     if (rank == 0) {
       PeftBridge.toPeft(model.adapter(), baseModel).save(dir);
+      writeRope(dir);
       TrainingCheckpoint.writeState(dir, check.state(step, opt, lastLoss));
     }
     comm.barrier(); // every rank's optimizer file is complete before the marker
@@ -118,11 +121,29 @@ final class CheckpointManager {
     return dir;
   }
 
+  /**
+   * rope_scaling.json beside the adapter when the model it trains has rope_scaling (position
+   * interpolation set by the run, or the base model's own): {@code danlu merge} carries it into the
+   * merged config.json.
+   */
+  private void writeRope(Path dir) throws IOException {
+    LlamaConfig c = model.config();
+    if (c.ropeScaling() != null) {
+      TrainedRope.write(
+          dir,
+          new TrainedRope.Settings(
+              c.ropeScaling().type().name().toLowerCase(java.util.Locale.ROOT),
+              c.ropeScaling().factor(),
+              c.maxPositionEmbeddings()));
+    }
+  }
+
   /** Writes the final adapter (PEFT layout) to {@code output_dir/<name>} on rank 0. */
   Path saveFinal(String name) throws IOException {
     Path adapterDir = out.resolve(name);
     if (comm.rank() == 0) {
       PeftBridge.toPeft(model.adapter(), baseModel).save(adapterDir);
+      writeRope(adapterDir);
       info.accept("final adapter written to " + adapterDir);
     }
     comm.barrier();
