@@ -27,8 +27,8 @@ import org.nd4j.linalg.factory.Nd4j;
  * {@code layerSeq} tokens with the tiled kernel, MFU counted as ModelBench counts it.
  *
  * <p>The repetitions of the two paths are interleaved and the minimum of each reported (the machine
- * is shared); past 4096 tokens one run each. Run: {@code bench/run.sh AttentionBench [seqs=1024,4096,16384] [reps=2] [naiveMaxGb=4.5]
- * [layerSeq=4096 | 0 to skip]}.
+ * is shared); past 4096 tokens one run each. Run: {@code bench/run.sh AttentionBench
+ * [seqs=1024,4096,16384] [reps=2] [naiveMaxGb=4.5] [layerSeq=4096 | 0 to skip]}.
  */
 public final class AttentionBench {
   private AttentionBench() {}
@@ -173,8 +173,8 @@ public final class AttentionBench {
 
   /**
    * The naive path's arrays. Its [heads, seq, seq] probabilities are addressed through one nio
-   * buffer per array, which holds at most 2^31 − 1 bytes: from 4096 tokens on (32 × 4096² floats
-   * is 2^31 bytes exactly) the heads run in chunks of half as many, one after the other — the same
+   * buffer per array, which holds at most 2^31 − 1 bytes: from 4096 tokens on (32 × 4096² floats is
+   * 2^31 bytes exactly) the heads run in chunks of half as many, one after the other — the same
    * work, timed together, and the memory reported is the full probs + dProbs that a training step
    * would hold (the eager path cannot run a 32-head layer at 4K in one piece).
    */
