@@ -73,6 +73,13 @@ class PositionInterpolationMergeTest {
     LlamaConfig loaded = HfLlama.load(merged, org.nd4j.linalg.api.buffer.DataType.FLOAT).config();
     assertEquals(new RopeScaling(RopeScaling.Type.LINEAR, 2.0), loaded.ropeScaling());
     assertEquals(16, loaded.maxPositionEmbeddings());
+    // eval/generate with the unmerged adapter put the base under the same rotary settings
+    LlamaConfig unmerged =
+        HfLlama.withTrainedRope(
+                HfLlama.load(model, org.nd4j.linalg.api.buffer.DataType.FLOAT), adapter)
+            .config();
+    assertEquals(loaded.ropeScaling(), unmerged.ropeScaling());
+    assertEquals(16, unmerged.maxPositionEmbeddings());
   }
 
   @Test
