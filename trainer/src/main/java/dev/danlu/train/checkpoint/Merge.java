@@ -25,7 +25,8 @@ import org.slf4j.LoggerFactory;
  * Merges a PEFT LoRA adapter into its base model and writes a Hugging Face model directory: {@code
  * W += (B @ A) * lora_alpha / r} for every adapted Linear, embed_tokens and lm_head replaced by the
  * adapter's trained copies (whose row count is the new vocabulary size), config.json with the new
- * {@code vocab_size}, sharded safetensors + index, tokenizer files.
+ * {@code vocab_size} (and the rotary settings the adapter was trained under, {@link TrainedRope}),
+ * sharded safetensors + index, tokenizer files.
  *
  * <p>Streaming: weights are read from the memory-mapped inputs and written in blocks of rows, so
  * the heap holds one block plus one LoRA pair at a time, whatever the model size (a 7B merge runs
@@ -92,6 +93,7 @@ public final class Merge {
       PeftAdapter.load(o.adapter());
     }
     ObjectNode config = readConfig(o.base());
+    java.util.Optional<TrainedRope.Settings> rope = TrainedRope.read(o.adapter());
     try (HfCheckpoint base = HfCheckpoint.open(o.base());
         SafeTensors adapter = SafeTensors.open(adapterFile)) {
       Map<String, String> adapterKeys = canonicalKeys(adapter);
@@ -134,6 +136,10 @@ public final class Merge {
       }
       if (o.dtype() != null) {
         config.put("torch_dtype", torchName(o.dtype()));
+      }
+      if (rope.isPresent()) { // trained with position interpolation: the model now needs it
+        TrainedRope.apply(rope.get(), config);
+        LOG.info("rope_scaling {} from {}", rope.get(), o.adapter().resolve(TrainedRope.FILE));
       }
       writeJson(o.output().resolve("config.json"), config);
       copyTokenizer(o);

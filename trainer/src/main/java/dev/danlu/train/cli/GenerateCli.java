@@ -273,6 +273,9 @@ public final class GenerateCli implements Callable<Integer> {
     Backend.Kind backend = Backend.select();
     long t0 = System.nanoTime();
     LlamaWeights w = HfLlama.load(model, torchDtype, backend);
+    if (adapter != null) { // an adapter trained with position interpolation needs its rotary
+      w = HfLlama.withTrainedRope(w, adapter);
+    }
     if (!ntk.isNone()) {
       try {
         w = w.withNtk(ntk);

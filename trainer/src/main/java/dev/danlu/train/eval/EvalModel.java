@@ -114,6 +114,9 @@ public record EvalModel(String model, String adapter, String tokenizer, String n
   public Loaded load() throws IOException {
     Backend.select();
     LlamaWeights w = HfLlama.load(Path.of(model), DataType.FLOAT);
+    if (adapter != null) { // an adapter trained with position interpolation needs its rotary
+      w = HfLlama.withTrainedRope(w, Path.of(adapter));
+    }
     if (ntkAlpha != null) {
       NtkAlpha ntk = NtkAlpha.parse(ntkAlpha, "--ntk-alpha");
       if (!ntk.isNone()) {

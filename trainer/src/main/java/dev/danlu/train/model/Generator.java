@@ -200,8 +200,11 @@ public final class Generator {
    * so a prefix fed once can be continued by any number of different suffixes (each overwriting
    * only its own positions) — the few-shot prefix cache of {@code eval mc}.
    *
-   * <p>Equal to {@link #step} token by token up to float rounding (the block's gemm may sum in
-   * another order); for a given block split the result is fixed.
+   * <p>Equal to {@link #step} token by token up to float rounding (the block's gemm and the tiled
+   * attention sum in other orders); for a given block split the result is fixed. Rotary tables that
+   * depend on the length (dynamic NTK, NTK alpha auto) are those of pos0 + n for the whole block,
+   * as a forward over the block would use. Memory is linear in the block and the cache: the
+   * attention runs through {@link TiledAttention#forwardSuffix}.
    */
   public float[] feed(int[] tokens, int from, int to, int pos0) {
     int n = to - from;
@@ -228,7 +231,6 @@ public final class Generator {
     INDArray vb = Nd4j.create(dt, n, kvDim);
     INDArray qHeads = Nd4j.create(dt, c.numHeads(), n, hd);
     INDArray kHeads = Nd4j.create(dt, c.numKvHeads(), n, hd);
-    INDArray qRotb = Nd4j.create(dt, n, dim);
     INDArray kRotb = Nd4j.create(dt, n, kvDim);
     INDArray attb = Nd4j.create(dt, n, dim);
     INDArray tmpb = Nd4j.create(dt, n, dim);
@@ -242,16 +244,15 @@ public final class Generator {
       Nd4j.gemm(xnb, w.linear(l, LoraModule.Q), qb, false, true, 1.0, 0.0);
       Nd4j.gemm(xnb, w.linear(l, LoraModule.K), kb, false, true, 1.0, 0.0);
       Nd4j.gemm(xnb, w.linear(l, LoraModule.V), vb, false, true, 1.0, 0.0);
-      // rotate into head-major layout, then back to rows (no second rotation) for the cache
+      // rotate into head-major layout (keys then back to rows, no second rotation, for the cache)
       Kernels.ropePermute(qb, 1, n, c.numHeads(), hd, rope.cos, rope.sin, pos0, qHeads);
-      Kernels.unpermuteRope(qHeads, 1, n, c.numHeads(), hd, null, null, 0, qRotb);
       Kernels.ropePermute(kb, 1, n, c.numKvHeads(), hd, rope.cos, rope.sin, pos0, kHeads);
       Kernels.unpermuteRope(kHeads, 1, n, c.numKvHeads(), hd, null, null, 0, kRotb);
       keys[l]
           .get(NDArrayIndex.interval(pos0, pos0 + n), NDArrayIndex.all())
           .assign(storeKvBeforeRope ? kb : kRotb); // before rotary: rotated on read
       values[l].get(NDArrayIndex.interval(pos0, pos0 + n), NDArrayIndex.all()).assign(vb);
-      attendBlock(l, pos0, n, qRotb, attb);
+      attendBlock(l, pos0, n, qHeads, attb);
       Nd4j.gemm(attb, w.linear(l, LoraModule.O), tmpb, false, true, 1.0, 0.0);
       Kernels.addInPlace(xb, tmpb);
       Kernels.rmsnormForward(xb, lw.postAttentionNorm(), c.rmsNormEps(), xnb, rstdb);
@@ -269,10 +270,18 @@ public final class Generator {
   }
 
   /**
-   * Feeds {@code prompt} (non-empty; usually BOS + encoded text) and then samples up to {@code
-   * maxNewTokens} tokens, stopping before any of {@code stopIds}. Returns the new tokens only. The
-   * sampler sees the prompt and the tokens generated so far (its repetition penalty acts on both,
-   * as Hugging Face's acts on {@code input_ids}).
+   * Prompt tokens per {@link #feed} block in {@link #generate}: the block's activations (its rows
+   * times the FFN width, three times) are bounded by this, the attention over the cache is the
+   * tiled kernel's (linear in the length), so a 16K-token prompt needs no [16K, 16K] array.
+   */
+  public static final int PREFILL_BLOCK = 512;
+
+  /**
+   * Feeds {@code prompt} (non-empty; usually BOS + encoded text) in blocks of {@link
+   * #PREFILL_BLOCK} (the prefill) and then samples up to {@code maxNewTokens} tokens, stopping
+   * before any of {@code stopIds}. Returns the new tokens only. The sampler sees the prompt and the
+   * tokens generated so far (its repetition penalty acts on both, as Hugging Face's acts on {@code
+   * input_ids}).
    */
   public int[] generate(int[] prompt, int maxNewTokens, Sampler sampler, int... stopIds) {
     if (prompt.length == 0) {
@@ -289,8 +298,8 @@ public final class Generator {
               + maxLen);
     }
     float[] next = null;
-    for (int i = 0; i < prompt.length; i++) {
-      next = step(prompt[i], i);
+    for (int from = 0; from < prompt.length; from += PREFILL_BLOCK) {
+      next = feed(prompt, from, Math.min(prompt.length, from + PREFILL_BLOCK), from);
     }
     int[] out = new int[maxNewTokens];
     int[] context = java.util.Arrays.copyOf(prompt, prompt.length + maxNewTokens);
@@ -311,51 +320,36 @@ public final class Generator {
     return out;
   }
 
-  /** {@link #attend} for the block's rows: row i (position pos0 + i) sees positions 0..pos0+i. */
-  private void attendBlock(int l, int pos0, int n, INDArray qRows, INDArray out) {
+  /**
+   * {@link #attend} for the block's rows through the tiled kernel ({@link
+   * TiledAttention#forwardSuffix}): row i (position pos0 + i) sees positions 0..pos0 + i. The
+   * cached keys and values of positions 0..pos0 + n − 1 are laid out head-major once per layer
+   * (keys stored before rotary rotated with the current tables, rounded as {@link #cachedKey}
+   * rounds them), so memory stays linear in the length: no [n, pos0 + n] scores exist.
+   *
+   * @param qHeads the block's rotated queries, head-major (heads, n, headDim)
+   * @param out the block's attention output rows (n, dim)
+   */
+  private void attendBlock(int l, int pos0, int n, INDArray qHeads, INDArray out) {
+    int len = pos0 + n;
     int hd = c.headDim();
-    int dim = c.hiddenSize();
-    int kvDim = c.kvDim();
-    int group = c.numHeads() / c.numKvHeads();
-    double scale = 1.0 / Math.sqrt(hd);
-    Buf qb = Buf.of(qRows);
-    Buf kb = Buf.of(keys[l]);
-    Buf vb = Buf.of(values[l]);
-    Buf ob = Buf.of(out);
-    dev.danlu.train.tensor.Par.rows(
-        n,
-        (pos0 + n) * dim,
-        i -> {
-          int pos = pos0 + i;
-          double[] sc = new double[pos + 1];
-          double[] kr = new double[kvDim];
-          for (int head = 0; head < c.numHeads(); head++) {
-            int kvOff = (head / group) * hd;
-            int qOff = i * dim + head * hd;
-            double max = Double.NEGATIVE_INFINITY;
-            for (int t = 0; t <= pos; t++) {
-              cachedKey(kb, t, kr);
-              double dot = 0;
-              for (int e = 0; e < hd; e++) {
-                dot += qb.get(qOff + e) * kr[kvOff + e];
-              }
-              sc[t] = dot * scale;
-              max = Math.max(max, sc[t]);
-            }
-            double sum = 0;
-            for (int t = 0; t <= pos; t++) {
-              sc[t] = Math.exp(sc[t] - max);
-              sum += sc[t];
-            }
-            for (int e = 0; e < hd; e++) {
-              double acc = 0;
-              for (int t = 0; t <= pos; t++) {
-                acc += sc[t] * vb.get(t * kvDim + kvOff + e);
-              }
-              ob.set(qOff + e, acc / sum);
-            }
-          }
-        });
+    int kvHeads = c.numKvHeads();
+    DataType dt = qHeads.dataType();
+    INDArray kRows = keys[l].get(NDArrayIndex.interval(0, len), NDArrayIndex.all());
+    INDArray vRows = values[l].get(NDArrayIndex.interval(0, len), NDArrayIndex.all());
+    INDArray kh = Nd4j.create(dt, kvHeads, len, hd);
+    INDArray vh = Nd4j.create(dt, kvHeads, len, hd);
+    INDArray oh = Nd4j.create(dt, c.numHeads(), n, hd);
+    double[] cos = storeKvBeforeRope ? rope.cos : null;
+    double[] sin = storeKvBeforeRope ? rope.sin : null;
+    Kernels.ropePermute(kRows, 1, len, kvHeads, hd, cos, sin, 0, kh);
+    Kernels.ropePermute(vRows, 1, len, kvHeads, hd, null, null, 0, vh);
+    TiledAttention.forwardSuffix(
+        c, n, len, LlamaState.grouped(c, 1, qHeads), kh, vh, LlamaState.grouped(c, 1, oh));
+    Kernels.unpermuteRope(oh, 1, n, c.numHeads(), hd, null, null, 0, out);
+    kh.close();
+    vh.close();
+    oh.close();
   }
 
   /**

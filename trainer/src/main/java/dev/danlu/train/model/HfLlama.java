@@ -95,4 +95,28 @@ public final class HfLlama {
       throw new IOException(dir + ": " + e.getMessage(), e);
     }
   }
+
+  /**
+   * {@code w} under the rotary settings an adapter was trained with ({@code rope_scaling.json} in
+   * {@code adapterDir}, written by a position-interpolation run; see {@link
+   * dev.danlu.train.checkpoint.TrainedRope}); {@code w} itself when the directory has none. For
+   * evaluating or generating with the unmerged adapter: {@code danlu merge} writes the same
+   * settings into the merged config.json.
+   */
+  public static LlamaWeights withTrainedRope(LlamaWeights w, Path adapterDir) throws IOException {
+    java.util.Optional<dev.danlu.train.checkpoint.TrainedRope.Settings> s =
+        dev.danlu.train.checkpoint.TrainedRope.read(adapterDir);
+    if (s.isEmpty()) {
+      return w;
+    }
+    LlamaConfig.RopeScaling.Type type =
+        s.get().type().equals("linear")
+            ? LlamaConfig.RopeScaling.Type.LINEAR
+            : LlamaConfig.RopeScaling.Type.DYNAMIC;
+    return w.withRope(
+        w.config()
+            .withRopeScaling(
+                new LlamaConfig.RopeScaling(type, s.get().factor()),
+                s.get().maxPositionEmbeddings()));
+  }
 }

@@ -1,9 +1,11 @@
 package dev.danlu.train.recipe;
 
+import dev.danlu.train.checkpoint.TrainedRope;
 import dev.danlu.train.checkpoint.TrainerState;
 import dev.danlu.train.checkpoint.TrainingCheckpoint;
 import dev.danlu.train.comm.Communicator;
 import dev.danlu.train.lora.PeftBridge;
+import dev.danlu.train.model.LlamaConfig;
 import dev.danlu.train.zero.Zero2Optimizer;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -140,6 +142,7 @@ final class CheckpointManager {
       if (extra != null) {
         extra.save(dir);
       }
+      writeRope(dir);
       TrainingCheckpoint.writeState(dir, check.state(step, opt, lastLoss, best));
     }
     comm.barrier(); // every rank's optimizer file is complete before the marker
@@ -178,6 +181,13 @@ final class CheckpointManager {
             java.nio.file.StandardCopyOption.REPLACE_EXISTING,
             java.nio.file.StandardCopyOption.ATOMIC_MOVE);
       }
+      Path rope = from.resolve(TrainedRope.FILE);
+      if (Files.exists(rope)) {
+        Files.copy(
+            rope,
+            adapterDir.resolve(TrainedRope.FILE),
+            java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      }
       info.accept(
           "final adapter written to " + adapterDir + " (the best model, from " + from + ")");
     }
@@ -185,11 +195,29 @@ final class CheckpointManager {
     return adapterDir;
   }
 
+  /**
+   * rope_scaling.json beside the adapter when the model it trains has rope_scaling (position
+   * interpolation set by the run, or the base model's own): {@code danlu merge} carries it into the
+   * merged config.json.
+   */
+  private void writeRope(Path dir) throws IOException {
+    LlamaConfig c = model.config();
+    if (c.ropeScaling() != null) {
+      TrainedRope.write(
+          dir,
+          new TrainedRope.Settings(
+              c.ropeScaling().type().name().toLowerCase(java.util.Locale.ROOT),
+              c.ropeScaling().factor(),
+              c.maxPositionEmbeddings()));
+    }
+  }
+
   /** Writes the final adapter (PEFT layout) to {@code output_dir/<name>} on rank 0. */
   Path saveFinal(String name) throws IOException {
     Path adapterDir = out.resolve(name);
     if (comm.rank() == 0) {
       PeftBridge.save(model.adapter(), baseModel, adapterDir);
+      writeRope(adapterDir);
       info.accept("final adapter written to " + adapterDir);
     }
     comm.barrier();

@@ -14,8 +14,10 @@ import org.nd4j.linalg.factory.Nd4j;
 /**
  * The tiled (FlashAttention) kernel against the naive path it replaces, forward and backward, with
  * GQA, right padding, a padded first token (a query that sees no key), packed segments, and lengths
- * that are not multiples of the tiles ({@link TiledAttention#BR} 64, {@link TiledAttention#BC}
- * 256).
+ * that are not multiples of the tiles: with the default tiles (forward 128 × 1024, backward 256 ×
+ * 256) and with small odd tiles that make every row's softmax span several key tiles (the online
+ * rescaling) and the backward's query and key tiles fall out of step with each other and with the
+ * diagonal.
  */
 class TiledAttentionTest {
   /** q, k, v, dOut and the naive path's results for one shape and mask. */
@@ -51,8 +53,15 @@ class TiledAttentionTest {
     return a;
   }
 
+  /** Forward 24 × 40, backward 56 × 24: several tiles per row, tile edges off the diagonal. */
+  private static final TiledAttention.Tiles SMALL = new TiledAttention.Tiles(24, 40, 56, 24);
+
   /** out, dq, dk, dv of one path. */
   private static INDArray[] run(Case k, boolean tiled) {
+    return run(k, tiled, TiledAttention.Tiles.DEFAULT);
+  }
+
+  private static INDArray[] run(Case k, boolean tiled, TiledAttention.Tiles tiles) {
     LlamaConfig c = k.c;
     DataType dt = k.qh.dataType();
     int b = k.batch;
@@ -67,9 +76,26 @@ class TiledAttentionTest {
     if (tiled) {
       double[] lse = new double[(int) (k.qh.length() / c.headDim())];
       double[] d = new double[lse.length];
-      TiledAttention.forward(c, b, k.seq, k.mask, k.segments, q3, k.kh, k.vh, o3, lse);
+      TiledAttention.forward(
+          c, b, k.seq, k.seq, k.mask, k.segments, q3, k.kh, k.vh, o3, lse, tiles);
       TiledAttention.backward(
-          c, b, k.seq, k.mask, k.segments, q3, k.kh, k.vh, o3, lse, dO3, d, dQ3, dKh, dVh);
+          c,
+          b,
+          k.seq,
+          k.seq,
+          k.mask,
+          k.segments,
+          q3,
+          k.kh,
+          k.vh,
+          o3,
+          lse,
+          dO3,
+          d,
+          dQ3,
+          dKh,
+          dVh,
+          tiles);
     } else {
       INDArray probs = Nd4j.create(dt, (long) b * c.numHeads(), k.seq, k.seq);
       INDArray probs3 = LlamaState.grouped(c, b, probs);
@@ -82,8 +108,12 @@ class TiledAttentionTest {
 
   /** max |tiled - naive| / max |naive| over each of out, dq, dk, dv; asserts it is below tol. */
   private static void assertClose(Case k, double tol) {
+    assertClose(k, tol, TiledAttention.Tiles.DEFAULT);
+  }
+
+  private static void assertClose(Case k, double tol, TiledAttention.Tiles tiles) {
     INDArray[] naive = run(k, false);
-    INDArray[] tiled = run(k, true);
+    INDArray[] tiled = run(k, true, tiles);
     String[] names = {"out", "dq", "dk", "dv"};
     for (int i = 0; i < names.length; i++) {
       double[] a = naive[i].dup().data().asDouble();
@@ -152,6 +182,91 @@ class TiledAttentionTest {
         1e-12);
     // no GQA, no mask
     assertClose(randomCase(1, 300, 2, 2, 16, null, null, DataType.DOUBLE), 1e-12);
+  }
+
+  @Test
+  void smallTilesEqualNaivePathToRoundoff() {
+    // 333 keys over forward key tiles of 40: every row past 40 rescales its running output; the
+    // backward's 56-row query tiles start off the 24-key tiles' diagonal
+    int seq = 333;
+    int batch = 3;
+    assertClose(
+        randomCase(batch, seq, 4, 2, 8, paddingMask(batch, seq, 40), null, DataType.DOUBLE),
+        1e-12,
+        SMALL);
+    assertClose(
+        randomCase(
+            batch,
+            seq,
+            4,
+            2,
+            8,
+            paddingMask(batch, seq, 40),
+            segments(batch, seq, 70, 1, 190),
+            DataType.DOUBLE),
+        1e-12,
+        SMALL);
+    assertClose(randomCase(1, 300, 2, 2, 16, null, null, DataType.DOUBLE), 1e-12, SMALL);
+    // float32 through the fast exponential with rescaling across many tiles
+    assertClose(
+        randomCase(
+            batch,
+            seq,
+            4,
+            2,
+            8,
+            paddingMask(batch, seq, 40),
+            segments(batch, seq, 70, 1, 190),
+            DataType.FLOAT),
+        1e-5,
+        SMALL);
+  }
+
+  @Test
+  void queriesAfterCachedKeysEqualTheLastRowsOfTheFullPass() {
+    // a generation prefill: the last 150 of 333 positions query all 333 keys (forwardSuffix);
+    // they must equal the full causal pass's last 150 rows, with default and small tiles
+    for (DataType dt : new DataType[] {DataType.DOUBLE, DataType.FLOAT}) {
+      int seq = 333;
+      int qLen = 150;
+      Case k = randomCase(1, seq, 4, 2, 8, null, null, dt);
+      LlamaConfig c = k.c;
+      INDArray full = run(k, false)[0]; // (heads, seq, hd)
+      INDArray qLast =
+          k.qh
+              .get(
+                  org.nd4j.linalg.indexing.NDArrayIndex.all(),
+                  org.nd4j.linalg.indexing.NDArrayIndex.interval(seq - qLen, seq),
+                  org.nd4j.linalg.indexing.NDArrayIndex.all())
+              .dup('c');
+      INDArray want =
+          full.get(
+                  org.nd4j.linalg.indexing.NDArrayIndex.all(),
+                  org.nd4j.linalg.indexing.NDArrayIndex.interval(seq - qLen, seq),
+                  org.nd4j.linalg.indexing.NDArrayIndex.all())
+              .dup('c');
+      for (TiledAttention.Tiles tiles : new TiledAttention.Tiles[] {null, SMALL}) {
+        INDArray out = Nd4j.create(dt, qLast.shape());
+        INDArray q3 = LlamaState.grouped(c, 1, qLast);
+        INDArray o3 = LlamaState.grouped(c, 1, out);
+        if (tiles == null) {
+          TiledAttention.forwardSuffix(c, qLen, seq, q3, k.kh, k.vh, o3);
+        } else {
+          double[] lse = new double[c.numHeads() * qLen];
+          TiledAttention.forward(c, 1, qLen, seq, null, null, q3, k.kh, k.vh, o3, lse, tiles);
+        }
+        double[] a = want.data().asDouble();
+        double[] t = out.data().asDouble();
+        double max = 0;
+        double diff = 0;
+        for (int j = 0; j < a.length; j++) {
+          max = Math.max(max, Math.abs(a[j]));
+          diff = Math.max(diff, Math.abs(a[j] - t[j]));
+        }
+        double tol = dt == DataType.DOUBLE ? 1e-12 : 1e-5;
+        assertTrue(diff <= tol * max, dt + " tiles " + tiles + ": " + diff / max);
+      }
+    }
   }
 
   @Test
