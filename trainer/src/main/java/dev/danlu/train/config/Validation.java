@@ -49,6 +49,24 @@ final class Validation {
     if (c.dpoLabelSmoothing() < 0 || c.dpoLabelSmoothing() > 0.5) {
       p.add("dpo_label_smoothing must be in [0, 0.5], got " + c.dpoLabelSmoothing());
     }
+    if (c.ppoEpochs() < 1 || c.ppoMiniBatches() < 1 || c.maxNewTokens() < 1) {
+      p.add(
+          "ppo_epochs, ppo_mini_batches and max_new_tokens must be ≥ 1, got "
+              + c.ppoEpochs()
+              + ", "
+              + c.ppoMiniBatches()
+              + ", "
+              + c.maxNewTokens());
+    }
+    if (c.initKlCoef() < 0 || !(c.ppoTarget() > 0) || !(c.klHorizon() > 0)) {
+      p.add("init_kl_coef must be ≥ 0, ppo_target and kl_horizon > 0 (TRL's 0.2, 6, 10000)");
+    }
+    if (c.gamma() < 0 || c.gamma() > 1 || c.lam() < 0 || c.lam() > 1) {
+      p.add("gamma and lam must be in [0, 1] (TRL's 1 and 0.95)");
+    }
+    if (!(c.cliprange() > 0) || !(c.cliprangeValue() > 0) || c.vfCoef() < 0) {
+      p.add("cliprange and cliprange_value must be > 0, vf_coef ≥ 0 (TRL's 0.2, 0.2, 0.1)");
+    }
     if (c.blockSize() < 0) {
       p.add("block_size must be ≥ 0 (0 = the prepared dataset's), got " + c.blockSize());
     }

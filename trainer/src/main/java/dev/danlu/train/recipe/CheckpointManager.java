@@ -95,6 +95,16 @@ final class CheckpointManager {
    * directory.
    */
   Path save(Zero2Optimizer opt, long step, double lastLoss) throws IOException {
+    return save(opt, step, lastLoss, null);
+  }
+
+  /** What a run writes into a checkpoint besides the adapter and optimizer (rank 0). */
+  interface Extra {
+    void write(Path dir) throws IOException;
+  }
+
+  /** As above, {@code extra} (may be null) written by rank 0 before the commit marker. */
+  Path save(Zero2Optimizer opt, long step, double lastLoss, Extra extra) throws IOException {
     int rank = comm.rank();
     Path dir = TrainingCheckpoint.dirFor(out, step);
     if (rank == 0) {
@@ -105,6 +115,9 @@ final class CheckpointManager {
     if (rank == 0) {
       PeftBridge.toPeft(model.adapter(), baseModel).save(dir);
       TrainingCheckpoint.writeState(dir, check.state(step, opt, lastLoss));
+      if (extra != null) {
+        extra.write(dir);
+      }
     }
     comm.barrier(); // every rank's optimizer file is complete before the marker
     if (rank == 0) {

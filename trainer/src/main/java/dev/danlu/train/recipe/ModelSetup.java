@@ -105,7 +105,7 @@ public record ModelSetup(
     LlamaConfig c = w.config();
     if ("linear".equals(cfg.ropeScaling())) {
       // the example-based stages train on max_seq_length, pretraining on block_size
-      boolean sft = java.util.Set.of("sft", "rm", "dpo").contains(cfg.stage());
+      boolean sft = java.util.Set.of("sft", "rm", "dpo", "ppo").contains(cfg.stage());
       int length = sft ? cfg.maxSeqLength() : cfg.blockSize();
       String key = sft ? "max_seq_length" : "block_size";
       if (length <= 0) {
