@@ -133,6 +133,18 @@ public final class PpoRollouts {
       RewardObjective rmHead,
       LlamaState rmState,
       Batch b) {
+    Scored p = policyPass(w, policy, head, s, b);
+    double[] scores = rmHead.rewards(w, rm, rmState, b);
+    return new Scored(b, p.logprobs(), p.refLogprobs(), p.values(), p.mask(), scores, p.entropy());
+  }
+
+  /**
+   * The policy's and the reference's part of {@link #score} (TRL's {@code batched_forward_pass} of
+   * both models): log-probabilities, values and entropies of the response positions ({@code scores}
+   * null). Outside the mask every array is 0.
+   */
+  public static Scored policyPass(
+      LlamaWeights w, LoraAdapter policy, ValueHead head, LlamaState s, Batch b) {
     int rows = b.batch();
     int seq = b.seq();
     double[] flat = new double[rows * seq];
@@ -170,8 +182,7 @@ public final class PpoRollouts {
         entropy[i] += entropy(logits, n * vocab, vocab);
       }
     }
-    double[] scores = rmHead.rewards(w, rm, rmState, b);
-    return new Scored(b, lp, ref, values, mask, scores, entropy);
+    return new Scored(b, lp, ref, values, mask, null, entropy);
   }
 
   /** The entropy of softmax(logits[off, off + vocab)) in nats. */
