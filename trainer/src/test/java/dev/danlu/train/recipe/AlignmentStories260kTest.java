@@ -194,11 +194,11 @@ class AlignmentStories260kTest {
                 "reward_model=" + rm.resolve("rm_lora_model"),
                 "max_steps=" + PPO_ITERATIONS,
                 "per_device_train_batch_size=8",
-                "ppo_epochs=2",
+                "ppo_epochs=4",
                 "ppo_mini_batches=2",
                 "max_new_tokens=" + PPO_NEW_TOKENS,
                 "init_kl_coef=0.05",
-                "learning_rate=2e-3",
+                "learning_rate=5e-3",
                 "lr_scheduler_type=constant",
                 "warmup_ratio=0",
                 "lora_dropout=0",
@@ -226,8 +226,10 @@ class AlignmentStories260kTest {
 
   static final int PPO_ITERATIONS = 12;
   static final int PPO_NEW_TOKENS = 4;
-  static final double PPO_MIN_GAIN = 0.5;
-  static final double PPO_MAX_KL = 20;
+  // measured (load 7): mean reward 1.07 over the first 3 iterations, 4.19 over the last 3; KL at
+  // most 16.1 nats per 4-token continuation
+  static final double PPO_MIN_GAIN = 1.5;
+  static final double PPO_MAX_KL = 30;
 
   static SftExamples.Example queryUpTo(SftExamples.Example e, int n) {
     int[] labels = e.labels().clone();
