@@ -63,6 +63,8 @@ final class PpoIterations implements TrainLoop.Iterations, TrainData {
   private final Map<List<Long>, Batch> batches = new HashMap<>();
   private long preparedIteration = -1;
   private long rolloutNanos;
+  private long generateNanos;
+  private long sampledTokens;
   private long iterationStart;
 
   PpoIterations(
@@ -149,9 +151,13 @@ final class PpoIterations implements TrainLoop.Iterations, TrainData {
     if (preparedIteration >= 0 && comm.rank() == 0) {
       log.printf(
           Locale.ROOT,
-          "[rank 0] ppo iteration %d: rollouts %.2f s, training %.2f s%n",
+          "[rank 0] ppo iteration %d: rollouts %.2f s (sampling %.2f s, %.1f tokens/s; scoring and"
+              + " advantages %.2f s), training %.2f s%n",
           preparedIteration + 1,
           rolloutNanos / 1e9,
+          generateNanos / 1e9,
+          sampledTokens / (generateNanos / 1e9),
+          (rolloutNanos - generateNanos) / 1e9,
           (now - iterationStart - rolloutNanos) / 1e9);
     }
     iterationStart = now;
@@ -197,9 +203,11 @@ final class PpoIterations implements TrainLoop.Iterations, TrainData {
     StateCache rmStates = new StateCache(rmConfig, rm.config, false, cfg.attention());
     List<PpoRollouts.Scored> scored = new ArrayList<>();
     long tokens = 0;
+    generateNanos = 0;
     for (int g = 0; g < groups.size(); g++) {
       long[] ids = groups.get(g);
       List<int[]> responses = new ArrayList<>();
+      long g0 = System.nanoTime();
       for (int k = 0; k < ids.length; k++) {
         int[] r =
             PpoRollouts.sample(
@@ -211,6 +219,7 @@ final class PpoIterations implements TrainLoop.Iterations, TrainData {
         responses.add(r);
         tokens += r.length;
       }
+      generateNanos += System.nanoTime() - g0;
       Batch b = PpoRollouts.batch(groupPrompts.get(g), responses, ids, pad);
       scored.add(
           PpoRollouts.score(
@@ -273,6 +282,7 @@ final class PpoIterations implements TrainLoop.Iterations, TrainData {
       }
       batches.put(key(ids), s.batch());
     }
+    sampledTokens = tokens;
     double meanKl = st[2] / st[0];
     if (cfg.adapKlCtrl()) {
       // TRL updates after the batch's step with the rollouts' KL, n_steps = the batch's samples
