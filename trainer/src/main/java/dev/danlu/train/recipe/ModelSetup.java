@@ -216,6 +216,15 @@ public record ModelSetup(
     md.update(b);
   }
 
+  /** sha256 of bytes, in hex. */
+  static String sha256Hex(byte[] bytes) {
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
   /** sha256 of a file (the tokenizer, to compare with the shards' tokenizer hash). */
   static String sha256(Path file) throws IOException {
     try (InputStream in = Files.newInputStream(file)) {

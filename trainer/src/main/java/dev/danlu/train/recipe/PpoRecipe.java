@@ -70,7 +70,9 @@ public final class PpoRecipe implements Recipe {
             m.params().eosId(),
             m.params().padId(),
             m.version(),
-            m.params().tokenizerSha256() + ":" + m.version() + ":" + stride,
+            // the prompts' identity: the dataset's manifest, as every recipe records it (a resume
+            // on other prompts is refused)
+            ModelSetup.sha256Hex(SftManifest.toJson(m.withoutTimestamps())),
             log)) {
       PpoObjective objective =
           new PpoObjective(

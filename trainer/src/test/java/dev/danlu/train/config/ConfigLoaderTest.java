@@ -156,6 +156,9 @@ class ConfigLoaderTest {
             "tiny-pretrain.yaml",
             "llama2-7b-pretrain.yaml",
             "tiny-sft.yaml",
+            "tiny-rm.yaml",
+            "tiny-dpo.yaml",
+            "tiny-ppo.yaml",
             "llama2-7b-pt-16k.yaml")) {
       Path file = repo().resolve("conf").resolve(name);
       ConfigLoader.Loaded loaded = ConfigLoader.load(file, List.of());
@@ -173,6 +176,10 @@ class ConfigLoaderTest {
     assertEquals("linear", longCtx.ropeScaling());
     assertEquals(dev.danlu.train.model.AttentionImpl.TILED, longCtx.attention());
     assertTrue(longCtx.ntk().isNone());
+    TrainConfig ppo = ConfigLoader.load(repo().resolve("conf/tiny-ppo.yaml"), List.of()).config();
+    assertEquals("ppo", ppo.stage());
+    assertEquals(4, ppo.ppoEpochs());
+    assertEquals(0, ppo.evalSteps(), "ppo has no validation split to evaluate");
   }
 
   @Test
