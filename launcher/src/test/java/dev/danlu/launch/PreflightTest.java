@@ -142,7 +142,7 @@ class PreflightTest {
   void aStageWithoutARecipeAndAMissingPeftPathAreNamedBeforeSparkStarts() throws Exception {
     TrainFixture f = new TrainFixture(tmp, 2, 4);
     String m = failWith(args(f, "stage=stf", "peft_path=" + tmp.resolve("no-adapter")));
-    assertTrue(m.contains("stage: 'stf' is not a recipe; known stages: [pt, sft"), m);
+    assertTrue(m.contains("stage: 'stf' is not a recipe; known stages: [dpo, ppo, pt, rm, sft"), m);
     assertTrue(m.contains("peft_path: " + tmp.resolve("no-adapter") + " has no adapter_config"), m);
     assertEquals(0, contexts.get(), "no Spark context before the inputs are checked");
   }
