@@ -177,7 +177,6 @@ final class PpoIterations implements TrainLoop.Iterations, TrainData {
     // rollouts with a merged copy of the policy: Generator runs merged weights only, and one merge
     // per iteration costs one pass over the targeted weights while every sampled token costs a
     // pass over all of them (see docs/alignment.md)
-    Generator gen = null;
     int maxPrompt = 0;
     List<long[]> groups = new ArrayList<>();
     for (int j = 0; j < mb; j++) {
@@ -195,7 +194,17 @@ final class PpoIterations implements TrainLoop.Iterations, TrainData {
       }
       groupPrompts.add(ps);
     }
-    gen =
+    if (maxPrompt + cfg.maxNewTokens() > c.maxPositionEmbeddings()) {
+      throw new IllegalArgumentException(
+          "a prompt of "
+              + maxPrompt
+              + " tokens + max_new_tokens "
+              + cfg.maxNewTokens()
+              + " exceed the model's max_position_embeddings "
+              + c.maxPositionEmbeddings()
+              + "; lower max_new_tokens or prepare the prompts with a smaller --max-seq-length");
+    }
+    Generator gen =
         new Generator(
             LoraMerge.merge(model.weights(), model.adapter()), maxPrompt + cfg.maxNewTokens());
     StateCache states = new StateCache(c, model.adapter().config, false, cfg.attention());
