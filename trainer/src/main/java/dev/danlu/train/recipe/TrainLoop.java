@@ -163,7 +163,7 @@ public final class TrainLoop {
             cfg.gradientCheckpointing(),
             cfg.attention())) {
       Zero2Optimizer opt = runner.optimizer();
-      ResumeCheck check = ResumeCheck.of(cfg, model, data, plan, world);
+      ResumeCheck check = ResumeCheck.of(cfg, model, data, plan, world, total);
       info(
           rank,
           String.format(
