@@ -58,14 +58,7 @@ final class ResumeCheck {
     this.warmup = cfg.warmupStepsFor((int) total);
   }
 
-  static ResumeCheck of(
-      TrainConfig cfg, ModelSetup model, TrainData data, BatchPlan plan, int world) {
-    return of(cfg, model, data, plan, world, plan.totalSteps(cfg.maxSteps(), cfg.numTrainEpochs()));
-  }
-
-  /**
-   * As above for a run of {@code total} optimizer steps (PPO: iterations × steps per iteration).
-   */
+  /** The checks of a run of {@code total} optimizer steps (PPO: iterations × steps each). */
   static ResumeCheck of(
       TrainConfig cfg, ModelSetup model, TrainData data, BatchPlan plan, int world, long total) {
     LoraAdapter ad = model.adapter();
