@@ -7,6 +7,10 @@ is equal, so a reward model or DPO must learn exactly that word. Records are
 {instruction, input, chosen, rejected} JSON lines (prep-pairs' input), seeded and deterministic.
 
   python3 scripts/synthetic-pairs.py [--n 400] [--seed 1] [--target happy] > pairs.jsonl
+
+--continuations puts the story up to "... was very" in the prompt (the record's `input`) and only
+the ending in the responses ("happy." vs "sad."): the layout for stage ppo, whose prompts are the
+pairs' prompts and whose sampled continuation then decides the feeling (conf/tiny-ppo.yaml).
 """
 import argparse
 import json
@@ -23,18 +27,22 @@ def main():
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--target", default="happy")
+    ap.add_argument("--continuations", action="store_true")
     a = ap.parse_args()
     r = random.Random(a.seed)
     for _ in range(a.n):
         name, thing, adj = r.choice(NAMES), r.choice(THINGS), r.choice(ADJS)
         story = "%s had a %s %s. %s played with the %s all day. %s was very %%s." % (
             name, adj, thing, name, thing, name)
-        print(json.dumps({
-            "instruction": "Tell a short story about %s and a %s." % (name, thing),
-            "input": "",
-            "chosen": story % a.target,
-            "rejected": story % r.choice(OTHER),
-        }, ensure_ascii=False))
+        instruction = "Tell a short story about %s and a %s." % (name, thing)
+        other = r.choice(OTHER)
+        if a.continuations:
+            record = {"instruction": instruction, "input": story[:story.index(" %s.")],
+                      "chosen": a.target + ".", "rejected": other + "."}
+        else:
+            record = {"instruction": instruction, "input": "",
+                      "chosen": story % a.target, "rejected": story % other}
+        print(json.dumps(record, ensure_ascii=False))
 
 
 if __name__ == "__main__":

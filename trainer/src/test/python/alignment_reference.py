@@ -22,6 +22,9 @@ per-token rewards, GAE (gamma 1, lam 0.95), whitened advantages (unbiased masked
 returns, the clipped policy loss and clipped value loss (cliprange 0.2, cliprange_value 0.2,
 vf_coef 0.1) of new log-probabilities and values some of which lie outside the clip ranges, their
 gradients by autograd, and the adaptive KL controller's update; all float64 (ppo.safetensors, F64).
+One PPO iteration through the model on fixed rollouts (ppo-iteration*.safetensors): rollout-time
+log-probabilities of policy and reference and values, rewards, GAE, whitening, then the first
+update's loss and gradients.
 
 Float64 from float32-exact parameters, stored as F32. Run from the repository root:
     /usr/bin/python3 trainer/src/test/python/alignment_reference.py
@@ -155,12 +158,17 @@ def main(out_dir):
                   ("v_head.summary.weight", mr.stored(v_w3.grad)),
                   ("v_head.summary.bias", mr.stored(v_b3.grad))]
 
+    # ---- one PPO iteration on fixed rollouts: rows 0-1 as query + response, fixed scores ----
+    it_tensors, it_grads = ppo_iteration(p, fresh, v_w, v_b, q_ids, q_mask, q_labels, cfg)
+
     os.makedirs(out_dir, exist_ok=True)
     mr.write_safetensors(os.path.join(out_dir, "ppo-model.safetensors"), [
         ("old_logprobs", old_lp3), ("old_values", old_v3), ("advantages", adv3), ("returns", ret3),
         ("loss", ppo_loss.detach()), ("pg_loss", pg3.detach()), ("vf_loss", vf3.detach()),
     ])
     mr.write_safetensors(os.path.join(out_dir, "ppo-model-grads.safetensors"), ppo_grads)
+    mr.write_safetensors(os.path.join(out_dir, "ppo-iteration.safetensors"), it_tensors)
+    mr.write_safetensors(os.path.join(out_dir, "ppo-iteration-grads.safetensors"), it_grads)
     adapter = [(pre + k, mr.stored(v)) for k, v in lora.items()]
     adapter += [(pre + "model.embed_tokens.weight", mr.stored(embed)),
                 (pre + "lm_head.weight", mr.stored(head))]
@@ -177,6 +185,73 @@ def main(out_dir):
     ppo_fixture(out_dir)
     print("dpo loss %.10f rm loss %.10f; wrote %s" % (dpo_loss.item(), rm_loss.item(), os.path.normpath(out_dir)),
           file=sys.stderr)
+
+
+def ppo_iteration(p, fresh, v_w, v_b, q_ids, q_mask, q_labels, cfg):
+    """TRL 0.7's step on fixed rollouts (query + response rows, reward-model scores): the policy's
+    and the reference's (adapter off) per-token log-probabilities and the policy's values at
+    rollout time, KL-penalised rewards (kl_coef 0.2), GAE (gamma 1, lam 0.95) over the response
+    positions, advantages whitened over the batch; then the first PPO mini-batch on all of it (new
+    = old: every ratio 1), its loss and every gradient."""
+    pre = mr.PREFIX
+    n, T = q_ids.shape
+    lora, embed, head = fresh()
+    v_w = v_w.detach().clone().requires_grad_()
+    v_b = v_b.detach().clone().requires_grad_()
+    pp = dict(p)
+    pp["model.embed_tokens.weight"] = embed
+    pp["lm_head.weight"] = head
+    logits = mr.forward(cfg, pp, q_ids, q_mask, lora)
+    ph = dict(pp)
+    ph["lm_head.weight"] = torch.eye(mr.HIDDEN, dtype=DT)
+    hidden = mr.forward(mr.Cfg(mr.hf_config(mr.HIDDEN)), ph, q_ids, q_mask, lora)
+    values = (hidden @ v_w.T + v_b).squeeze(-1)  # value at each position
+    tgt = q_labels[:, 1:]
+    mask = torch.zeros(n, T, dtype=DT)
+    mask[:, :-1] = (tgt != -100).to(DT)  # position t carries response token t+1
+
+    def token_lp(lg):
+        out = torch.zeros(n, T, dtype=DT)
+        out[:, :-1] = torch.log_softmax(lg[:, :-1, :], dim=-1).gather(
+            -1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return out * mask
+
+    lp = token_lp(logits)
+    with torch.no_grad():
+        ref_lp = token_lp(mr.forward(cfg, p, q_ids, q_mask))
+    old_lp = lp.detach()
+    old_v = values.detach() * mask
+    scores = torch.tensor([1.25, -0.75], dtype=DT)
+    kl_coef, gamma, lam, clip, clip_v, vf_coef = 0.2, 1.0, 0.95, 0.2, 0.2, 0.1
+    rewards = -kl_coef * (old_lp - ref_lp) * mask
+    for i in range(n):
+        rewards[i, int(mask[i].nonzero()[-1])] += scores[i]
+    last, rev = torch.zeros(n, dtype=DT), []
+    for t in reversed(range(T)):
+        nxt = old_v[:, t + 1] if t < T - 1 else torch.zeros(n, dtype=DT)
+        last = rewards[:, t] + gamma * nxt - old_v[:, t] + gamma * lam * last
+        rev.append(last)
+    adv = torch.stack(rev[::-1], dim=1)
+    returns = adv + old_v
+    mean = masked_mean(adv, mask)
+    var = masked_mean((adv - mean) ** 2, mask) * (mask.sum() / (mask.sum() - 1))
+    white = (adv - mean) * torch.rsqrt(var + 1e-8)
+    vclip = torch.max(torch.min(values, old_v + clip_v), old_v - clip_v)
+    vf = 0.5 * masked_mean(torch.max((values - returns) ** 2, (vclip - returns) ** 2), mask)
+    ratio = torch.exp(lp - old_lp)
+    pg = masked_mean(torch.max(-white * ratio, -white * torch.clamp(ratio, 1 - clip, 1 + clip)), mask)
+    loss = pg + vf_coef * vf
+    loss.backward()
+    grads = [(pre + k, mr.stored(v.grad)) for k, v in lora.items()]
+    grads += [(pre + "model.embed_tokens.weight", mr.stored(embed.grad)),
+              (pre + "lm_head.weight", mr.stored(head.grad)),
+              ("v_head.summary.weight", mr.stored(v_w.grad)),
+              ("v_head.summary.bias", mr.stored(v_b.grad))]
+    tensors = [("scores", scores), ("old_logprobs", old_lp), ("ref_logprobs", ref_lp),
+               ("old_values", old_v), ("rewards", rewards), ("advantages", white * mask),
+               ("returns", returns * mask), ("loss", loss.detach()), ("pg_loss", pg.detach()),
+               ("vf_loss", vf.detach())]
+    return tensors, grads
 
 
 def masked_mean(x, m):

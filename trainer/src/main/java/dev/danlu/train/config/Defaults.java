@@ -23,11 +23,12 @@ final class Defaults {
     ObjectNode d = base();
     d.put("stage", stage);
     // the preference stages continue from an instruction-tuned model: run_sft.sh's defaults
-    if ("sft".equals(stage) || "dpo".equals(stage) || "rm".equals(stage)) {
+    if ("sft".equals(stage) || "dpo".equals(stage) || "rm".equals(stage) || "ppo".equals(stage)) {
       d.put("learning_rate", 1e-4);
       d.put("warmup_ratio", 0.03);
       d.put("weight_decay", 0.0);
-      d.put("eval_steps", 100);
+      // ppo has no validation split to evaluate (its progress is the rollouts' mean reward)
+      d.put("eval_steps", "ppo".equals(stage) ? 0 : 100);
     }
     return d;
   }
@@ -41,6 +42,19 @@ final class Defaults {
     d.put("beta", 0.1);
     d.put("pref_loss", "sigmoid");
     d.put("dpo_label_smoothing", 0.0);
+    d.putNull("reward_model");
+    d.put("ppo_epochs", 4); // TRL's and LLaMA-Factory's
+    d.put("ppo_mini_batches", 1);
+    d.put("max_new_tokens", 64);
+    d.put("init_kl_coef", 0.2); // TRL's PPOConfig defaults from here on
+    d.put("adap_kl_ctrl", true);
+    d.put("ppo_target", 6.0);
+    d.put("kl_horizon", 10000.0);
+    d.put("gamma", 1.0);
+    d.put("lam", 0.95);
+    d.put("cliprange", 0.2);
+    d.put("cliprange_value", 0.2);
+    d.put("vf_coef", 0.1);
     d.putNull("model_name_or_path");
     d.putNull("tokenizer_name_or_path");
     d.putNull("dataset_dir");

@@ -31,6 +31,27 @@ public record TrainConfig(
     @JsonProperty("pref_loss") String prefLoss,
     // conservative DPO's ε: the preference labels are flipped with this probability
     @JsonProperty("dpo_label_smoothing") double dpoLabelSmoothing,
+    // --- PPO (stage ppo; LLaMA-Factory's / TRL's PPOConfig keys, docs/alignment.md) ---
+    // the reward model: a stage rm output directory (adapter + value_head.safetensors) on this base
+    @JsonProperty("reward_model") String rewardModel,
+    // optimisation passes over each iteration's rollouts
+    @JsonProperty("ppo_epochs") int ppoEpochs,
+    // danlu's: mini-batches (each one optimizer step) per pass; an iteration's rollouts are
+    // ppo_mini_batches global batches of prompts
+    @JsonProperty("ppo_mini_batches") int ppoMiniBatches,
+    // response tokens sampled per prompt at most (generation stops at </s>)
+    @JsonProperty("max_new_tokens") int maxNewTokens,
+    // TRL's init_kl_coef, adap_kl_ctrl, target (LLaMA-Factory's ppo_target), horizon
+    @JsonProperty("init_kl_coef") double initKlCoef,
+    @JsonProperty("adap_kl_ctrl") boolean adapKlCtrl,
+    @JsonProperty("ppo_target") double ppoTarget,
+    @JsonProperty("kl_horizon") double klHorizon,
+    // GAE's discount and λ, PPO's clip ranges and the value loss weight (TRL's names)
+    @JsonProperty("gamma") double gamma,
+    @JsonProperty("lam") double lam,
+    @JsonProperty("cliprange") double cliprange,
+    @JsonProperty("cliprange_value") double cliprangeValue,
+    @JsonProperty("vf_coef") double vfCoef,
     // --- where things are ---
     @JsonProperty("model_name_or_path") String modelNameOrPath,
     @JsonProperty("tokenizer_name_or_path") String tokenizerNameOrPath,

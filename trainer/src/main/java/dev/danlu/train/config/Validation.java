@@ -49,6 +49,24 @@ final class Validation {
     if (c.dpoLabelSmoothing() < 0 || c.dpoLabelSmoothing() > 0.5) {
       p.add("dpo_label_smoothing must be in [0, 0.5], got " + c.dpoLabelSmoothing());
     }
+    if (c.ppoEpochs() < 1 || c.ppoMiniBatches() < 1 || c.maxNewTokens() < 1) {
+      p.add(
+          "ppo_epochs, ppo_mini_batches and max_new_tokens must be ≥ 1, got "
+              + c.ppoEpochs()
+              + ", "
+              + c.ppoMiniBatches()
+              + ", "
+              + c.maxNewTokens());
+    }
+    if (c.initKlCoef() < 0 || !(c.ppoTarget() > 0) || !(c.klHorizon() > 0)) {
+      p.add("init_kl_coef must be ≥ 0, ppo_target and kl_horizon > 0 (TRL's 0.2, 6, 10000)");
+    }
+    if (c.gamma() < 0 || c.gamma() > 1 || c.lam() < 0 || c.lam() > 1) {
+      p.add("gamma and lam must be in [0, 1] (TRL's 1 and 0.95)");
+    }
+    if (!(c.cliprange() > 0) || !(c.cliprangeValue() > 0) || c.vfCoef() < 0) {
+      p.add("cliprange and cliprange_value must be > 0, vf_coef ≥ 0 (TRL's 0.2, 0.2, 0.1)");
+    }
     if (c.blockSize() < 0) {
       p.add("block_size must be ≥ 0 (0 = the prepared dataset's), got " + c.blockSize());
     }
@@ -149,6 +167,14 @@ final class Validation {
       p.add(
           "load_best_model_at_end / early_stopping_patience need evaluations: set eval_steps > 0"
               + " (and a validation split in the dataset)");
+    }
+    if (c.loadBestModelAtEnd() && ("rm".equals(c.stage()) || "ppo".equals(c.stage()))) {
+      // their value head is saved beside the final adapter only, not with each checkpoint's
+      // adapter, so the best checkpoint could not supply a matching head
+      p.add(
+          "load_best_model_at_end is not supported for stage "
+              + c.stage()
+              + " yet (the value head is not kept per checkpoint): set it to false");
     }
     if (c.earlyStoppingPatience() > 0 && !c.loadBestModelAtEnd()) {
       p.add(

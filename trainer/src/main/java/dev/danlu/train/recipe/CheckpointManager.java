@@ -130,6 +130,17 @@ final class CheckpointManager {
    */
   Path save(Zero2Optimizer opt, long step, double lastLoss, TrainerState.Best best)
       throws IOException {
+    return save(opt, step, lastLoss, best, null);
+  }
+
+  /** What a run writes into a checkpoint besides the adapter and optimizer (rank 0). */
+  interface Extra {
+    void write(Path dir) throws IOException;
+  }
+
+  /** As above, {@code runExtra} (may be null) written by rank 0 before the commit marker. */
+  Path save(Zero2Optimizer opt, long step, double lastLoss, TrainerState.Best best, Extra runExtra)
+      throws IOException {
     int rank = comm.rank();
     Path dir = TrainingCheckpoint.dirFor(out, step);
     if (rank == 0) {
@@ -144,6 +155,9 @@ final class CheckpointManager {
       }
       writeRope(dir);
       TrainingCheckpoint.writeState(dir, check.state(step, opt, lastLoss, best));
+      if (runExtra != null) {
+        runExtra.write(dir);
+      }
     }
     comm.barrier(); // every rank's optimizer file is complete before the marker
     if (rank == 0) {

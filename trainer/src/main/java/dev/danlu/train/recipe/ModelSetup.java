@@ -131,7 +131,7 @@ public record ModelSetup(
     LlamaConfig c = w.config();
     if ("linear".equals(cfg.ropeScaling())) {
       // the example-based stages train on max_seq_length, pretraining on block_size
-      boolean sft = java.util.Set.of("sft", "rm", "dpo").contains(cfg.stage());
+      boolean sft = java.util.Set.of("sft", "rm", "dpo", "ppo").contains(cfg.stage());
       int length = sft ? cfg.maxSeqLength() : cfg.blockSize();
       String key = sft ? "max_seq_length" : "block_size";
       if (length <= 0) {
@@ -240,6 +240,15 @@ public record ModelSetup(
     }
     b.flip();
     md.update(b);
+  }
+
+  /** sha256 of bytes, in hex. */
+  static String sha256Hex(byte[] bytes) {
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   /** sha256 of a file (the tokenizer, to compare with the shards' tokenizer hash). */

@@ -5,8 +5,8 @@ package dev.danlu.train.recipe;
  * per-token arrays {@code [sample][t]} over the response tokens with a mask (1 = a real response
  * token): the KL-penalised per-token rewards, GAE advantages and returns, whitened advantages, the
  * clipped policy and value losses with their gradients with respect to the new log-probabilities
- * and values, and the adaptive KL controller. Pure functions of their inputs; {@code stage: ppo}
- * (rollouts, the loop) is not built yet (docs/alignment.md), this is its tested core.
+ * and values, and the adaptive KL controller. Pure functions of their inputs; {@link PpoRollouts}
+ * and {@link PpoIterations} run them in {@code stage: ppo}.
  */
 public final class PpoMath {
   private PpoMath() {}
@@ -28,6 +28,11 @@ public final class PpoMath {
 
     public double value() {
       return value;
+    }
+
+    /** Sets the coefficient a checkpoint recorded (a resumed run continues the controller). */
+    public void restore(double v) {
+      this.value = v;
     }
 
     public void update(double currentKl, int nSteps) {
@@ -70,6 +75,20 @@ public final class PpoMath {
    */
   public static Gae gae(
       double[][] values, double[][] rewards, int[][] mask, double gamma, double lam) {
+    Gae raw = gaeUnwhitened(values, rewards, mask, gamma, lam);
+    double[] m = maskedMoments(raw.advantages(), mask, Double.NaN);
+    double mean = m[1] / m[0];
+    double[] sq = maskedMoments(raw.advantages(), mask, mean);
+    whiten(raw.advantages(), mean, variance(m[0], sq[1]));
+    return raw;
+  }
+
+  /**
+   * GAE without the whitening: advantages and returns = advantages + values, per sample. A batch
+   * split over ranks whitens with moments summed over all of them ({@link #maskedMoments}).
+   */
+  public static Gae gaeUnwhitened(
+      double[][] values, double[][] rewards, int[][] mask, double gamma, double lam) {
     int n = values.length;
     double[][] adv = new double[n][];
     double[][] ret = new double[n][];
@@ -87,30 +106,43 @@ public final class PpoMath {
         ret[i][t] = last + v;
       }
     }
+    return new Gae(adv, ret);
+  }
+
+  /**
+   * {@code {count, Σ x}} over the masked entries when {@code mean} is NaN, else {@code {count, Σ (x
+   * − mean)²}}.
+   */
+  public static double[] maskedMoments(double[][] x, int[][] mask, double mean) {
     double count = 0;
     double sum = 0;
-    for (int i = 0; i < n; i++) {
-      for (int t = 0; t < adv[i].length; t++) {
+    for (int i = 0; i < x.length; i++) {
+      for (int t = 0; t < x[i].length; t++) {
         count += mask[i][t];
-        sum += adv[i][t] * mask[i][t];
+        if (Double.isNaN(mean)) {
+          sum += x[i][t] * mask[i][t];
+        } else {
+          double c = x[i][t] - mean;
+          sum += c * c * mask[i][t];
+        }
       }
     }
-    double mean = sum / count;
-    double sq = 0;
-    for (int i = 0; i < n; i++) {
-      for (int t = 0; t < adv[i].length; t++) {
-        double c = adv[i][t] - mean;
-        sq += c * c * mask[i][t];
-      }
-    }
-    double var = sq / count * (count / (count - 1));
+    return new double[] {count, sum};
+  }
+
+  /** The unbiased (Bessel) variance from a count and a sum of squared deviations. */
+  public static double variance(double count, double sumSquares) {
+    return sumSquares / count * (count / (count - 1));
+  }
+
+  /** {@code x = (x − mean) / √(var + 1e-8)} in place (TRL's {@code masked_whiten}). */
+  public static void whiten(double[][] x, double mean, double var) {
     double rstd = 1 / Math.sqrt(var + 1e-8);
-    for (int i = 0; i < n; i++) {
-      for (int t = 0; t < adv[i].length; t++) {
-        adv[i][t] = (adv[i][t] - mean) * rstd;
+    for (double[] row : x) {
+      for (int t = 0; t < row.length; t++) {
+        row[t] = (row[t] - mean) * rstd;
       }
     }
-    return new Gae(adv, ret);
   }
 
   /**

@@ -16,10 +16,17 @@ import org.nd4j.linalg.factory.Nd4j;
  * value head's value at the position that predicts it, against the rollout's old log-probabilities,
  * old values, advantages and returns; backward through both the LM head and the value head. Rows
  * are query + response with labels -100 except on response tokens; position p of a row carries the
- * data of token p + 1. Rollout data is looked up by each row's sample id. The rollout generation
- * and the PPO loop around it ({@code stage: ppo}) are not built yet (docs/alignment.md).
+ * data of token p + 1. Rollout data is looked up by each row's sample id. The rollouts come from
+ * {@link PpoRollouts}, the loop around it from {@link PpoIterations} ({@code stage: ppo}).
  */
-public final class PpoObjective implements Objective {
+public final class PpoObjective implements Objective, ObjectiveMetrics {
+  /** TRL's logged names (means per mini-batch over the optimizer steps since the last log). */
+  public static final java.util.List<String> METRICS =
+      java.util.List.of(
+          "ppo/loss/policy", "ppo/loss/value", "ppo/policy/clipfrac", "ppo/policy/approxkl");
+
+  private final double[] sums = new double[METRICS.size() + 1];
+
   /** A rollout's data per position of its row (only positions predicting a response token). */
   public record Rollout(
       double[] oldLogprobs, double[] oldValues, double[] advantages, double[] returns) {}
@@ -91,6 +98,11 @@ public final class PpoObjective implements Objective {
     }
     last =
         PpoMath.loss(oldLp, oldV, newLp, newV, adv, ret, mask, cliprange, cliprangeValue, vfCoef);
+    sums[0] += last.policyLoss();
+    sums[1] += last.valueLoss();
+    sums[2] += last.clipFraction();
+    sums[3] += last.approxKl();
+    sums[METRICS.size()] += 1;
     dLogp = new double[rows];
     dValue = new double[rows];
     for (int i = 0; i < b.batch(); i++) {
@@ -140,6 +152,18 @@ public final class PpoObjective implements Objective {
   @Override
   public boolean hasTargets(Batch b) {
     return b.labelTokens() > 0;
+  }
+
+  @Override
+  public java.util.List<String> metricNames() {
+    return METRICS;
+  }
+
+  @Override
+  public double[] drainMetrics(boolean train) {
+    double[] out = sums.clone();
+    java.util.Arrays.fill(sums, 0);
+    return out;
   }
 
   /** The loss terms and statistics of the last forward. */

@@ -43,7 +43,8 @@ final class ResumeCheck {
       BatchPlan plan,
       int world,
       long trainable,
-      String baseDtype) {
+      String baseDtype,
+      long total) {
     this.cfg = cfg;
     this.fingerprint = fingerprint;
     this.lora = lora;
@@ -53,12 +54,13 @@ final class ResumeCheck {
     this.world = world;
     this.trainable = trainable;
     this.baseDtype = baseDtype;
-    this.total = plan.totalSteps(cfg.maxSteps(), cfg.numTrainEpochs());
+    this.total = total;
     this.warmup = cfg.warmupStepsFor((int) total);
   }
 
+  /** The checks of a run of {@code total} optimizer steps (PPO: iterations × steps each). */
   static ResumeCheck of(
-      TrainConfig cfg, ModelSetup model, TrainData data, BatchPlan plan, int world) {
+      TrainConfig cfg, ModelSetup model, TrainData data, BatchPlan plan, int world, long total) {
     LoraAdapter ad = model.adapter();
     List<String> targets = new ArrayList<>();
     for (LoraModule m : ad.config.targets()) {
@@ -88,7 +90,8 @@ final class ResumeCheck {
         plan,
         world,
         ad.numTrainable(),
-        torchName(model.weights().storageType()));
+        torchName(model.weights().storageType()),
+        total);
   }
 
   /** torch's name of a storage dtype, as torch_dtype spells it. */

@@ -51,6 +51,33 @@ public final class TrainLoop {
 
   static final StepHook NO_HOOK = new StepHook() {};
 
+  /**
+   * A run whose optimizer steps come in iterations that make their own training data (PPO: the
+   * iteration's rollouts, then {@code ppo_epochs} passes of mini-batch steps over them). The loop
+   * stays the one loop: it asks the iterations how many steps there are, which {@link BatchPlan}
+   * step's rows a loop step trains on, lets them prepare before each step, checkpoints only at
+   * their boundaries and carries their state in its checkpoints.
+   */
+  public interface Iterations {
+    /** Optimizer steps of the whole run. */
+    long totalSteps(BatchPlan plan);
+
+    /** The plan step whose rows loop step {@code step} (0-based) trains on. */
+    long planStep(long step);
+
+    /** Before loop step {@code step} (collective: every rank calls it), e.g. make rollouts. */
+    void beforeStep(long step, BatchPlan plan) throws IOException;
+
+    /** Whether a checkpoint may be written after {@code done} steps (a resume restarts there). */
+    boolean boundary(long done);
+
+    /** Writes the iterations' own state into a checkpoint directory (rank 0, before commit). */
+    void save(Path checkpointDir) throws IOException;
+
+    /** Restores that state from the checkpoint a run resumes from (every rank). */
+    void restore(Path checkpointDir) throws IOException;
+  }
+
   private final PrintStream log;
   private final StepHook hook;
 
@@ -70,6 +97,18 @@ public final class TrainLoop {
   public Result run(
       TrainContext ctx, ModelSetup model, TrainData data, Objective objective, String finalName)
       throws IOException {
+    return run(ctx, model, data, objective, finalName, null);
+  }
+
+  /** As above, the steps organised by {@code iter} (null: one plan step per loop step). */
+  public Result run(
+      TrainContext ctx,
+      ModelSetup model,
+      TrainData data,
+      Objective objective,
+      String finalName,
+      Iterations iter)
+      throws IOException {
     TrainConfig cfg = ctx.config();
     Communicator comm = ctx.comm();
     int rank = ctx.rank();
@@ -87,7 +126,10 @@ public final class TrainLoop {
     int accum = cfg.gradientAccumulationSteps();
     BatchPlan plan =
         new BatchPlan(cfg.seed(), data.trainRows(), cfg.perDeviceTrainBatchSize(), accum, world);
-    long total = plan.totalSteps(cfg.maxSteps(), cfg.numTrainEpochs());
+    long total =
+        iter != null
+            ? iter.totalSteps(plan)
+            : plan.totalSteps(cfg.maxSteps(), cfg.numTrainEpochs());
     long warmup = cfg.warmupStepsFor((int) total);
     DynamicLossScaler scaler =
         cfg.fp16()
@@ -121,7 +163,7 @@ public final class TrainLoop {
             cfg.gradientCheckpointing(),
             cfg.attention())) {
       Zero2Optimizer opt = runner.optimizer();
-      ResumeCheck check = ResumeCheck.of(cfg, model, data, plan, world);
+      ResumeCheck check = ResumeCheck.of(cfg, model, data, plan, world, total);
       info(
           rank,
           String.format(
@@ -174,6 +216,13 @@ public final class TrainLoop {
           ckpt.resume(
               runner,
               (dir, step) -> {
+                if (iter != null) {
+                  try {
+                    iter.restore(Path.of(dir));
+                  } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                  }
+                }
                 if (rank == 0) {
                   progress.onResume(step, dir);
                 }
@@ -212,10 +261,16 @@ public final class TrainLoop {
         // before any gradient reaches the flat buffer: with overlap_comm, regions are reduced
         // during backward, and what the hook adds must be in them (gradients are added, not copied)
         hook.beforeStep(rank, step, runner.flat());
+        if (iter != null) {
+          iter.beforeStep(step, plan);
+        }
+        long planStep = iter != null ? iter.planStep(step) : step;
         List<Batch> micro = new ArrayList<>(accum);
         for (int m = 0; m < accum; m++) {
           long[] rows =
-              grouping != null ? grouping.rowsFor(step, rank, m) : plan.rowsFor(step, rank, m);
+              grouping != null
+                  ? grouping.rowsFor(planStep, rank, m)
+                  : plan.rowsFor(planStep, rank, m);
           micro.add(data.trainBatch(rows, step));
         }
         StepRunner.Outcome o = runner.step(micro, (double) accum * world);
@@ -283,11 +338,18 @@ public final class TrainLoop {
           }
         }
         boolean stop = best != null && best.shouldStop();
-        // a new best is always written: the best model is a checkpoint, as in Hugging Face
-        if ((cfg.saveSteps() > 0 && done % cfg.saveSteps() == 0)
-            || done == total
+        // a new best is always written: the best model is a checkpoint, as in Hugging Face; PPO
+        // (iter) checkpoints only at iteration boundaries
+        if ((((cfg.saveSteps() > 0 && done % cfg.saveSteps() == 0) || done == total)
+                && (iter == null || iter.boundary(done)))
             || (newBest && cfg.loadBestModelAtEnd())) {
-          Path dir = ckpt.save(opt, done, lastLoss, best == null ? null : best.state());
+          Path dir =
+              ckpt.save(
+                  opt,
+                  done,
+                  lastLoss,
+                  best == null ? null : best.state(),
+                  iter == null ? null : iter::save);
           if (rank == 0) {
             progress.onCheckpoint(done, dir.toString());
           }

@@ -127,6 +127,26 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void bestModelIsRefusedWhereTheValueHeadIsNotCheckpointed() {
+    for (String stage : List.of("rm", "ppo")) {
+      ConfigException e =
+          assertThrows(
+              ConfigException.class,
+              () ->
+                  ConfigLoader.load(
+                      MINIMAL
+                          + "stage: "
+                          + stage
+                          + "\neval_steps: 5\nload_best_model_at_end: true\n",
+                      "t.yaml",
+                      List.of()));
+      assertTrue(
+          e.getMessage().contains("load_best_model_at_end is not supported for stage " + stage),
+          e.getMessage());
+    }
+  }
+
+  @Test
   void missingFileAndBadYamlAreClear(@TempDir Path dir) throws Exception {
     ConfigException e =
         assertThrows(
@@ -156,6 +176,9 @@ class ConfigLoaderTest {
             "tiny-pretrain.yaml",
             "llama2-7b-pretrain.yaml",
             "tiny-sft.yaml",
+            "tiny-rm.yaml",
+            "tiny-dpo.yaml",
+            "tiny-ppo.yaml",
             "llama2-7b-pt-16k.yaml")) {
       Path file = repo().resolve("conf").resolve(name);
       ConfigLoader.Loaded loaded = ConfigLoader.load(file, List.of());
@@ -173,6 +196,10 @@ class ConfigLoaderTest {
     assertEquals("linear", longCtx.ropeScaling());
     assertEquals(dev.danlu.train.model.AttentionImpl.TILED, longCtx.attention());
     assertTrue(longCtx.ntk().isNone());
+    TrainConfig ppo = ConfigLoader.load(repo().resolve("conf/tiny-ppo.yaml"), List.of()).config();
+    assertEquals("ppo", ppo.stage());
+    assertEquals(4, ppo.ppoEpochs());
+    assertEquals(0, ppo.evalSteps(), "ppo has no validation split to evaluate");
   }
 
   @Test

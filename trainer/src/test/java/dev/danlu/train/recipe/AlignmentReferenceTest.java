@@ -152,6 +152,87 @@ class AlignmentReferenceTest {
     }
   }
 
+  /**
+   * One PPO iteration on fixed rollouts (rows 0-1 as query + response, fixed reward-model scores):
+   * what {@link PpoIterations} does between generation and training — rollout-time log-probs of
+   * policy and reference and values ({@link PpoRollouts#policyPass}), rewards, GAE, whitening
+   * ({@link PpoMath}) — then the first update's loss and every gradient ({@link PpoObjective}).
+   */
+  @Test
+  void ppoIterationOnFixedRolloutsMatchesPyTorch() throws IOException {
+    Setup u = setup();
+    int seq = 8;
+    int[] ids = java.util.Arrays.copyOf(u.b().inputIds(), 2 * seq);
+    int[] mask = java.util.Arrays.copyOf(u.b().attentionMask(), 2 * seq);
+    int[] labels = java.util.Arrays.copyOf(u.b().labels(), 2 * seq);
+    Batch rollout = new Batch(2, seq, ids, mask, labels, null, 0, false);
+    LlamaState s = new LlamaState(u.w().config(), 2, seq, u.ad().config, false, DataType.FLOAT);
+    ValueHead head = ValueHead.load(DIR, 32);
+    INDArray[] headGrads = head.attachTo(u.ad());
+    try (SafeTensors io = SafeTensors.open(DIR.resolve("ppo-iteration.safetensors"));
+        SafeTensors grads = SafeTensors.open(DIR.resolve("ppo-iteration-grads.safetensors"))) {
+      PpoRollouts.Scored sc = PpoRollouts.policyPass(u.w(), u.ad(), head, s, rollout);
+      int[][] m = sc.mask();
+      assertMasked(
+          "old_logprobs", PpoMathReferenceTest.matrix(io, "old_logprobs"), sc.logprobs(), m);
+      assertMasked(
+          "ref_logprobs", PpoMathReferenceTest.matrix(io, "ref_logprobs"), sc.refLogprobs(), m);
+      assertMasked("old_values", PpoMathReferenceTest.matrix(io, "old_values"), sc.values(), m);
+      double[][] rewards =
+          PpoMath.rewards(io.readDoubles("scores"), sc.logprobs(), sc.refLogprobs(), m, 0.2);
+      assertMasked("rewards", PpoMathReferenceTest.matrix(io, "rewards"), rewards, m);
+      PpoMath.Gae gae = PpoMath.gae(sc.values(), rewards, m, 1.0, 0.95);
+      assertMasked(
+          "advantages", PpoMathReferenceTest.matrix(io, "advantages"), gae.advantages(), m);
+      assertMasked("returns", PpoMathReferenceTest.matrix(io, "returns"), gae.returns(), m);
+      PpoObjective ppo =
+          new PpoObjective(
+              head,
+              headGrads,
+              id ->
+                  new PpoObjective.Rollout(
+                      sc.logprobs()[(int) id],
+                      sc.values()[(int) id],
+                      gae.advantages()[(int) id],
+                      gae.returns()[(int) id]),
+              0.2,
+              0.2,
+              0.1);
+      Batch train = new Batch(2, seq, ids, mask, labels, null, 0, true);
+      double loss = ppo.forward(u.w(), u.ad(), s, train);
+      double ref = io.readDoubles("loss")[0];
+      assertEquals(ref, loss, TOL * Math.abs(ref), "ppo iteration loss");
+      assertEquals(io.readDoubles("pg_loss")[0], ppo.lastLoss().policyLoss(), TOL, "pg loss");
+      assertEquals(io.readDoubles("vf_loss")[0], ppo.lastLoss().valueLoss(), TOL, "vf loss");
+      assertEquals(0.0, ppo.lastLoss().clipFraction(), 0.0, "new = old: nothing clipped");
+      ppo.backward(u.w(), u.ad(), s, 1.0, null);
+      int n = 0;
+      for (LoraAdapter.NamedParam p : u.ad().trainable()) {
+        assertClose("ppo iteration " + p.name(), grads.readFloats(p.name()), p.grad());
+        n++;
+      }
+      assertEquals(grads.names().size(), n, "every reference gradient checked");
+    }
+  }
+
+  /** Relative error (max |java − torch| / max |torch|) over the masked positions ≤ TOL. */
+  static void assertMasked(String what, double[][] expected, double[][] got, int[][] mask) {
+    double maxRef = 0;
+    double maxErr = 0;
+    int count = 0;
+    for (int i = 0; i < expected.length; i++) {
+      for (int t = 0; t < expected[i].length; t++) {
+        if (mask[i][t] != 0) {
+          maxRef = Math.max(maxRef, Math.abs(expected[i][t]));
+          maxErr = Math.max(maxErr, Math.abs(expected[i][t] - got[i][t]));
+          count++;
+        }
+      }
+    }
+    assertTrue(count > 0, what + ": no masked position");
+    assertTrue(maxErr <= TOL * maxRef, what + ": relative error " + maxErr / maxRef);
+  }
+
   @Test
   void freshAdapterIsTheReferenceSoTheLossIsLog2() throws IOException {
     Setup u = setup();

@@ -46,7 +46,7 @@ class RecipeSeamTest {
             ConfigException.class,
             () -> Recipes.forConfig(TinyRun.config(model, tmp, tmp, "stage=dpo-nope")));
     assertTrue(e.getMessage().startsWith("stage: 'dpo-nope' is not a recipe"), e.getMessage());
-    assertTrue(e.getMessage().contains("[dpo, pt, rm, sft, sft-example]"), e.getMessage());
+    assertTrue(e.getMessage().contains("[dpo, ppo, pt, rm, sft, sft-example]"), e.getMessage());
   }
 
   @Test
