@@ -135,7 +135,12 @@ class TrainLocalKillTest {
             RecipeTestSupport.tensors(out3.resolve("pt_lora_model/adapter_model.safetensors")),
             reference);
     System.out.printf("train-local kill -9, resume on 3 processes: relative error %.3e%n", err3);
-    assertTrue(err3 <= 1e-6, "relative error " + err3 + "\n" + third);
+    // 3 ranks reduce the gradients in another order than 2 (ring chunks of a third, not a half):
+    // each step's float32 sums differ in the last bits, Adam's division by sqrt(v) carries that
+    // into the updates and AdaLoRA's masked E compounds it over the steps (measured 6e-7 to
+    // 2.7e-6 across runs and machines). A mask that flipped between the runs would differ by
+    // whole singular triplets (relative error ~1e-1), so 1e-5 still tells the two apart.
+    assertTrue(err3 <= 1e-5, "relative error " + err3 + "\n" + third);
 
     ByteArrayOutputStream log2 = new ByteArrayOutputStream();
     int rc2 =
