@@ -24,7 +24,8 @@ class AlignmentFixturesTest {
           "io.safetensors",
           "dpo-grads.safetensors",
           "rm-grads.safetensors",
-          "ppo-model-grads.safetensors");
+          "ppo-model-grads.safetensors",
+          "ppo-iteration-grads.safetensors");
 
   @Test
   void committedFixturesAreExactlyWhatTheScriptWrites(@TempDir Path out) throws Exception {
@@ -45,7 +46,9 @@ class AlignmentFixturesTest {
           "the script writes exactly the committed fixture files");
     }
     for (String f : made) {
-      if (f.equals("ppo.safetensors") || f.equals("ppo-model.safetensors")) {
+      if (f.equals("ppo.safetensors")
+          || f.equals("ppo-model.safetensors")
+          || f.equals("ppo-iteration.safetensors")) {
         // float64 results stored as F64: within 1e-12 relative (sums in another order move a
         // float64 result by ~1e-16 relative)
         try (SafeTensors a = SafeTensors.open(committedDir.resolve(f));

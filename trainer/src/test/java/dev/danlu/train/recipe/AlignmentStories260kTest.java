@@ -227,9 +227,12 @@ class AlignmentStories260kTest {
   static final int PPO_ITERATIONS = 12;
   static final int PPO_NEW_TOKENS = 4;
   // measured (load 7): mean reward 1.07 over the first 3 iterations, 4.19 over the last 3; KL at
-  // most 16.1 nats per 4-token continuation
+  // most 16.1 nats per 4-token continuation on Zen kernels, 32.6 (last iteration) under
+  // OPENBLAS_CORETYPE=SkylakeX: the rollouts are sampled, and a last-bit difference in the logits
+  // of another BLAS kernel draws another token where a keyed uniform falls near a CDF boundary,
+  // so each machine follows its own trajectory. The bound is about twice the worst seen.
   static final double PPO_MIN_GAIN = 1.5;
-  static final double PPO_MAX_KL = 30;
+  static final double PPO_MAX_KL = 60;
 
   static SftExamples.Example queryUpTo(SftExamples.Example e, int n) {
     int[] labels = e.labels().clone();
